@@ -1,0 +1,56 @@
+"""Periodic, atomic, resumable checkpoints with orbax ``CheckpointManager``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Saves ``{name: pytree}`` items, keeping the last ``keep`` checkpoints.
+
+  Orbax writes each step to a temporary directory and renames it when complete, so a
+  killed run never leaves a partial checkpoint that ``restore_latest`` would pick up, and
+  an older checkpoint is only deleted once a newer one is complete.
+
+  Args:
+    directory: the checkpoint directory (``WORKDIR/checkpoints``), created on first save.
+    keep: number of most recent checkpoints kept.
+  """
+
+  def __init__(self, directory: str, keep: int):
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=True)
+    self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+  def latest_step(self) -> int | None:
+    """The step of the newest complete checkpoint, or None."""
+    return self._manager.latest_step()
+
+  def restore_latest(self, templates: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """Restores the newest checkpoint into the structure (and shardings) of ``templates``.
+
+    Returns:
+      ``(step, items)`` or None when there is no checkpoint.
+    """
+    step = self._manager.latest_step()
+    if step is None:
+      return None
+    abstract = {k: jax.tree.map(ocp.utils.to_shape_dtype_struct, v) for k, v in templates.items()}
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        **{k: ocp.args.StandardRestore(v) for k, v in abstract.items()}))
+    return step, {k: restored[k] for k in templates}
+
+  def save(self, step: int, items: dict[str, Any]) -> None:
+    """Starts an asynchronous save of ``items`` as ``step`` (a no-op if ``step`` exists)."""
+    if self._manager.latest_step() != step:
+      self._manager.save(step, args=ocp.args.Composite(
+          **{k: ocp.args.StandardSave(v) for k, v in items.items()}), force=True)
+
+  def close(self) -> None:
+    """Waits for pending saves to finish, then releases the manager."""
+    self._manager.wait_until_finished()
+    self._manager.close()

@@ -1,0 +1,148 @@
+"""The data sets kjax knows: their official files, checksums, sizes and class names.
+
+Checksums are the official release's: the SHA-256 that TensorFlow Datasets registers for
+each URL (``tensorflow_datasets/url_checksums/{kmnist,mnist}.txt``). The KMNIST ``.npz``
+variants have no published checksum; for them kjax checks a SHA-256 of the decoded array
+(``content_sha256``), known for the splits whose official idx files could be decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+_KMNIST_URL = "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"
+_MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSpec:
+  """One official file.
+
+  Attributes:
+    filename: the file's official name, e.g. ``t10k-images-idx3-ubyte.gz``.
+    url: where the official release serves it.
+    sha256: hex SHA-256 of the file's bytes, or None where none is published.
+    content_sha256: hex SHA-256 of the decoded uint8 array's bytes (C order), used for
+      formats without a published file checksum; None where unknown.
+  """
+
+  filename: str
+  url: str
+  sha256: str | None = None
+  content_sha256: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitFiles:
+  """The image and label files of one split in one on-disk format."""
+
+  images: FileSpec
+  labels: FileSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What kjax knows of a data set.
+
+  Attributes:
+    name: the ``config.data.name`` value (``kmnist`` | ``mnist``).
+    num_classes: number of classes.
+    class_names: the character (or digit) of each class, index = label.
+    class_romaji: a Latin transliteration of each class name (for fonts without kana).
+    split_sizes: number of examples of each official split.
+    files: for each split, the accepted formats in order of preference.
+    homepage: where to get the files.
+  """
+
+  name: str
+  num_classes: int
+  class_names: tuple[str, ...]
+  class_romaji: tuple[str, ...]
+  split_sizes: dict[str, int]
+  files: dict[str, tuple[SplitFiles, ...]]
+  homepage: str
+
+  def label(self, k: int) -> str:
+    """Human-readable label of class ``k``, e.g. ``'1 き (ki)'`` or ``'7'``."""
+    name, romaji = self.class_names[k], self.class_romaji[k]
+    return f"{k} {name}" if name == romaji else f"{k} {name} ({romaji})"
+
+
+def _idx(base, split, sha_img, sha_lbl, content_img=None, content_lbl=None):
+  prefix = "t10k" if split == "test" else "train"
+  return SplitFiles(
+      images=FileSpec(f"{prefix}-images-idx3-ubyte.gz", base + f"{prefix}-images-idx3-ubyte.gz",
+                      sha_img, content_img),
+      labels=FileSpec(f"{prefix}-labels-idx1-ubyte.gz", base + f"{prefix}-labels-idx1-ubyte.gz",
+                      sha_lbl, content_lbl))
+
+
+def _npz(base, stem, split, content_img=None, content_lbl=None):
+  return SplitFiles(
+      images=FileSpec(f"{stem}-{split}-imgs.npz", base + f"{stem}-{split}-imgs.npz",
+                      content_sha256=content_img),
+      labels=FileSpec(f"{stem}-{split}-labels.npz", base + f"{stem}-{split}-labels.npz",
+                      content_sha256=content_lbl))
+
+
+# SHA-256 of the decoded KMNIST test arrays (uint8 [10000, 28, 28] and uint8 [10000]),
+# computed from the checksum-verified official idx files.
+_KMNIST_TEST_IMAGES_CONTENT = "dc10e73c6e83fb3fb3586eafece217ab6602e7825fa7d49399359bde3fc66f07"
+_KMNIST_TEST_LABELS_CONTENT = "77d83a49ca5434c5da77399edc7143065cb3a7b0834e2898ea3094e8c2b21a3c"
+
+KMNIST = DatasetInfo(
+    name="kmnist",
+    num_classes=10,
+    class_names=("お", "き", "す", "つ", "な", "は", "ま", "や", "れ", "を"),
+    class_romaji=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    split_sizes={"train": 60_000, "test": 10_000},
+    files={
+        "train": (
+            _idx(_KMNIST_URL, "train",
+                 "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+                 "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
+            _npz(_KMNIST_URL, "kmnist", "train"),
+        ),
+        "test": (
+            _idx(_KMNIST_URL, "test",
+                 "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+                 "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+                 _KMNIST_TEST_IMAGES_CONTENT, _KMNIST_TEST_LABELS_CONTENT),
+            _npz(_KMNIST_URL, "kmnist", "test",
+                 _KMNIST_TEST_IMAGES_CONTENT, _KMNIST_TEST_LABELS_CONTENT),
+        ),
+    },
+    homepage="http://codh.rois.ac.jp/kmnist/",
+)
+
+MNIST = DatasetInfo(
+    name="mnist",
+    num_classes=10,
+    class_names=tuple(str(k) for k in range(10)),
+    class_romaji=tuple(str(k) for k in range(10)),
+    split_sizes={"train": 60_000, "test": 10_000},
+    files={
+        "train": (_idx(_MNIST_URL, "train",
+                       "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                       "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),),
+        "test": (_idx(_MNIST_URL, "test",
+                      "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                      "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),),
+    },
+    homepage="http://yann.lecun.com/exdb/mnist/",
+)
+
+DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (KMNIST, MNIST)}
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+  """Returns the catalogue entry of data set ``name``.
+
+  Raises:
+    ValueError: ``name`` is not a data set kjax knows.
+  """
+  try:
+    return DATASETS[name]
+  except KeyError:
+    raise ValueError(f"config.data.name={name!r} is not a known data set; "
+                     f"expected one of: {', '.join(sorted(DATASETS))}") from None

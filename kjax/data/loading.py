@@ -1,0 +1,109 @@
+"""Loads train and eval splits as uint8 arrays with class and style labels."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import ml_collections
+import numpy as np
+
+from kjax.data import catalog
+from kjax.data import local
+from kjax.data import splits
+from kjax.data import style
+from kjax.data import tfds_builders
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """One split held in host memory, ready to be put on the device once.
+
+  Attributes:
+    images: uint8 ``[N, 28, 28, 1]``, pixel values 0..255.
+    labels: int32 ``[N]``, class index.
+    styles: int32 ``[N]``, 0 thin / 1 thick (``kjax.data.style``).
+    info: the data set's catalogue entry (class names, sizes).
+    split: the TFDS split spec it was loaded with, e.g. ``'test[:8000]'``.
+  """
+
+  images: np.ndarray
+  labels: np.ndarray
+  styles: np.ndarray
+  info: catalog.DatasetInfo
+  split: str
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+
+def default_cache_dir() -> str:
+  """``$KJAX_CACHE_DIR``, else ``~/.cache/kjax``."""
+  return os.environ.get("KJAX_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "kjax"))
+
+
+def load_split_arrays(data_config: ml_collections.ConfigDict,
+                      split: str) -> tuple[np.ndarray, np.ndarray]:
+  """Reads a split, in TFDS slicing syntax, from the configured source.
+
+  The source is the folder ``data_config.data_dir`` of official files when set, else TFDS.
+
+  Returns:
+    ``(images, labels)``: uint8 ``[N, 28, 28]`` and int32 ``[N]``.
+
+  Raises:
+    ValueError: unknown data set or bad split (before any file is read).
+    DataFileNotFoundError, ChecksumError: see ``kjax.data.local``.
+  """
+  info = catalog.get_dataset_info(data_config.name)
+  ranges = splits.resolve_split(split, info.split_sizes)
+  if not data_config.get("data_dir"):
+    return tfds_builders.load_split_arrays(info, split, data_config.get("tfds_data_dir"))
+  whole = {}
+  images, labels = [], []
+  for name, start, stop in ranges:
+    if name not in whole:
+      whole[name] = local.load_split_arrays(info, data_config.data_dir, name,
+                                            data_config.verify_checksums)
+      if len(whole[name][0]) != info.split_sizes[name] and data_config.verify_checksums:
+        raise ValueError(f"{info.name} {name!r}: {len(whole[name][0])} examples, "
+                         f"expected {info.split_sizes[name]}")
+    if stop > len(whole[name][0]):
+      raise ValueError(f"split {split!r} is out of range: {name!r} has "
+                       f"{len(whole[name][0])} examples in {data_config.data_dir}")
+    images.append(whole[name][0][start:stop])
+    labels.append(whole[name][1][start:stop])
+  return np.concatenate(images), np.concatenate(labels)
+
+
+def load_datasets(data_config: ml_collections.ConfigDict) -> tuple[Dataset, Dataset]:
+  """Loads the train and eval splits with style labels.
+
+  Style thresholds are computed on the train split (cached, see
+  ``kjax.data.style.cached_class_thresholds``) and applied to both splits.
+
+  Args:
+    data_config: ``config.data`` (``name``, ``data_dir``, ``train_split``, ``eval_split``,
+      ``verify_checksums``, ``style_pixel_threshold``, ``style_reduction``, ``cache_dir``).
+
+  Returns:
+    ``(train, eval)`` datasets.
+  """
+  info = catalog.get_dataset_info(data_config.name)
+  # Validate both specs before reading any file.
+  for spec in (data_config.train_split, data_config.eval_split):
+    splits.resolve_split(spec, info.split_sizes)
+  train_images, train_labels = load_split_arrays(data_config, data_config.train_split)
+  eval_images, eval_labels = load_split_arrays(data_config, data_config.eval_split)
+  cache_dir = data_config.get("cache_dir") or default_cache_dir()
+  thresholds = style.cached_class_thresholds(
+      train_images, train_labels, info.num_classes, data_config.style_pixel_threshold,
+      data_config.style_reduction, cache_dir)
+
+  def make(images, labels, spec):
+    counts = style.foreground_pixel_count(images, data_config.style_pixel_threshold)
+    return Dataset(images=images.reshape(-1, 28, 28, 1), labels=labels,
+                   styles=style.style_labels(counts, labels, thresholds), info=info, split=spec)
+
+  return (make(train_images, train_labels, data_config.train_split),
+          make(eval_images, eval_labels, data_config.eval_split))

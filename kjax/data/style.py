@@ -1,0 +1,88 @@
+"""Thick/thin stroke-style labels (seed 003, section 3.0.1).
+
+An image's style statistic is its number of foreground pixels (pixels brighter than
+``pixel_threshold``). Style is 1 ("thick") where the statistic exceeds the threshold of
+the image's class, 0 ("thin") otherwise. Class thresholds are the per-class median of the
+statistic on the training split (seed 003's default) or its mean (the seed's
+"Architecture 1" variant), and are applied unchanged to every other split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+STYLE_NAMES = ("thin", "thick")
+REDUCTIONS = ("median", "mean")
+
+
+def foreground_pixel_count(images: np.ndarray, pixel_threshold: int = 0) -> np.ndarray:
+  """Counts foreground pixels per image.
+
+  Args:
+    images: uint8 ``[N, 28, 28]`` or ``[N, 28, 28, 1]``, values 0..255.
+    pixel_threshold: a pixel is foreground where its value is strictly greater (0..254).
+
+  Returns:
+    int32 ``[N]``, pixels per image.
+  """
+  return (images.reshape(len(images), -1) > pixel_threshold).sum(axis=1).astype(np.int32)
+
+
+def class_thresholds(counts: np.ndarray, labels: np.ndarray, num_classes: int,
+                     reduction: str = "median") -> np.ndarray:
+  """Per-class threshold of the style statistic.
+
+  Args:
+    counts: int ``[N]`` style statistic (``foreground_pixel_count``).
+    labels: int ``[N]`` class labels in ``[0, num_classes)``.
+    num_classes: number of classes.
+    reduction: ``'median'`` (seed 003) or ``'mean'`` (its Architecture 1).
+
+  Returns:
+    float64 ``[num_classes]``; a class absent from ``labels`` gets the statistic's
+    reduction over all examples.
+
+  Raises:
+    ValueError: unknown ``reduction``.
+  """
+  if reduction not in REDUCTIONS:
+    raise ValueError(f"config.data.style_reduction={reduction!r} is not allowed; "
+                     f"expected one of {REDUCTIONS}")
+  reduce = np.median if reduction == "median" else np.mean
+  overall = float(reduce(counts)) if len(counts) else 0.0
+  return np.array([float(reduce(counts[labels == k])) if np.any(labels == k) else overall
+                   for k in range(num_classes)])
+
+
+def style_labels(counts: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+  """Style of each image: int32 ``[N]``, 1 (thick) where ``counts > thresholds[labels]``."""
+  return (counts > thresholds[labels]).astype(np.int32)
+
+
+def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes: int,
+                            pixel_threshold: int, reduction: str,
+                            cache_dir: str | None) -> np.ndarray:
+  """``class_thresholds`` of a training split, cached on disk by content.
+
+  The cache key is a SHA-256 of the images, labels and parameters, so a changed split or
+  setting never reuses a stale entry. ``cache_dir=None`` disables the cache.
+  """
+  counts = foreground_pixel_count(images, pixel_threshold)
+  if cache_dir is None:
+    return class_thresholds(counts, labels, num_classes, reduction)
+  key = hashlib.sha256()
+  for part in (images, labels):
+    key.update(np.ascontiguousarray(part).tobytes())
+  key.update(f"{num_classes}/{pixel_threshold}/{reduction}".encode())
+  path = os.path.join(cache_dir, "style", key.hexdigest()[:32] + ".npy")
+  if os.path.isfile(path):
+    return np.load(path)
+  thresholds = class_thresholds(counts, labels, num_classes, reduction)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path}.{os.getpid()}.tmp.npy"
+  np.save(tmp, thresholds)
+  os.replace(tmp, path)  # atomic: concurrent runs never read a partial file
+  return thresholds

@@ -1,0 +1,210 @@
+"""The figures of a β-VAE run (seeds 000, 002, 004), written as PNG and GIF files.
+
+Every function takes plain numpy arrays (images as float in [0, 1]), so it can be tested
+without a model; ``make_vae_figures`` wires them to a trained model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib_fontja  # noqa: E402,F401  (IPAexGothic: class labels in kana)
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from kjax.data import catalog  # noqa: E402
+
+_CMAP = "tab10"
+
+
+def tile(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
+  """Tiles float ``[N, 28, 28(, 1)]`` images in [0, 1] into one uint8 ``[H, W]`` image.
+
+  Rows are filled left to right; ``pad`` white pixels separate the tiles.
+  """
+  images = np.asarray(images).reshape(len(images), 28, 28)
+  nrows = -(-len(images) // ncols)
+  h, w = 28 + pad, 28 + pad
+  canvas = np.ones((nrows * h + pad, ncols * w + pad), np.float32)
+  for i, image in enumerate(images):
+    r, c = divmod(i, ncols)
+    canvas[pad + r * h: pad + r * h + 28, pad + c * w: pad + c * w + 28] = image
+  return (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _save(fig, path: str) -> str:
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+def project_2d(z: np.ndarray) -> tuple[np.ndarray, str]:
+  """``[N, D]`` latents → ``([N, 2], axis-label prefix)``: as is for D = 2, PCA for D > 2.
+
+  For D = 1 the second coordinate is zero (the caller spreads points by class).
+  """
+  if z.shape[1] == 2:
+    return z, "z"
+  if z.shape[1] == 1:
+    return np.concatenate([z, np.zeros_like(z)], 1), "z"
+  centred = z - z.mean(0)
+  _, _, vt = np.linalg.svd(centred, full_matrices=False)
+  return centred @ vt[:2].T, "PCA component"
+
+
+def plot_latent_manifold(path: str, z_mean: np.ndarray, labels: np.ndarray,
+                         info: catalog.DatasetInfo, title: str) -> str:
+  """Eval-set ``z_mean`` (float ``[N, D]``) scattered and coloured by class (seed 000 Fig. 1).
+
+  The legend gives each class's character. D > 2 is shown as its first two principal
+  components; D = 1 as z against the class.
+  """
+  xy, axis = project_2d(z_mean)
+  if z_mean.shape[1] == 1:
+    xy = np.stack([z_mean[:, 0], labels + np.random.default_rng(0).uniform(-0.3, 0.3, len(labels))], 1)
+  fig, ax = plt.subplots(figsize=(8, 7))
+  cmap = plt.get_cmap(_CMAP if info.num_classes <= 10 else "gist_ncar")
+  for k in range(info.num_classes):
+    sel = labels == k
+    ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=cmap(k % cmap.N / max(cmap.N - 1, 1)
+                                                                   if info.num_classes > 10 else k),
+               label=info.label(k))
+  ax.set_xlabel(f"{axis} 1" if z_mean.shape[1] != 1 else "z")
+  ax.set_ylabel(f"{axis} 2" if z_mean.shape[1] != 1 else "class (jittered)")
+  ax.set_title(title)
+  ax.legend(markerscale=4, fontsize=10, loc="center left", bbox_to_anchor=(1.01, 0.5),
+            title="class")
+  return _save(fig, path)
+
+
+def plot_image_grid(path: str, images: np.ndarray, ncols: int, title: str,
+                    row_labels: Sequence[str] | None = None) -> str:
+  """A titled grid of float ``[N, 28, 28(, 1)]`` images; optional labels per row."""
+  grid = tile(images, ncols)
+  nrows = -(-len(images) // ncols)
+  fig, ax = plt.subplots(figsize=(max(4, ncols * 0.55), max(2, nrows * 0.55 + 0.6)))
+  ax.imshow(grid, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+  ax.set_title(title)
+  ax.set_xticks([])
+  if row_labels:
+    ax.set_yticks([14.5 + 29 * r for r in range(len(row_labels))])
+    ax.set_yticklabels(row_labels)
+  else:
+    ax.set_yticks([])
+  return _save(fig, path)
+
+
+def plot_latent_grid(path: str, images: np.ndarray, coords: np.ndarray, title: str) -> str:
+  """Decoded 2-D latent grid (the Keras example's latent-space plot).
+
+  Args:
+    images: float ``[G * G, 28, 28]``, row-major from the top-left (high z2, low z1).
+    coords: float ``[G]``, the grid's values along each axis (ascending).
+  """
+  g = len(coords)
+  grid = tile(images, g, pad=0)
+  fig, ax = plt.subplots(figsize=(9, 9))
+  ax.imshow(grid, cmap="gray_r", extent=(0, g * 28, 0, g * 28), interpolation="nearest")
+  ticks = 14 + 28 * np.arange(g)
+  step = max(1, g // 7)
+  ax.set_xticks(ticks[::step])
+  ax.set_xticklabels([f"{c:.2f}" for c in coords[::step]])
+  ax.set_yticks(ticks[::step])
+  ax.set_yticklabels([f"{c:.2f}" for c in coords[::step]])
+  ax.set_xlabel("z1")
+  ax.set_ylabel("z2")
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def save_gif(path: str, frames: np.ndarray, scale: int = 4, duration_ms: int = 120,
+             bounce: bool = True) -> str:
+  """Writes float ``[T, H, W]`` frames in [0, 1] as a looping GIF, each pixel ``scale``² wide.
+
+  ``bounce`` plays the frames forward then backward.
+  """
+  frames = np.asarray(frames)
+  if bounce:
+    frames = np.concatenate([frames, frames[-2:0:-1]])
+  images = [Image.fromarray((255 - np.clip(f, 0, 1) * 255).round().astype(np.uint8))
+            .resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
+  images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+  return path
+
+
+def plot_loss_curves(path: str, history: Sequence[dict], title: str) -> str:
+  """Train and eval ``loss``, ``nelbo``, ``rec`` and ``kl`` (nats per image) against epoch."""
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  epochs = [r["epoch"] for r in history]
+  panels = (("loss", "nelbo"), ("rec",), ("kl",))
+  for ax, names in zip(axes, panels):
+    for name in names:
+      for split, style in (("train", "-"), ("eval", "--")):
+        key = f"{split}/{name}"
+        if all(key in r for r in history):
+          ax.plot(epochs, [r[key] for r in history], style, marker="o", ms=3, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("nats per image")
+    ax.set_title(" and ".join(names))
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.suptitle(title)
+  return _save(fig, path)
+
+
+def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray],
+                     decode: Callable[[np.ndarray], np.ndarray], eval_images: np.ndarray,
+                     eval_labels: np.ndarray, info: catalog.DatasetInfo, latent_dim: int,
+                     history: Sequence[dict], prior_z: np.ndarray, config,
+                     caption: str) -> list[str]:
+  """Writes every β-VAE figure to ``fig_dir`` and returns the paths.
+
+  Args:
+    encode: float ``[B, 28, 28, 1]`` in [0, 1] → ``z_mean`` float ``[B, D]``.
+    decode: float ``[B, D]`` → decoder mean float ``[B, 28, 28, 1]`` in [0, 1].
+    eval_images: uint8 ``[N, 28, 28, 1]``; eval_labels: int ``[N]``.
+    prior_z: float ``[64, D]`` fixed draws from N(0, I) for the samples figure.
+    history: ``metrics.jsonl`` rows; config: the run's config (``figures`` section);
+    caption: the run's description, appended to titles.
+  """
+  os.makedirs(fig_dir, exist_ok=True)
+  x = eval_images.astype(np.float32) / 255.0
+  z_mean = np.concatenate([encode(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+  paths = [plot_latent_manifold(os.path.join(fig_dir, "latent_manifold.png"), z_mean,
+                                eval_labels, info,
+                                f"Eval-set z_mean by class ({len(x)} images)\n{caption}")]
+  if latent_dim == 2:
+    from jax.scipy.stats import norm  # the grid lies on N(0, 1) quantiles, as in Kingma & Welling
+    g = config.figures.grid_size
+    coords = np.asarray(norm.ppf(np.linspace(0.05, 0.95, g)))
+    zz = np.stack(np.meshgrid(coords, coords[::-1]), -1).reshape(-1, 2)
+    paths.append(plot_latent_grid(os.path.join(fig_dir, "latent_grid.png"),
+                                  decode(zz.astype(np.float32)), coords,
+                                  f"Decoded latent grid (N(0,1) quantiles 5%-95%)\n{caption}"))
+  a, b = config.figures.interpolate_classes
+  steps = config.figures.interpolation_steps
+  if np.any(eval_labels == a) and np.any(eval_labels == b):
+    za, zb = z_mean[eval_labels == a].mean(0), z_mean[eval_labels == b].mean(0)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    frames = decode(((1 - t) * za + t * zb).astype(np.float32))[..., 0]
+    paths.append(plot_image_grid(
+        os.path.join(fig_dir, "interpolation.png"), frames, steps,
+        f"Latent arithmetic: mean z of class {info.label(a)} → class {info.label(b)}\n{caption}"))
+    paths.append(save_gif(os.path.join(fig_dir, "interpolation.gif"), frames))
+  n = 16
+  recon = decode(encode(x[:n]))
+  paths.append(plot_image_grid(
+      os.path.join(fig_dir, "reconstructions.png"), np.concatenate([x[:n], recon]), n,
+      f"Eval images (top) and reconstructions from z_mean (bottom)\n{caption}",
+      row_labels=["original", "reconstruction"]))
+  paths.append(plot_image_grid(os.path.join(fig_dir, "prior_samples.png"), decode(prior_z), 8,
+                               f"Decoder means of 64 draws z ~ N(0, I)\n{caption}"))
+  if history:
+    paths.append(plot_loss_curves(os.path.join(fig_dir, "loss_curves.png"), history,
+                                  f"Loss curves\n{caption}"))
+  return paths

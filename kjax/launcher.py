@@ -1,0 +1,40 @@
+"""What ``launch.py`` runs: platform set-up, then the experiment, with one-line errors."""
+
+from __future__ import annotations
+
+import logging as py_logging
+
+from absl import logging
+import ml_collections
+
+from kjax import data
+from kjax import train
+from kjax import validation
+
+# Errors a user can fix from the command line: reported as one line, no traceback.
+_USER_ERRORS = (validation.ConfigError, data.DataFileNotFoundError, data.ChecksumError,
+                train.NonFiniteLossError, ValueError)
+
+
+def _quiet_libraries() -> None:
+  """Keeps orbax's per-save INFO lines out of the run's log (warnings still show)."""
+  def keep(record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+  logging.get_absl_handler().addFilter(keep)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> int:
+  """Trains and evaluates ``config`` in ``workdir``; returns a process exit status.
+
+  Returns:
+    0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
+    split or data file (nothing is written) or a non-finite loss.
+  """
+  _quiet_libraries()
+  try:
+    train.train_and_evaluate(config, workdir)
+  except _USER_ERRORS as e:
+    logging.error("kjax: error: %s", e)
+    print(f"kjax: error: {e}", flush=True)
+    return 1
+  return 0

@@ -1,0 +1,180 @@
+"""The convolutional β-VAE of the Keras VAE example (Chollet), as used by seeds 000 and 004.
+
+Encoder: conv 32 and 64 (3×3, stride 2, ReLU) → dense 16 (ReLU) → ``z_mean``, ``z_logvar``.
+Decoder: dense 7·7·64 (ReLU) → two ×2 upsampling stages of 64 and 32 channels (3×3,
+ReLU) → a 3×3 convolution to one channel of Bernoulli logits. ``channels=(32, 64, 128)``
+gives seed 004 §1.1's extra stage (encoder to 4×4, decoder from 4×4 through a 7×7 crop).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+UPSAMPLE_METHODS = ("subpixel", "conv_transpose")
+
+# For a 3-tap, stride-2, 'SAME' transposed convolution (lax.conv_transpose), output row
+# 2m + a reads input rows m - 1 + u (u = 0, 1) through kernel tap _TAP[a][u]; tap 3 is a
+# zero pad. Derivation: the transposed conv dilates the input by 2 and pads it by 2 on each
+# side, so y[o] = sum_t K[t] x[(o + t - 2) / 2] over the t that make the index integral.
+_TAP = np.array([[0, 2], [3, 1]])
+
+
+def subpixel_kernel(kernel: jax.Array) -> jax.Array:
+  """Rewrites a stride-2 transposed-conv kernel as a stride-1 "sub-pixel" kernel.
+
+  ``conv(x, subpixel_kernel(k), padding ((1, 0), (1, 0)))`` followed by depth-to-space
+  equals ``lax.conv_transpose(x, k, (2, 2), 'SAME')`` exactly (Shi et al. 2016, "Real-Time
+  Single Image and Video Super-Resolution Using an Efficient Sub-Pixel CNN", §2.2).
+
+  Args:
+    kernel: float ``[3, 3, C_in, C_out]`` (HWIO).
+
+  Returns:
+    float ``[2, 2, C_in, 4 * C_out]``; output channel ``(a * 2 + b) * C_out + c`` is
+    output phase ``(a, b)`` of channel ``c``.
+  """
+  c_in, c_out = kernel.shape[2], kernel.shape[3]
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # tap 3 = zeros
+  # [a, u, b, v, C_in, C_out] -> [u, v, C_in, a, b, C_out]
+  taps = padded[_TAP[:, :, None, None], _TAP[None, None, :, :]]
+  return taps.transpose(1, 3, 4, 0, 2, 5).reshape(2, 2, c_in, 4 * c_out)
+
+
+class Upsample2x(nn.Module):
+  """×2 spatial upsampling: a 3×3, stride-2 transposed convolution with bias.
+
+  Both methods compute the same function of the same parameters (``kernel`` HWIO
+  ``[3, 3, C_in, features]``, ``bias`` ``[features]``):
+  ``'conv_transpose'`` calls ``lax.conv_transpose`` (as ``flax.linen.ConvTranspose``);
+  ``'subpixel'`` runs a stride-1 2×2 convolution with ``subpixel_kernel`` (as an im2col
+  matmul) and a depth-to-space shuffle, whose gradient avoids XLA:CPU's slow
+  transposed-convolution backward pass (see DESIGN.md and ``benchmarks/``).
+
+  Attributes:
+    features: output channels.
+    method: ``'subpixel'`` or ``'conv_transpose'``.
+  """
+
+  features: int
+  method: str = "subpixel"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """float ``[B, H, W, C_in]`` → float ``[B, 2H, 2W, features]``."""
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (3, 3, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    if self.method == "conv_transpose":
+      y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    elif self.method == "subpixel":
+      # The stride-1 2×2 convolution as one matmul over 4 shifted copies (im2col): its
+      # gradient is two matmuls, ~2× faster on XLA:CPU than a convolution's.
+      b, h, w, c_in = x.shape
+      xp = jnp.pad(x, ((0, 0), (1, 0), (1, 0), (0, 0)))
+      patches = jnp.concatenate([xp[:, u:u + h, v:v + w] for u in (0, 1) for v in (0, 1)], -1)
+      y = patches @ subpixel_kernel(kernel).reshape(4 * c_in, 4 * self.features)
+      y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
+      y = y.reshape(b, 2 * h, 2 * w, self.features)
+    else:
+      raise ValueError(f"upsample method {self.method!r} is not one of {UPSAMPLE_METHODS}")
+    return y + bias
+
+
+def _stage_sizes(size: int, stages: int) -> list[int]:
+  """Spatial sizes through ``stages`` stride-2 'SAME' convolutions: 28 → [28, 14, 7, 4]."""
+  sizes = [size]
+  for _ in range(stages):
+    sizes.append(-(-sizes[-1] // 2))
+  return sizes
+
+
+class ConvEncoder(nn.Module):
+  """q(z | x): a diagonal Gaussian over ``latent_dim`` dimensions.
+
+  Attributes:
+    latent_dim: dimension of z.
+    channels: conv channels, one stride-2 stage each (Keras example: ``(32, 64)``).
+    hidden: width of the dense layer before the heads (Keras example: 16).
+  """
+
+  latent_dim: int
+  channels: Sequence[int] = (32, 64)
+  hidden: int = 16
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)``, each float ``[B, latent_dim]``."""
+    for c in self.channels:
+      x = nn.relu(nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME")(x))
+    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
+    return nn.Dense(self.latent_dim, name="z_mean")(x), nn.Dense(self.latent_dim, name="z_logvar")(x)
+
+
+class ConvDecoder(nn.Module):
+  """p(x | z): per-pixel Bernoulli logits (or Gaussian means through a sigmoid).
+
+  Attributes:
+    channels: the encoder's channels; the decoder upsamples through them in reverse.
+    upsample: ``Upsample2x`` method, ``'subpixel'`` or ``'conv_transpose'``.
+    image_size: output height and width (28).
+  """
+
+  channels: Sequence[int] = (32, 64)
+  upsample: str = "subpixel"
+  image_size: int = 28
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """float ``[B, latent_dim]`` → logits float ``[B, 28, 28, 1]``."""
+    sizes = _stage_sizes(self.image_size, len(self.channels))
+    s = sizes[-1]
+    x = nn.relu(nn.Dense(s * s * self.channels[-1])(z)).reshape(z.shape[0], s, s, -1)
+    for c, target in zip(reversed(self.channels), reversed(sizes[:-1])):
+      x = Upsample2x(c, self.upsample)(x)[:, :target, :target]  # 8 → 7 where sizes are odd
+      x = nn.relu(x)
+    return nn.Conv(1, (3, 3), padding="SAME", name="logits")(x)
+
+
+class BetaVAE(nn.Module):
+  """β-VAE (Higgins et al. 2017) with the Keras-example convolutional networks.
+
+  Call with ``rngs={'latent': key}``: the reparameterisation noise
+  ``z = z_mean + exp(z_logvar / 2) * eps`` (Kingma & Welling 2014, Eq. 10) is drawn from
+  that key and nowhere else.
+
+  Attributes:
+    latent_dim: dimension of z (seed 000: 2).
+    channels: encoder conv channels (``(32, 64)``; ``(32, 64, 128)`` for seed 004 §1.1).
+    hidden: encoder dense width (16).
+    upsample: decoder upsampling method (``'subpixel'`` | ``'conv_transpose'``).
+  """
+
+  latent_dim: int = 2
+  channels: Sequence[int] = (32, 64)
+  hidden: int = 16
+  upsample: str = "subpixel"
+
+  def setup(self):
+    self.encoder = ConvEncoder(self.latent_dim, tuple(self.channels), self.hidden)
+    self.decoder = ConvDecoder(tuple(self.channels), self.upsample)
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)`` float ``[B, latent_dim]``."""
+    return self.encoder(x)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """float ``[B, latent_dim]`` → logits float ``[B, 28, 28, 1]``."""
+    return self.decoder(z)
+
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(logits, z_mean, z_logvar)``."""
+    z_mean, z_logvar = self.encode(x)
+    eps = jax.random.normal(self.make_rng("latent"), z_mean.shape, z_mean.dtype)
+    z = z_mean + jnp.exp(0.5 * z_logvar) * eps
+    return self.decode(z), z_mean, z_logvar

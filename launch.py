@@ -1,0 +1,30 @@
+r"""Runs a kjax experiment: ``python launch.py --config=configs/beta_vae.py [--workdir=DIR]``.
+
+Config values are overridden on the command line, e.g. ``--config.objective.beta=1.0``;
+the workdir defaults to ``runs/<config file name>``. Re-running resumes from the newest
+checkpoint in the workdir.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from kjax import launcher  # after flag parsing: keeps --help fast
+  name = os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0]
+  sys.exit(launcher.run(_CONFIG.value, _WORKDIR.value or os.path.join("runs", name)))
+
+
+if __name__ == "__main__":
+  app.run(main)
