@@ -71,15 +71,23 @@ def create_model(model_config: ml_collections.ConfigDict) -> vae.BetaVAE:
                      hidden=model_config.hidden, upsample=model_config.upsample)
 
 
-def create_train_state(config: ml_collections.ConfigDict, model: vae.BetaVAE,
-                       key: jax.Array) -> TrainState:
-  """Initialises parameters (from ``key``) and Adam's state; step 0."""
+def create_train_state(config: ml_collections.ConfigDict, model: vae.BetaVAE, key: jax.Array,
+                       *, beta: float | jax.Array | None = None,
+                       learning_rate: float | jax.Array | None = None) -> TrainState:
+  """Initialises parameters (from ``key``) and Adam's state; step 0.
+
+  ``beta`` and ``learning_rate`` default to ``config.objective.beta`` and
+  ``config.optim.learning_rate``; pass arrays to ``vmap`` this function over a sweep
+  (e.g. ``jax.vmap(lambda k, b: create_train_state(config, model, k, beta=b))``).
+  """
   params_key, latent_key = jax.random.split(key)
   params = model.init({"params": params_key, "latent": latent_key},
                       jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
-  tx = optax.inject_hyperparams(optax.adam)(learning_rate=config.optim.learning_rate)
+  lr = config.optim.learning_rate if learning_rate is None else learning_rate
+  beta = config.objective.beta if beta is None else beta
+  tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
   return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
-                           hparams={"beta": jnp.asarray(config.objective.beta, jnp.float32)})
+                           hparams={"beta": jnp.asarray(beta, jnp.float32)})
 
 
 def to_unit_interval(images: jax.Array) -> jax.Array:
@@ -222,7 +230,7 @@ def _check_resumable(workdir: str, config_dict: dict) -> None:
     return
   with open(path) as f:
     old = _flatten(json.load(f))
-  new = _flatten(config_dict)
+  new = _flatten(json.loads(json.dumps(config_dict)))  # tuples as JSON lists
   for key in sorted(set(old) | set(new)):
     if key.startswith(_RESUMABLE_KEYS):
       continue

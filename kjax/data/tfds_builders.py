@@ -12,6 +12,8 @@ Builder names are ``kjax_<name>`` so they never collide with TFDS's registered b
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -36,6 +38,9 @@ class OfficialFilesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
         }),
         supervised_keys=("image", "label"),
         homepage=info.homepage,
+        # Keep the official order, so that a split such as test[:8000] selects the same
+        # images as the local-folder source.
+        disable_shuffling=True,
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -65,9 +70,9 @@ def builder_for(info: catalog.DatasetInfo, data_dir: str | None = None) -> Offic
     data_dir: where TFDS keeps prepared data sets (None: TFDS's default,
       ``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
   """
-  cls = type(f"Kjax{info.name.capitalize()}", (OfficialFilesBuilder,),
-             {"DATASET_INFO": info, "name": f"kjax_{info.name}",
-              "__module__": __name__})
+  namespace = {"DATASET_INFO": info, "name": f"kjax_{info.name}", "__module__": __name__}
+  cls = types.new_class(f"Kjax{info.name.capitalize()}", (OfficialFilesBuilder,),
+                        {"skip_registration": True}, lambda ns: ns.update(namespace))
   return cls(data_dir=data_dir, file_format="array_record")
 
 
@@ -91,7 +96,7 @@ def load_split_arrays(info: catalog.DatasetInfo, split: str, data_dir: str | Non
   if download:
     builder.download_and_prepare()
   source = builder.as_data_source(split=split)
-  examples = source.__getitems__(list(range(len(source))))
+  examples = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(e["image"], np.uint8) for e in examples]).reshape(-1, 28, 28)
   labels = np.asarray([e["label"] for e in examples], np.int32)
   return images, labels

@@ -1,0 +1,171 @@
+"""Readers, checksums, split selection and both sources, on the real files and synthetic ones."""
+
+import dataclasses
+import gzip
+import os
+import shutil
+import struct
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from kjax.data import catalog, loading, local, readers, splits, tfds_builders
+
+
+def _write_idx(path, array):
+  header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def _data_config(data_dir, **overrides):
+  config = ml_collections.ConfigDict(dict(
+      name="kmnist", data_dir=str(data_dir), tfds_data_dir="", train_split="test[:8000]",
+      eval_split="test[8000:]", verify_checksums=True, style_pixel_threshold=0,
+      style_reduction="median", cache_dir=""))
+  config.update(overrides)
+  return config
+
+
+@pytest.mark.parametrize("name", ["kmnist", "mnist"])
+def test_real_test_split_reads_and_verifies(name, kmnist_dir, mnist_dir):
+  data_dir = kmnist_dir if name == "kmnist" else mnist_dir
+  info = catalog.get_dataset_info(name)
+  images, labels = local.load_split_arrays(info, data_dir, "test")
+  assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
+  assert labels.shape == (10_000,) and labels.dtype == np.int32
+  assert set(np.unique(labels)) == set(range(10))
+  if name == "kmnist":
+    assert np.all(np.bincount(labels) == 1000)  # KMNIST's test split is balanced
+
+
+def test_idx_reader_rejects_bad_headers(tmp_path):
+  path = tmp_path / "bad-idx3-ubyte.gz"
+  with gzip.open(path, "wb") as f:
+    f.write(b"\x00\x00\x08\x03" + struct.pack(">3I", 2, 28, 28) + b"\x00" * 100)
+  with pytest.raises(ValueError, match="payload"):
+    readers.read_idx(path)
+  with gzip.open(path, "wb") as f:
+    f.write(b"PK\x03\x04")
+  with pytest.raises(ValueError, match="not an idx file"):
+    readers.read_idx(path)
+
+
+def test_checksum_mismatch_names_file_and_both_checksums(tmp_path, kmnist_dir):
+  for f in os.listdir(kmnist_dir):
+    shutil.copy(os.path.join(kmnist_dir, f), tmp_path / f)
+  images = readers.read_idx(tmp_path / "t10k-images-idx3-ubyte.gz")
+  images[0, 0, 0] ^= 1
+  _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+  actual = readers.file_sha256(tmp_path / "t10k-images-idx3-ubyte.gz")
+  with pytest.raises(readers.ChecksumError) as e:
+    local.load_split_arrays(catalog.KMNIST, str(tmp_path), "test")
+  message = str(e.value)
+  assert "t10k-images-idx3-ubyte.gz" in message and actual in message
+  assert catalog.KMNIST.files["test"][0].images.sha256 in message
+  # Non-official files are accepted when asked to.
+  got, _ = local.load_split_arrays(catalog.KMNIST, str(tmp_path), "test", verify_checksums=False)
+  np.testing.assert_array_equal(got, images)
+
+
+def test_missing_file_names_file_url_and_folder(tmp_path):
+  with pytest.raises(readers.DataFileNotFoundError) as e:
+    local.load_split_arrays(catalog.KMNIST, str(tmp_path), "train")
+  message = str(e.value)
+  assert "train-images-idx3-ubyte.gz" in message
+  assert "http://codh.rois.ac.jp/kmnist/dataset/kmnist/train-images-idx3-ubyte.gz" in message
+  assert str(tmp_path) in message and "kmnist-train-imgs.npz" in message
+
+
+def test_npz_variant_verified_by_content(tmp_path, kmnist_dir):
+  images, labels = local.load_split_arrays(catalog.KMNIST, kmnist_dir, "test")
+  np.savez_compressed(tmp_path / "kmnist-test-imgs.npz", images)
+  np.savez_compressed(tmp_path / "kmnist-test-labels.npz", labels.astype(np.uint8))
+  got_images, got_labels = local.load_split_arrays(catalog.KMNIST, str(tmp_path), "test")
+  np.testing.assert_array_equal(got_images, images)
+  np.testing.assert_array_equal(got_labels, labels)
+  images[5, 5, 5] += 1
+  np.savez_compressed(tmp_path / "kmnist-test-imgs.npz", images)
+  with pytest.raises(readers.ChecksumError, match="decoded array"):
+    local.load_split_arrays(catalog.KMNIST, str(tmp_path), "test")
+
+
+def test_split_slicing_matches_numpy(kmnist_dir):
+  images, labels = local.load_split_arrays(catalog.KMNIST, kmnist_dir, "test")
+  got, got_labels = loading.load_split_arrays(_data_config(kmnist_dir), "test[8000:]")
+  np.testing.assert_array_equal(got, images[8000:])
+  np.testing.assert_array_equal(got_labels, labels[8000:])
+  got, _ = loading.load_split_arrays(_data_config(kmnist_dir), "test[:10%]+test[-5:]")
+  np.testing.assert_array_equal(got, np.concatenate([images[:1000], images[-5:]]))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("test[20000:]", r"'test\[20000:\]'.*test has 10000 examples"),
+    ("test[5:5]", r"selects no examples of 'test' \(which has 10000"),
+    ("validation", r"'validation'.*train has 60000 examples"),
+    ("test[a:]", r"'test\[a:\]' is not valid"),
+])
+def test_bad_splits_name_the_split_and_its_size(spec, match):
+  with pytest.raises(ValueError, match=match):
+    splits.resolve_split(spec, catalog.KMNIST.split_sizes)
+
+
+def test_unknown_data_set():
+  with pytest.raises(ValueError, match=r"config.data.name='nope'.*kmnist, mnist"):
+    catalog.get_dataset_info("nope")
+
+
+def _synthetic_info(tmp_path, n_train=40, n_test=24):
+  """A catalogue entry over synthetic official-format files, with their own checksums."""
+  rng = np.random.default_rng(0)
+  files, arrays = {}, {}
+  for split, n in (("train", n_train), ("test", n_test)):
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, (n,), dtype=np.uint8)
+    official = catalog.KMNIST.files[split][0]
+    specs = []
+    for spec, array in ((official.images, images), (official.labels, labels)):
+      path = tmp_path / "downloads" / spec.filename
+      path.parent.mkdir(exist_ok=True)
+      _write_idx(path, array)
+      specs.append(dataclasses.replace(spec, url=f"file://{path}",
+                                       sha256=readers.file_sha256(path)))
+    files[split] = (catalog.SplitFiles(*specs),)
+    arrays[split] = (images, labels)
+  info = dataclasses.replace(catalog.KMNIST, name="synthetic",
+                             split_sizes={"train": n_train, "test": n_test}, files=files)
+  return info, arrays
+
+
+def test_tfds_builder_prepares_and_reads_without_tensorflow(tmp_path, monkeypatch):
+  info, arrays = _synthetic_info(tmp_path)
+  # Offline: TFDS's download manager hands back the local files instead of fetching URLs.
+  def fake_download(self, url_or_urls):
+    return tfds.core.utils.map_nested(lambda url: url[len("file://"):], url_or_urls)
+  monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
+  images, labels = tfds_builders.load_split_arrays(info, "train[10:30]", str(tmp_path / "tfds"))
+  np.testing.assert_array_equal(images, arrays["train"][0][10:30])
+  np.testing.assert_array_equal(labels, arrays["train"][1][10:30])
+  builder = tfds_builders.builder_for(info, str(tmp_path / "tfds"))
+  assert builder.info.splits["test"].num_examples == 24
+  assert "tensorflow" not in __import__("sys").modules
+
+
+def test_tfds_source_under_mock_data():
+  config = _data_config("")  # no data_dir: the TFDS source
+  with tfds.testing.mock_data(num_examples=12):
+    images, labels = loading.load_split_arrays(config, "test[:12]")
+  assert images.shape == (12, 28, 28) and images.dtype == np.uint8
+  assert labels.shape == (12,) and labels.max() < 10
+
+
+def test_load_datasets_gives_uint8_nhwc_and_styles(kmnist_dir, tmp_path):
+  train, evaluation = loading.load_datasets(
+      _data_config(kmnist_dir, cache_dir=str(tmp_path)))
+  assert train.images.shape == (8000, 28, 28, 1) and train.images.dtype == np.uint8
+  assert evaluation.images.shape == (2000, 28, 28, 1)
+  for ds in (train, evaluation):
+    assert set(np.unique(ds.styles)) == {0, 1}
+    assert 0.4 < ds.styles.mean() < 0.6  # median split: about half thick

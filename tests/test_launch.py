@@ -1,0 +1,52 @@
+"""End to end through ``launch.py`` on the real KMNIST test split, and its one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _launch(workdir, *overrides):
+  return subprocess.run(
+      [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/beta_vae.py",
+       f"--workdir={workdir}", *overrides],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_launch_trains_on_real_kmnist(kmnist_dir, tmp_path):
+  workdir = tmp_path / "run"
+  result = _launch(workdir, f"--config.data.data_dir={kmnist_dir}",
+                   "--config.data.train_split=test[:512]", "--config.data.eval_split=test[9500:]",
+                   "--config.train.num_epochs=1", "--config.train.batch_size=64",
+                   f"--config.data.cache_dir={tmp_path / 'cache'}")
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["step"] == 8 and summary["epoch"] == 1
+  assert 0 < summary["eval/nelbo"] < 800
+  assert (workdir / "figures" / "latent_manifold.png").stat().st_size > 10_000
+  assert os.listdir(workdir / "checkpoints") == ["8"]
+  assert "images/s" in result.stderr and "ETA" in result.stderr
+  assert "orbax" not in result.stderr  # library chatter is filtered
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.objective.beta=-1", "config.objective.beta=-1.0 is not allowed"),
+    ("--config.model.latent_dim=0", "config.model.latent_dim=0 is not allowed"),
+    ("--config.data.name=nope", "config.data.name='nope' is not a known data set"),
+    ("--config.data.data_dir=/nonexistent/kmnist",
+     "t10k-images-idx3-ubyte.gz not found in /nonexistent/kmnist; download it from http"),
+])
+def test_bad_input_stops_with_one_line_before_the_workdir(override, message, tmp_path):
+  workdir = tmp_path / "never"
+  extra = [] if "data_dir" in override else ["--config.data.data_dir=/nonexistent/kmnist"]
+  result = _launch(workdir, override, *extra, "--config.data.train_split=test[:100]",
+                   "--config.data.eval_split=test[100:200]")
+  assert result.returncode == 1
+  errors = [l for l in result.stdout.splitlines() if l.startswith("kjax: error:")]
+  assert len(errors) == 1 and message in errors[0], result.stdout + result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  assert not workdir.exists()

@@ -1,0 +1,130 @@
+"""Training: vmappable steps, determinism, exact resume, NaN stop, workdir contract."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from kjax import checkpointing, train, validation
+
+
+def _params_of_latest_checkpoint(workdir):
+  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+  step = manager.latest_step()
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  manager.close()
+  return step, restored["state"]["params"]
+
+
+def _summary(workdir):
+  with open(os.path.join(workdir, "summary.json")) as f:
+    return json.load(f)
+
+
+def test_train_step_is_vmappable_over_runs(tiny_config):
+  """A sweep of two runs (β = 1 and 4, own seeds) in one program equals the runs one by one."""
+  model = train.create_model(tiny_config.model)
+  init_keys = jax.random.split(jax.random.key(0), 2)
+  betas = jnp.array([1.0, 4.0])
+  states = jax.vmap(lambda k, b: train.create_train_state(tiny_config, model, k, beta=b))(
+      init_keys, betas)
+  images = jax.random.randint(jax.random.key(1), (2, 8, 28, 28, 1), 0, 256).astype(jnp.uint8)
+  keys = jax.random.split(jax.random.key(2), 2)
+  new, metrics = jax.jit(jax.vmap(train.train_step))(states, images, keys)
+  for i in range(2):
+    state = jax.tree.map(lambda x: x[i], states)
+    assert float(state.hparams["beta"]) == float(betas[i])
+    single, single_metrics = jax.jit(train.train_step)(state, images[i], keys[i])
+    np.testing.assert_allclose(metrics["loss"][i], single_metrics["loss"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(new.params)):
+      np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-6)
+  assert not np.isclose(metrics["loss"][0], metrics["loss"][1])
+
+
+def test_workdir_contract_and_determinism(tiny_config, tmp_path):
+  a, b = str(tmp_path / "a"), str(tmp_path / "b")
+  summary = train.train_and_evaluate(tiny_config, a)
+  train.train_and_evaluate(tiny_config, b)
+  for name in ("config.json", "metrics.jsonl", "summary.json", "timing.json"):
+    assert os.path.isfile(os.path.join(a, name)), name
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(a))
+  figures = set(os.listdir(os.path.join(a, "figures")))
+  assert {"latent_manifold.png", "latent_grid.png", "interpolation.png", "interpolation.gif",
+          "reconstructions.png", "prior_samples.png", "loss_curves.png"} <= figures
+  rows = [json.loads(line) for line in open(os.path.join(a, "metrics.jsonl"))]
+  assert [r["epoch"] for r in rows] == [1, 2] and [r["step"] for r in rows] == [8, 16]
+  for key in ("train/loss", "train/rec", "train/kl", "train/nelbo",
+              "eval/loss", "eval/rec", "eval/kl", "eval/nelbo"):
+    assert np.isfinite(rows[-1][key]), key
+  assert np.isclose(rows[-1]["eval/nelbo"], rows[-1]["eval/rec"] + rows[-1]["eval/kl"])
+  assert summary == rows[-1] == _summary(a)
+  # Same seed, same data: the same numbers and bitwise-identical parameters.
+  assert _summary(a) == _summary(b)
+  step_a, params_a = _params_of_latest_checkpoint(a)
+  step_b, params_b = _params_of_latest_checkpoint(b)
+  assert step_a == step_b == 16
+  for x, y in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b)):
+    np.testing.assert_array_equal(x, y)
+
+
+class _Killed(Exception):
+  pass
+
+
+def test_resume_mid_epoch_equals_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
+  full, resumed = str(tmp_path / "full"), str(tmp_path / "resumed")
+  train.train_and_evaluate(tiny_config, full)
+
+  original_save = checkpointing.Checkpointer.save
+  def save_then_die(self, step, items):
+    original_save(self, step, items)
+    if step == 12:  # mid-epoch 2 (8 steps per epoch); epoch 1's line is already logged
+      self.close()
+      raise _Killed
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
+  with pytest.raises(_Killed):
+    train.train_and_evaluate(tiny_config, resumed)
+  assert not os.path.exists(os.path.join(resumed, "summary.json"))
+  monkeypatch.undo()
+  train.train_and_evaluate(tiny_config, resumed)
+
+  assert _summary(resumed) == _summary(full)
+  assert open(os.path.join(resumed, "metrics.jsonl")).read() == open(
+      os.path.join(full, "metrics.jsonl")).read()
+  _, params_full = _params_of_latest_checkpoint(full)
+  _, params_resumed = _params_of_latest_checkpoint(resumed)
+  for x, y in zip(jax.tree.leaves(params_full), jax.tree.leaves(params_resumed)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path,
+                                                               monkeypatch):
+  workdir = str(tmp_path / "nan")
+  original = train.train_step
+  def poisoned(state, images, key, **kw):
+    state, metrics = original(state, images, key, **kw)
+    bad = jnp.where(state.step > 9, jnp.nan, 1.0)
+    return state, {k: v * bad for k, v in metrics.items()}
+  monkeypatch.setattr(train, "train_step", poisoned)
+  with pytest.raises(train.NonFiniteLossError, match="non-finite by step 12.*step 8"):
+    train.train_and_evaluate(tiny_config, workdir)
+  step, params = _params_of_latest_checkpoint(workdir)
+  assert step == 8
+  assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+
+
+def test_resume_with_a_different_experiment_is_refused(tiny_config, tmp_path):
+  workdir = str(tmp_path / "w")
+  tiny_config.train.num_epochs = 1
+  train.train_and_evaluate(tiny_config, workdir)
+  tiny_config.objective.beta = 1.0
+  with pytest.raises(validation.ConfigError, match="config.objective.beta=1.0 differs from 4.0"):
+    train.train_and_evaluate(tiny_config, workdir)
+  # Extending training is allowed, and continues from the checkpoint.
+  tiny_config.objective.beta = 4.0
+  tiny_config.train.num_epochs = 2
+  assert train.train_and_evaluate(tiny_config, workdir)["step"] == 16
