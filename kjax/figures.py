@@ -153,7 +153,7 @@ def plot_loss_curves(path: str, history: Sequence[dict], title: str) -> str:
     ax.set_title(" and ".join(names))
     ax.grid(alpha=0.3)
     ax.legend()
-  fig.suptitle(title)
+  fig.suptitle(title, y=1.04)
   return _save(fig, path)
 
 

@@ -169,3 +169,12 @@ def test_load_datasets_gives_uint8_nhwc_and_styles(kmnist_dir, tmp_path):
   for ds in (train, evaluation):
     assert set(np.unique(ds.styles)) == {0, 1}
     assert 0.4 < ds.styles.mean() < 0.6  # median split: about half thick
+
+
+def test_tfds_download_failure_is_one_clear_error(tmp_path, monkeypatch):
+  def offline(self, url_or_urls):
+    raise ConnectionError("Failed to resolve 'codh.rois.ac.jp'")
+  monkeypatch.setattr(tfds.download.DownloadManager, "download", offline)
+  with pytest.raises(readers.DataFileNotFoundError,
+                     match=r"could not download kmnist through TFDS .*--config.data.data_dir"):
+    tfds_builders.load_split_arrays(catalog.KMNIST, "test", str(tmp_path))

@@ -128,3 +128,23 @@ def test_resume_with_a_different_experiment_is_refused(tiny_config, tmp_path):
   tiny_config.objective.beta = 4.0
   tiny_config.train.num_epochs = 2
   assert train.train_and_evaluate(tiny_config, workdir)["step"] == 16
+
+
+def test_scanned_chunk_equals_single_steps(tiny_config):
+  """steps_per_call > 1 (lax.scan) runs the same steps, batches and keys as a Python loop."""
+  model = train.create_model(tiny_config.model)
+  keys = train.stream_keys(0)
+  images = jax.random.randint(jax.random.key(1), (64, 28, 28, 1), 0, 256).astype(jnp.uint8)
+  perm = jax.random.permutation(keys["data"], 64)
+  def run(num_steps, calls):
+    state, sums = train.create_train_state(tiny_config, model, keys["init"]), train.zero_sums()
+    chunk = train.make_train_chunk(4, 16, num_steps, "bernoulli", 0.5)
+    for _ in range(calls):
+      state, sums = chunk(state, sums, images, perm, keys["train"])
+    return state, sums
+  looped, looped_sums = run(1, 4)
+  scanned, scanned_sums = run(4, 1)
+  assert int(looped.step) == int(scanned.step) == 4 and float(scanned_sums["count"]) == 4
+  np.testing.assert_allclose(looped_sums["loss"], scanned_sums["loss"], rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(looped.params), jax.tree.leaves(scanned.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -91,10 +91,19 @@ def load_split_arrays(info: catalog.DatasetInfo, split: str, data_dir: str | Non
 
   Raises:
     ChecksumError: a downloaded file is not the official one.
+    DataFileNotFoundError: the download failed (e.g. no internet).
   """
   builder = builder_for(info, data_dir)
   if download:
-    builder.download_and_prepare()
+    try:
+      builder.download_and_prepare()
+    except OSError as e:  # requests' connection errors are OSErrors
+      files = ", ".join(f"{f.images.filename}, {f.labels.filename}"
+                        for formats in info.files.values() for f in formats[:1])
+      raise readers.DataFileNotFoundError(
+          f"could not download {info.name} through TFDS ({str(e).splitlines()[0][:200]}); "
+          f"without internet, put the official files ({files}, from {info.homepage}) in a "
+          "folder and pass --config.data.data_dir=FOLDER") from e
   source = builder.as_data_source(split=split)
   examples = [source[i] for i in range(len(source))]
   images = np.stack([np.asarray(e["image"], np.uint8) for e in examples]).reshape(-1, 28, 28)
