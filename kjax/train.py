@@ -321,8 +321,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         t_log = time.perf_counter()
       state, sums = chunks[n](state, sums, images, perm, keys["train"])
       step += n
-      if step % config.train.log_every_steps < n or step == epoch_end:
-        loss = float(sums["loss"] / sums["count"])  # the only per-log host sync
+      save_due = step // every != (step - n) // every
+      if step % config.train.log_every_steps < n or step == epoch_end or save_due:
+        # The only host sync between epochs; it also guards every checkpoint against NaN.
+        loss = float(sums["loss"] / sums["count"])
         if not math.isfinite(loss):
           _stop_non_finite(ckpt, writer, step, epoch)
         now = time.perf_counter()
@@ -343,7 +345,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         logging.info("epoch %d: %s", epoch + 1,
                      " ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
         sums = zero_sums()
-      if step // every != (step - n) // every:
+      if save_due:
         ckpt.save(step, {"state": state, "sums": sums})
   ckpt.save(step, {"state": state, "sums": sums})
   ckpt.close()

@@ -178,3 +178,17 @@ def test_tfds_download_failure_is_one_clear_error(tmp_path, monkeypatch):
   with pytest.raises(readers.DataFileNotFoundError,
                      match=r"could not download kmnist through TFDS .*--config.data.data_dir"):
     tfds_builders.load_split_arrays(catalog.KMNIST, "test", str(tmp_path))
+
+
+def test_non_official_files_are_sliced_by_their_own_size(tmp_path):
+  rng = np.random.default_rng(3)
+  images = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+  _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+  _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, (30,), dtype=np.uint8))
+  config = _data_config(tmp_path, verify_checksums=False)
+  got, _ = loading.load_split_arrays(config, "test[20:]")
+  np.testing.assert_array_equal(got, images[20:])
+  with pytest.raises(ValueError, match=r"'test\[:40\]'.*test has 30 examples"):
+    loading.load_split_arrays(config, "test[:40]")
+  with pytest.raises(readers.ChecksumError):  # and refused unless asked
+    loading.load_split_arrays(_data_config(tmp_path), "test[20:]")

@@ -104,6 +104,7 @@ def test_resume_mid_epoch_equals_uninterrupted_run(tiny_config, tmp_path, monkey
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_path,
                                                                monkeypatch):
   workdir = str(tmp_path / "nan")
+  tiny_config.train.log_every_steps = 1000  # checkpoints alone must trigger the check
   original = train.train_step
   def poisoned(state, images, key, **kw):
     state, metrics = original(state, images, key, **kw)

@@ -56,24 +56,22 @@ def load_split_arrays(data_config: ml_collections.ConfigDict,
     DataFileNotFoundError, ChecksumError: see ``kjax.data.local``.
   """
   info = catalog.get_dataset_info(data_config.name)
-  ranges = splits.resolve_split(split, info.split_sizes)
   if not data_config.get("data_dir"):
+    splits.resolve_split(split, info.split_sizes)
     return tfds_builders.load_split_arrays(info, split, data_config.get("tfds_data_dir"))
-  whole = {}
-  images, labels = [], []
-  for name, start, stop in ranges:
-    if name not in whole:
-      whole[name] = local.load_split_arrays(info, data_config.data_dir, name,
-                                            data_config.verify_checksums)
-      if len(whole[name][0]) != info.split_sizes[name] and data_config.verify_checksums:
-        raise ValueError(f"{info.name} {name!r}: {len(whole[name][0])} examples, "
-                         f"expected {info.split_sizes[name]}")
-    if stop > len(whole[name][0]):
-      raise ValueError(f"split {split!r} is out of range: {name!r} has "
-                       f"{len(whole[name][0])} examples in {data_config.data_dir}")
-    images.append(whole[name][0][start:stop])
-    labels.append(whole[name][1][start:stop])
-  return np.concatenate(images), np.concatenate(labels)
+  whole = {name: local.load_split_arrays(info, data_config.data_dir, name,
+                                         data_config.verify_checksums)
+           for name in splits.split_names(split, tuple(info.split_sizes))}
+  sizes = {name: len(images) for name, (images, _) in whole.items()}
+  for name, size in sizes.items():
+    if data_config.verify_checksums and size != info.split_sizes[name]:
+      raise ValueError(f"{info.name} {name!r}: {size} examples in {data_config.data_dir}, "
+                       f"expected {info.split_sizes[name]}")
+  # Slices are taken of the files' actual sizes: non-official files may be smaller.
+  ranges = splits.resolve_split(split, {**info.split_sizes, **sizes})
+  images = np.concatenate([whole[name][0][start:stop] for name, start, stop in ranges])
+  labels = np.concatenate([whole[name][1][start:stop] for name, start, stop in ranges])
+  return images, labels
 
 
 def load_datasets(data_config: ml_collections.ConfigDict) -> tuple[Dataset, Dataset]:
@@ -90,9 +88,13 @@ def load_datasets(data_config: ml_collections.ConfigDict) -> tuple[Dataset, Data
     ``(train, eval)`` datasets.
   """
   info = catalog.get_dataset_info(data_config.name)
-  # Validate both specs before reading any file.
+  # Validate both specs before reading any file (against the official sizes, unless
+  # non-official files, whose sizes are only known once read, are accepted).
   for spec in (data_config.train_split, data_config.eval_split):
-    splits.resolve_split(spec, info.split_sizes)
+    if data_config.verify_checksums:
+      splits.resolve_split(spec, info.split_sizes)
+    else:
+      splits.split_names(spec, tuple(info.split_sizes))
   train_images, train_labels = load_split_arrays(data_config, data_config.train_split)
   eval_images, eval_labels = load_split_arrays(data_config, data_config.eval_split)
   cache_dir = data_config.get("cache_dir") or default_cache_dir()

@@ -48,3 +48,13 @@ def resolve_split(spec: str, split_sizes: dict[str, int]) -> list[tuple[str, int
                        f"(which has {size} examples)")
     ranges.append((instruction.splitname, start, stop))
   return ranges
+
+
+def split_names(spec: str, known: list[str] | tuple[str, ...]) -> list[str]:
+  """The official splits a spec reads, e.g. ``'train[:10]+test'`` → ``['test', 'train']``.
+
+  Raises:
+    ValueError: the spec does not parse or names an unknown split.
+  """
+  unbounded = dict.fromkeys(known, 2**62)  # sizes do not matter for the names
+  return sorted({name for name, _, _ in resolve_split(spec, unbounded)})
