@@ -19,9 +19,6 @@ from PIL import Image  # noqa: E402
 
 from kjax.data import catalog  # noqa: E402
 
-_CMAP = "tab10"
-
-
 def tile(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
   """Tiles float ``[N, 28, 28(, 1)]`` images in [0, 1] into one uint8 ``[H, W]`` image.
 
@@ -41,6 +38,13 @@ def _save(fig, path: str) -> str:
   fig.savefig(path, dpi=110, bbox_inches="tight")
   plt.close(fig)
   return path
+
+
+def class_colors(num_classes: int) -> np.ndarray:
+  """One RGBA colour per class: tab10 up to 10 classes, else evenly spaced hues."""
+  if num_classes <= 10:
+    return plt.get_cmap("tab10")(np.arange(num_classes))
+  return plt.get_cmap("hsv")(np.linspace(0, 1, num_classes, endpoint=False))
 
 
 def project_2d(z: np.ndarray) -> tuple[np.ndarray, str]:
@@ -68,12 +72,9 @@ def plot_latent_manifold(path: str, z_mean: np.ndarray, labels: np.ndarray,
   if z_mean.shape[1] == 1:
     xy = np.stack([z_mean[:, 0], labels + np.random.default_rng(0).uniform(-0.3, 0.3, len(labels))], 1)
   fig, ax = plt.subplots(figsize=(8, 7))
-  cmap = plt.get_cmap(_CMAP if info.num_classes <= 10 else "gist_ncar")
-  for k in range(info.num_classes):
+  for k, color in enumerate(class_colors(info.num_classes)):
     sel = labels == k
-    ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=cmap(k % cmap.N / max(cmap.N - 1, 1)
-                                                                   if info.num_classes > 10 else k),
-               label=info.label(k))
+    ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=color, label=info.label(k))
   ax.set_xlabel(f"{axis} 1" if z_mean.shape[1] != 1 else "z")
   ax.set_ylabel(f"{axis} 2" if z_mean.shape[1] != 1 else "class (jittered)")
   ax.set_title(title)
