@@ -42,11 +42,12 @@ def default_cache_dir() -> str:
   return os.environ.get("KJAX_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "kjax"))
 
 
-def load_split_arrays(data_config: ml_collections.ConfigDict,
-                      split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_split_arrays(data_config: ml_collections.ConfigDict, split: str,
+                      _files: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
   """Reads a split, in TFDS slicing syntax, from the configured source.
 
   The source is the folder ``data_config.data_dir`` of official files when set, else TFDS.
+  ``_files`` (internal) caches the official splits read from the folder across calls.
 
   Returns:
     ``(images, labels)``: uint8 ``[N, 28, 28]`` and int32 ``[N]``.
@@ -58,19 +59,22 @@ def load_split_arrays(data_config: ml_collections.ConfigDict,
   info = catalog.get_dataset_info(data_config.name)
   if not data_config.get("data_dir"):
     splits.resolve_split(split, info.split_sizes)
-    return tfds_builders.load_split_arrays(info, split, data_config.get("tfds_data_dir"))
-  whole = {name: local.load_split_arrays(info, data_config.data_dir, name,
-                                         data_config.verify_checksums)
-           for name in splits.split_names(split, tuple(info.split_sizes))}
-  sizes = {name: len(images) for name, (images, _) in whole.items()}
+    return tfds_builders.load_split_arrays(info, split, data_config.get("tfds_data_dir") or None)
+  names = splits.split_names(split, tuple(info.split_sizes))
+  files = {} if _files is None else _files
+  for name in names:
+    if name not in files:
+      files[name] = local.load_split_arrays(info, data_config.data_dir, name,
+                                            data_config.verify_checksums)
+  sizes = {name: len(files[name][0]) for name in names}
   for name, size in sizes.items():
     if data_config.verify_checksums and size != info.split_sizes[name]:
       raise ValueError(f"{info.name} {name!r}: {size} examples in {data_config.data_dir}, "
                        f"expected {info.split_sizes[name]}")
   # Slices are taken of the files' actual sizes: non-official files may be smaller.
   ranges = splits.resolve_split(split, {**info.split_sizes, **sizes})
-  images = np.concatenate([whole[name][0][start:stop] for name, start, stop in ranges])
-  labels = np.concatenate([whole[name][1][start:stop] for name, start, stop in ranges])
+  images = np.concatenate([files[name][0][start:stop] for name, start, stop in ranges])
+  labels = np.concatenate([files[name][1][start:stop] for name, start, stop in ranges])
   return images, labels
 
 
@@ -95,8 +99,9 @@ def load_datasets(data_config: ml_collections.ConfigDict) -> tuple[Dataset, Data
       splits.resolve_split(spec, info.split_sizes)
     else:
       splits.split_names(spec, tuple(info.split_sizes))
-  train_images, train_labels = load_split_arrays(data_config, data_config.train_split)
-  eval_images, eval_labels = load_split_arrays(data_config, data_config.eval_split)
+  files = {}  # each official file is read and verified once
+  train_images, train_labels = load_split_arrays(data_config, data_config.train_split, files)
+  eval_images, eval_labels = load_split_arrays(data_config, data_config.eval_split, files)
   cache_dir = data_config.get("cache_dir") or default_cache_dir()
   thresholds = style.cached_class_thresholds(
       train_images, train_labels, info.num_classes, data_config.style_pixel_threshold,
