@@ -68,4 +68,5 @@ class MetricWriter:
       self._tb.add_image(key, image, int(step), dataformats="HWC")
 
   def close(self) -> None:
+    """Flushes and closes the TensorBoard writer."""
     self._tb.close()

@@ -398,6 +398,7 @@ class _Previews:
             "prior_samples": figures.tile(np.asarray(self._decode(params, self._prior_z)), 8)}
 
   def figures(self, params, history, config, fig_dir, caption) -> list[str]:
+    """Writes the run's figures (``figures.make_vae_figures``); returns their paths."""
     return figures.make_vae_figures(
         fig_dir, encode=lambda x: np.asarray(self._encode(params, x)),
         decode=lambda z: np.asarray(self._decode(params, z)),
