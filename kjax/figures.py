@@ -100,6 +100,37 @@ def plot_image_grid(path: str, images: np.ndarray, ncols: int, title: str,
   return _save(fig, path)
 
 
+def plot_style_examples(path: str, images: np.ndarray, labels: np.ndarray, styles: np.ndarray,
+                        info: catalog.DatasetInfo, per_style: int = 4, title: str = "") -> str:
+  """Thin and thick examples of every class side by side (seed 003, Figs. 6–7).
+
+  Args:
+    images: uint8 ``[N, 28, 28(, 1)]``; labels: int ``[N]``; styles: int ``[N]`` (0 thin,
+      1 thick, ``kjax.data.style``).
+    per_style: examples of each style per class (the first ones in the split); a class
+      with fewer leaves blank tiles.
+  """
+  x = images.reshape(len(images), 28, 28).astype(np.float32) / 255.0
+  rows = []
+  for k in range(info.num_classes):
+    for s in (0, 1):
+      picked = x[(labels == k) & (styles == s)][:per_style]
+      rows.append(np.concatenate([picked, np.zeros((per_style - len(picked), 28, 28))]))
+  ncols = 2 * per_style
+  fig_w = max(4.0, ncols * 0.5 + 1.5)
+  fig, ax = plt.subplots(figsize=(fig_w, info.num_classes * 0.5 + 0.8))
+  ax.imshow(tile(np.concatenate(rows), ncols), cmap="gray_r", vmin=0, vmax=255,
+            interpolation="nearest")
+  ax.axvline(per_style * 29 + 0.5, color="tab:red", lw=1.5)
+  ax.set_xticks([per_style * 29 / 2, per_style * 29 * 1.5])
+  ax.set_xticklabels(["thin (style 0)", "thick (style 1)"])
+  ax.xaxis.tick_top()
+  ax.set_yticks([14.5 + 29 * r for r in range(info.num_classes)])
+  ax.set_yticklabels([info.label(k) for k in range(info.num_classes)])
+  ax.set_title(title or "Stroke style: foreground pixels below / above the class median")
+  return _save(fig, path)
+
+
 def plot_latent_grid(path: str, images: np.ndarray, coords: np.ndarray, title: str) -> str:
   """Decoded 2-D latent grid (the Keras example's latent-space plot).
 

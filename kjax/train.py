@@ -357,6 +357,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
   paths = previews.figures(state.params, writer.history, config,
                            os.path.join(workdir, "figures"), describe(config))
+  paths.append(figures.plot_style_examples(
+      os.path.join(workdir, "figures", "style_examples.png"), train_ds.images, train_ds.labels,
+      train_ds.styles, train_ds.info,
+      title=f"Thin vs thick strokes in {config.data.train_split} (per-class "
+            f"{config.data.style_reduction} of pixels > {config.data.style_pixel_threshold})"))
   writer.close()
   logging.info("kjax: done; eval/nelbo %.2f nats/image; figures: %s",
                summary.get("eval/nelbo", float("nan")), ", ".join(map(os.path.basename, paths)))

@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from configs import beta_vae
@@ -42,3 +43,34 @@ def tiny_config(kmnist_dir, tmp_path):
   config.train.checkpoint_every_steps = 4
   config.figures.grid_size = 4
   return config
+
+
+def write_synthetic_k49(folder, n_train: int = 300, n_test: int = 120, seed: int = 0):
+  """Writes Kuzushiji-49 files in the official format (npz, key ``arr_0``): uint8 images
+  ``[N, 28, 28]`` of random strokes and uint8 labels ``[N]`` in 0..48 (every class present).
+
+  Returns:
+    ``{split: (images, labels)}``.
+  """
+  rng = np.random.default_rng(seed)
+  arrays = {}
+  for split, n in (("train", n_train), ("test", n_test)):
+    labels = (np.arange(n) % 49).astype(np.uint8)
+    rng.shuffle(labels)
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):  # a few bright bars; thickness varies, so styles differ
+      for _ in range(3):
+        r, c, w = rng.integers(2, 24), rng.integers(2, 20), rng.integers(1, 4)
+        images[i, r:r + w, c:c + 8] = rng.integers(128, 256)
+    np.savez_compressed(os.path.join(folder, f"k49-{split}-imgs.npz"), images)
+    np.savez_compressed(os.path.join(folder, f"k49-{split}-labels.npz"), labels)
+    arrays[split] = (images, labels)
+  return arrays
+
+
+@pytest.fixture
+def synthetic_k49_dir(tmp_path):
+  folder = tmp_path / "k49"
+  folder.mkdir()
+  write_synthetic_k49(str(folder))
+  return str(folder)

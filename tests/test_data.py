@@ -113,7 +113,7 @@ def test_bad_splits_name_the_split_and_its_size(spec, match):
 
 
 def test_unknown_data_set():
-  with pytest.raises(ValueError, match=r"config.data.name='nope'.*kmnist, mnist"):
+  with pytest.raises(ValueError, match=r"config.data.name='nope'.*k49, kmnist, mnist"):
     catalog.get_dataset_info("nope")
 
 
@@ -192,3 +192,42 @@ def test_non_official_files_are_sliced_by_their_own_size(tmp_path):
     loading.load_split_arrays(config, "test[:40]")
   with pytest.raises(readers.ChecksumError):  # and refused unless asked
     loading.load_split_arrays(_data_config(tmp_path), "test[20:]")
+
+
+def test_k49_official_format_reads_with_md5_verification(synthetic_k49_dir):
+  info = catalog.get_dataset_info("k49")
+  assert info.num_classes == len(info.class_names) == len(info.class_romaji) == 49
+  assert info.label(1) == "1 い (i)" and info.class_names[-1] == "ゝ"
+  # The synthetic files are not the official release: MD5 mismatch, named with both sums.
+  with pytest.raises(readers.ChecksumError) as e:
+    local.load_split_arrays(info, synthetic_k49_dir, "train")
+  actual = readers.file_digest(os.path.join(synthetic_k49_dir, "k49-train-imgs.npz"), "md5")
+  assert "MD5" in str(e.value) and actual in str(e.value)
+  assert "7ac088b20481cf51dcd01ceaab89d821" in str(e.value)
+  images, labels = local.load_split_arrays(info, synthetic_k49_dir, "train",
+                                           verify_checksums=False)
+  assert images.shape == (300, 28, 28) and images.dtype == np.uint8
+  assert labels.dtype == np.int32 and set(np.unique(labels)) == set(range(49))
+
+
+def test_k49_missing_file_names_its_url(tmp_path):
+  with pytest.raises(readers.DataFileNotFoundError,
+                     match=r"k49-test-imgs.npz not found.*http://codh.rois.ac.jp/kmnist/"
+                           r"dataset/k49/k49-test-imgs.npz"):
+    local.load_split_arrays(catalog.K49, str(tmp_path), "test")
+
+
+def test_k49_tfds_builder_on_official_format_files(tmp_path, monkeypatch):
+  from tests.conftest import write_synthetic_k49
+  arrays = write_synthetic_k49(str(tmp_path), n_train=60, n_test=49)
+  files = {split: (catalog.SplitFiles(*[
+      dataclasses.replace(spec, url=f"file://{tmp_path / spec.filename}",
+                          md5=readers.file_digest(tmp_path / spec.filename, "md5"))
+      for spec in (f.images, f.labels)]),) for split, (f,) in catalog.K49.files.items()}
+  info = dataclasses.replace(catalog.K49, split_sizes={"train": 60, "test": 49}, files=files)
+  monkeypatch.setattr(tfds.download.DownloadManager, "download",
+                      lambda self, urls: tfds.core.utils.map_nested(lambda u: u[7:], urls))
+  images, labels = tfds_builders.load_split_arrays(info, "test", str(tmp_path / "tfds"))
+  np.testing.assert_array_equal(images, arrays["test"][0])
+  np.testing.assert_array_equal(labels, arrays["test"][1])
+  assert tfds_builders.builder_for(info, str(tmp_path / "tfds")).name == "kjax_k49"

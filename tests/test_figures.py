@@ -46,3 +46,18 @@ def test_make_vae_figures(tmp_path, latent_dim):
   assert names == (expected | {"latent_grid.png"} if latent_dim == 2 else expected)
   for path in paths:
     assert (tmp_path / path.rsplit("/", 1)[-1]).stat().st_size > 100
+
+
+def test_style_examples_figure(tmp_path):
+  from kjax.data import style
+  rng = np.random.default_rng(1)
+  images = np.zeros((98, 28, 28, 1), np.uint8)
+  for i in range(98):
+    images[i, 5:5 + 2 + i % 7, 4:24] = 255  # bars of 2..8 rows
+  labels = np.arange(98) % 49
+  counts = style.foreground_pixel_count(images)
+  styles = style.style_labels(counts, labels, style.class_thresholds(counts, labels, 49))
+  path = figures.plot_style_examples(str(tmp_path / "s.png"), images, labels, styles,
+                                     catalog.K49, per_style=2)
+  with Image.open(path) as image:
+    assert image.size[1] > image.size[0]  # 49 rows

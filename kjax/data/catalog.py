@@ -22,6 +22,7 @@ class FileSpec:
     filename: the file's official name, e.g. ``t10k-images-idx3-ubyte.gz``.
     url: where the official release serves it.
     sha256: hex SHA-256 of the file's bytes, or None where none is published.
+    md5: hex MD5 of the file's bytes, for files whose publisher gives only MD5 (K49).
     content_sha256: hex SHA-256 of the decoded uint8 array's bytes (C order), used for
       formats without a published file checksum; None where unknown.
   """
@@ -29,7 +30,13 @@ class FileSpec:
   filename: str
   url: str
   sha256: str | None = None
+  md5: str | None = None
   content_sha256: str | None = None
+
+  @property
+  def has_file_checksum(self) -> bool:
+    """Whether the file itself (not only its decoded array) has a published checksum."""
+    return self.sha256 is not None or self.md5 is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +52,7 @@ class DatasetInfo:
   """What kjax knows of a data set.
 
   Attributes:
-    name: the ``config.data.name`` value (``kmnist`` | ``mnist``).
+    name: the ``config.data.name`` value (``kmnist`` | ``k49`` | ``mnist``).
     num_classes: number of classes.
     class_names: the character (or digit) of each class, index = label.
     class_romaji: a Latin transliteration of each class name (for fonts without kana).
@@ -132,7 +139,38 @@ MNIST = DatasetInfo(
     homepage="http://yann.lecun.com/exdb/mnist/",
 )
 
-DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (KMNIST, MNIST)}
+_K49_URL = "http://codh.rois.ac.jp/kmnist/dataset/k49/"
+
+
+def _k49(split, md5_img, md5_lbl):
+  return SplitFiles(
+      images=FileSpec(f"k49-{split}-imgs.npz", _K49_URL + f"k49-{split}-imgs.npz", md5=md5_img),
+      labels=FileSpec(f"k49-{split}-labels.npz", _K49_URL + f"k49-{split}-labels.npz",
+                      md5=md5_lbl))
+
+
+# Kuzushiji-49: 48 hiragana and the iteration mark ゝ, in the order of the official
+# k49_classmap.csv (the gojūon order; KMNIST's 10 classes are one from each of its rows).
+K49 = DatasetInfo(
+    name="k49",
+    num_classes=49,
+    class_names=tuple("あいうえおかきくけこさしすせそたちつてとなにぬねの"
+                      "はひふへほまみむめもやゆよらりるれろわゐゑをんゝ"),
+    class_romaji=("a", "i", "u", "e", "o", "ka", "ki", "ku", "ke", "ko", "sa", "shi", "su",
+                  "se", "so", "ta", "chi", "tsu", "te", "to", "na", "ni", "nu", "ne", "no",
+                  "ha", "hi", "fu", "he", "ho", "ma", "mi", "mu", "me", "mo", "ya", "yu", "yo",
+                  "ra", "ri", "ru", "re", "ro", "wa", "wi", "we", "wo", "n", "iteration"),
+    split_sizes={"train": 232_365, "test": 38_547},
+    files={
+        "train": (_k49("train", "7ac088b20481cf51dcd01ceaab89d821",
+                       "44a8e1b893f81e63ff38d73cad420f7a"),),
+        "test": (_k49("test", "d352e201d846ce6b94f42c990966f374",
+                      "4da6f7a62e67a832d5eb1bd85c5ee448"),),
+    },
+    homepage="http://codh.rois.ac.jp/kmnist/",
+)
+
+DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (KMNIST, K49, MNIST)}
 
 
 def get_dataset_info(name: str) -> DatasetInfo:

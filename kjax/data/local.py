@@ -38,7 +38,7 @@ def find_split_files(info: catalog.DatasetInfo, data_dir: str,
 
 
 def _read_verified(path: str, spec: catalog.FileSpec, verify: bool) -> np.ndarray:
-  if verify and spec.sha256 is not None:  # a file checksum: check before decoding
+  if verify and spec.has_file_checksum:  # check before decoding
     readers.verify_file(path, spec)
     return readers.read_array(path)
   array = readers.read_array(path)

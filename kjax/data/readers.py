@@ -74,13 +74,18 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
   return read_npz(path) if str(path).endswith(".npz") else read_idx(path)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-  """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
-  digest = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+  """Hex digest (``'sha256'`` or ``'md5'``) of a file's bytes, read in 1 MiB chunks."""
+  digest = hashlib.new(algorithm)
   with open(path, "rb") as f:
     for chunk in iter(lambda: f.read(1 << 20), b""):
       digest.update(chunk)
   return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+  """Hex SHA-256 of a file's bytes."""
+  return file_digest(path, "sha256")
 
 
 def array_sha256(array: np.ndarray) -> str:
@@ -92,8 +97,8 @@ def verify_file(path: str | os.PathLike, spec: catalog.FileSpec,
                 array: np.ndarray | None = None) -> bool:
   """Checks a file against its official checksum.
 
-  The file checksum (``spec.sha256``) is used where published; otherwise the checksum of
-  the decoded array (``spec.content_sha256``, which then needs ``array``).
+  The file checksum (``spec.sha256``, else ``spec.md5``) is used where published; otherwise
+  the checksum of the decoded array (``spec.content_sha256``, which then needs ``array``).
 
   Returns:
     True if a checksum was known and matched; False if none is known for this file.
@@ -103,6 +108,8 @@ def verify_file(path: str | os.PathLike, spec: catalog.FileSpec,
   """
   if spec.sha256 is not None:
     actual, expected, what = file_sha256(path), spec.sha256, "SHA-256"
+  elif spec.md5 is not None:
+    actual, expected, what = file_digest(path, "md5"), spec.md5, "MD5"
   elif spec.content_sha256 is not None and array is not None:
     actual, expected, what = array_sha256(array), spec.content_sha256, "SHA-256 of the decoded array"
   else:
