@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging as py_logging
+import sys
 
 from absl import logging
 import ml_collections
@@ -34,7 +35,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> int:
   try:
     train.train_and_evaluate(config, workdir)
   except _USER_ERRORS as e:
-    logging.error("kjax: error: %s", e)
-    print(f"kjax: error: {e}", flush=True)
+    print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1
   return 0

@@ -50,7 +50,6 @@ def test_make_vae_figures(tmp_path, latent_dim):
 
 def test_style_examples_figure(tmp_path):
   from kjax.data import style
-  rng = np.random.default_rng(1)
   images = np.zeros((98, 28, 28, 1), np.uint8)
   for i in range(98):
     images[i, 5:5 + 2 + i % 7, 4:24] = 255  # bars of 2..8 rows

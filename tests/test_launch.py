@@ -46,7 +46,8 @@ def test_bad_input_stops_with_one_line_before_the_workdir(override, message, tmp
   result = _launch(workdir, override, *extra, "--config.data.train_split=test[:100]",
                    "--config.data.eval_split=test[100:200]")
   assert result.returncode == 1
-  errors = [l for l in result.stdout.splitlines() if l.startswith("kjax: error:")]
-  assert len(errors) == 1 and message in errors[0], result.stdout + result.stderr[-2000:]
+  errors = [l for l in result.stderr.splitlines() if "kjax: error:" in l]
+  assert len(errors) == 1 and errors[0].startswith("kjax: error:"), result.stderr[-2000:]
+  assert message in errors[0]
   assert "Traceback" not in result.stderr
   assert not workdir.exists()
