@@ -30,11 +30,11 @@ class Checkpointer:
     """The step of the newest complete checkpoint, or None."""
     return self._manager.latest_step()
 
-  def restore_latest(self, templates: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+  def restore_latest(self, templates: dict[str, Any]) -> dict[str, Any] | None:
     """Restores the newest checkpoint into the structure (and shardings) of ``templates``.
 
     Returns:
-      ``(step, items)`` or None when there is no checkpoint.
+      The restored items, or None when there is no checkpoint.
     """
     step = self._manager.latest_step()
     if step is None:
@@ -42,7 +42,7 @@ class Checkpointer:
     abstract = {k: jax.tree.map(ocp.utils.to_shape_dtype_struct, v) for k, v in templates.items()}
     restored = self._manager.restore(step, args=ocp.args.Composite(
         **{k: ocp.args.StandardRestore(v) for k, v in abstract.items()}))
-    return step, {k: restored[k] for k in templates}
+    return {k: restored[k] for k in templates}
 
   def save(self, step: int, items: dict[str, Any]) -> None:
     """Starts an asynchronous save of ``items`` as ``step`` (a no-op if ``step`` exists)."""

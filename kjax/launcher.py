@@ -8,13 +8,8 @@ import sys
 from absl import logging
 import ml_collections
 
-from kjax import data
+from kjax import errors
 from kjax import train
-from kjax import validation
-
-# Errors a user can fix from the command line: reported as one line, no traceback.
-_USER_ERRORS = (validation.ConfigError, data.DataFileNotFoundError, data.ChecksumError,
-                train.NonFiniteLossError, ValueError)
 
 
 def _quiet_libraries() -> None:
@@ -34,7 +29,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> int:
   _quiet_libraries()
   try:
     train.train_and_evaluate(config, workdir)
-  except _USER_ERRORS as e:
+  except errors.KjaxError as e:  # fixable by the user: one line, no traceback
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1
   return 0

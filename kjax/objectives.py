@@ -10,6 +10,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from kjax import errors
+
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -70,13 +72,13 @@ def reconstruction_nll(logits: jax.Array, x: jax.Array, likelihood: str,
   """Dispatches to ``bernoulli_nll`` or ``gaussian_nll``; float ``[...]`` nats per image.
 
   Raises:
-    ValueError: unknown ``likelihood``.
+    ConfigError: unknown ``likelihood``.
   """
   if likelihood == "bernoulli":
     return bernoulli_nll(logits, x)
   if likelihood == "gaussian":
     return gaussian_nll(logits, x, gaussian_variance)
-  raise ValueError(f"config.objective.likelihood={likelihood!r} is not one of {LIKELIHOODS}")
+  raise errors.ConfigError(f"config.objective.likelihood={likelihood!r} is not one of {LIKELIHOODS}")
 
 
 def beta_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array, z_logvar: jax.Array,

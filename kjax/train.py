@@ -25,6 +25,7 @@ import optax
 from flax.training import train_state
 
 from kjax import checkpointing
+from kjax import errors
 from kjax import data as kdata
 from kjax import figures
 from kjax import metric_writers
@@ -40,10 +41,6 @@ _RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoin
                    "train.keep_checkpoints", "train.eval_batch_size", "train.steps_per_call",
                    "data.data_dir", "data.tfds_data_dir", "data.cache_dir",
                    "data.verify_checksums", "figures")
-
-
-class NonFiniteLossError(FloatingPointError):
-  """The training loss became NaN or infinite."""
 
 
 class TrainState(train_state.TrainState):
@@ -258,7 +255,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ``train/*`` and ``eval/*`` metrics.
 
   Raises:
-    ConfigError / ValueError: a bad config value or split (nothing written).
+    ConfigError, DataError: a bad config value or split (nothing written).
     DataFileNotFoundError, ChecksumError: missing or non-official data (nothing written).
     NonFiniteLossError: the loss became NaN/Inf; the last good checkpoint is kept.
   """
@@ -284,8 +281,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   every = config.train.checkpoint_every_steps
   restored = ckpt.restore_latest({"state": state, "sums": sums})
   if restored is not None:
-    _, items = restored
-    state, sums = items["state"], items["sums"]
+    state, sums = restored["state"], restored["sums"]
     logging.info("kjax: resumed from the checkpoint at step %d", int(state.step))
   start_step = int(state.step)
   writer = metric_writers.MetricWriter(workdir, resume_step=start_step)
@@ -372,7 +368,7 @@ def _stop_non_finite(ckpt, writer, step, epoch):
   latest = ckpt.latest_step()
   ckpt.close()
   writer.close()
-  raise NonFiniteLossError(
+  raise errors.NonFiniteLossError(
       f"the training loss became non-finite by step {step} (epoch {epoch + 1}); the last good "
       f"checkpoint (step {latest}) is kept; lower config.optim.learning_rate and rerun")
 

@@ -12,8 +12,7 @@ from kjax.models.vae import UPSAMPLE_METHODS
 from kjax.objectives import LIKELIHOODS
 
 
-class ConfigError(ValueError):
-  """A config value is not allowed; the message names the value and what is allowed."""
+from kjax.errors import ConfigError  # noqa: F401  (raised here, re-exported)
 
 
 def _check(ok: bool, name: str, value, allowed: str) -> None:
@@ -36,7 +35,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   Raises:
     ConfigError: the first bad value, e.g.
       ``config.objective.beta=-1.0 is not allowed: expected a finite number >= 0``.
-    ValueError: unknown ``config.data.name`` (from ``catalog.get_dataset_info``).
+    (also for an unknown ``config.data.name``, from ``catalog.get_dataset_info``).
   """
   _int(config, "seed", 0)
   info = catalog.get_dataset_info(config.data.name)

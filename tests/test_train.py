@@ -9,7 +9,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from kjax import checkpointing, train, validation
+from kjax import checkpointing, errors, train, validation
 
 
 def _params_of_latest_checkpoint(workdir):
@@ -112,7 +112,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_p
     bad = jnp.where(state.step > 9, jnp.nan, 1.0)
     return state, {k: v * bad for k, v in metrics.items()}
   monkeypatch.setattr(train, "train_step", poisoned)
-  with pytest.raises(train.NonFiniteLossError, match="non-finite by step 12.*step 8"):
+  with pytest.raises(errors.NonFiniteLossError, match="non-finite by step 12.*step 8"):
     train.train_and_evaluate(tiny_config, workdir)
   step, params = _params_of_latest_checkpoint(workdir)
   assert step == 8

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from kjax import errors
+
 _KMNIST_URL = "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"
 _MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 
@@ -177,10 +179,10 @@ def get_dataset_info(name: str) -> DatasetInfo:
   """Returns the catalogue entry of data set ``name``.
 
   Raises:
-    ValueError: ``name`` is not a data set kjax knows.
+    ConfigError: ``name`` is not a data set kjax knows.
   """
   try:
     return DATASETS[name]
   except KeyError:
-    raise ValueError(f"config.data.name={name!r} is not a known data set; "
+    raise errors.ConfigError(f"config.data.name={name!r} is not a known data set; "
                      f"expected one of: {', '.join(sorted(DATASETS))}") from None

@@ -8,6 +8,7 @@ import os
 import ml_collections
 import numpy as np
 
+from kjax import errors
 from kjax.data import catalog
 from kjax.data import local
 from kjax.data import splits
@@ -53,7 +54,7 @@ def load_split_arrays(data_config: ml_collections.ConfigDict, split: str,
     ``(images, labels)``: uint8 ``[N, 28, 28]`` and int32 ``[N]``.
 
   Raises:
-    ValueError: unknown data set or bad split (before any file is read).
+    ConfigError, DataError: unknown data set or bad split (before any file is read).
     DataFileNotFoundError, ChecksumError: see ``kjax.data.local``.
   """
   info = catalog.get_dataset_info(data_config.name)
@@ -69,7 +70,7 @@ def load_split_arrays(data_config: ml_collections.ConfigDict, split: str,
   sizes = {name: len(files[name][0]) for name in names}
   for name, size in sizes.items():
     if data_config.verify_checksums and size != info.split_sizes[name]:
-      raise ValueError(f"{info.name} {name!r}: {size} examples in {data_config.data_dir}, "
+      raise errors.DataError(f"{info.name} {name!r}: {size} examples in {data_config.data_dir}, "
                        f"expected {info.split_sizes[name]}")
   # Slices are taken of the files' actual sizes: non-official files may be smaller.
   ranges = splits.resolve_split(split, {**info.split_sizes, **sizes})

@@ -68,7 +68,7 @@ def load_split_arrays(info: catalog.DatasetInfo, data_dir: str, split: str,
   Raises:
     DataFileNotFoundError: a file is missing (see ``find_split_files``).
     ChecksumError: a file is not the official one.
-    ValueError: the arrays have the wrong shape, dtype or label range.
+    DataError: the arrays have the wrong shape, dtype or label range.
   """
   files, images_path, labels_path = find_split_files(info, data_dir, split)
   images = _read_verified(images_path, files.images, verify_checksums)
@@ -76,13 +76,13 @@ def load_split_arrays(info: catalog.DatasetInfo, data_dir: str, split: str,
   if images.ndim == 4 and images.shape[-1] == 1:
     images = images[..., 0]
   if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-    raise ValueError(f"{images_path}: expected uint8 images [N, 28, 28], "
+    raise readers.DataError(f"{images_path}: expected uint8 images [N, 28, 28], "
                      f"got {images.dtype} {list(images.shape)}")
   labels = labels.reshape(-1).astype(np.int32)
   if len(labels) != len(images):
-    raise ValueError(f"{labels_path}: {len(labels)} labels for {len(images)} images "
+    raise readers.DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images "
                      f"in {images_path}")
   if len(labels) and (labels.min() < 0 or labels.max() >= info.num_classes):
-    raise ValueError(f"{labels_path}: labels span [{labels.min()}, {labels.max()}], "
+    raise readers.DataError(f"{labels_path}: labels span [{labels.min()}, {labels.max()}], "
                      f"expected [0, {info.num_classes - 1}]")
   return images, labels

@@ -20,12 +20,7 @@ from kjax.data import catalog
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DataFileNotFoundError(FileNotFoundError):
-  """An official data file is missing."""
-
-
-class ChecksumError(ValueError):
-  """A data file's checksum differs from the official one."""
+from kjax.errors import ChecksumError, DataError, DataFileNotFoundError  # noqa: F401
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -39,20 +34,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     uint8 ``[N]`` for labels.
 
   Raises:
-    ValueError: the header is not an idx header or the payload has the wrong size.
+    DataError: the header is not an idx header or the payload has the wrong size.
   """
   opener = gzip.open if str(path).endswith(".gz") else open
   with opener(path, "rb") as f:
     raw = f.read()
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-    raise ValueError(f"{path}: not an idx file (magic bytes {raw[:4].hex()!r})")
+    raise DataError(f"{path}: not an idx file (magic bytes {raw[:4].hex()!r})")
   ndim = raw[3]
   shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
   dtype = np.dtype(_IDX_DTYPES[raw[2]])
   payload = raw[4 + 4 * ndim:]
   expected = int(np.prod(shape)) * dtype.itemsize
   if len(payload) != expected:
-    raise ValueError(f"{path}: idx header gives shape {shape} ({expected} bytes) "
+    raise DataError(f"{path}: idx header gives shape {shape} ({expected} bytes) "
                      f"but the payload has {len(payload)} bytes")
   return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -61,11 +56,11 @@ def read_npz(path: str | os.PathLike, key: str = "arr_0") -> np.ndarray:
   """Reads the array stored under ``key`` in an ``.npz`` file.
 
   Raises:
-    ValueError: the archive has no array named ``key``.
+    DataError: the archive has no array named ``key``.
   """
   with np.load(path, allow_pickle=False) as archive:
     if key not in archive.files:
-      raise ValueError(f"{path}: no array {key!r} in the archive (it has {archive.files})")
+      raise DataError(f"{path}: no array {key!r} in the archive (it has {archive.files})")
     return np.asarray(archive[key])
 
 

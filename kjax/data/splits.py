@@ -11,6 +11,8 @@ import dataclasses
 
 import tensorflow_datasets as tfds
 
+from kjax import errors
+
 
 @dataclasses.dataclass(frozen=True)
 class _SplitInfo:
@@ -28,7 +30,7 @@ def resolve_split(spec: str, split_sizes: dict[str, int]) -> list[tuple[str, int
     One ``(split_name, start, stop)`` per ``+``-joined part, with ``0 <= start < stop``.
 
   Raises:
-    ValueError: the spec does not parse, names an unknown split, is out of range, or
+    DataError: the spec does not parse, names an unknown split, is out of range, or
       selects no example. The message names the spec and the split's size.
   """
   sizes_text = ", ".join(f"{k} has {v} examples" for k, v in split_sizes.items())
@@ -37,14 +39,14 @@ def resolve_split(spec: str, split_sizes: dict[str, int]) -> list[tuple[str, int
         {name: _SplitInfo(n) for name, n in split_sizes.items()})
   except (ValueError, AssertionError, KeyError) as e:
     reason = str(e).splitlines()[0]
-    raise ValueError(f"split {spec!r} is not valid ({reason}); {sizes_text}") from None
+    raise errors.DataError(f"split {spec!r} is not valid ({reason}); {sizes_text}") from None
   ranges = []
   for instruction in instructions:
     size = split_sizes[instruction.splitname]
     start = 0 if instruction.from_ is None else instruction.from_
     stop = size if instruction.to is None else instruction.to
     if stop <= start:
-      raise ValueError(f"split {spec!r} selects no examples of {instruction.splitname!r} "
+      raise errors.DataError(f"split {spec!r} selects no examples of {instruction.splitname!r} "
                        f"(which has {size} examples)")
     ranges.append((instruction.splitname, start, stop))
   return ranges
@@ -54,7 +56,7 @@ def split_names(spec: str, known: list[str] | tuple[str, ...]) -> list[str]:
   """The official splits a spec reads, e.g. ``'train[:10]+test'`` → ``['test', 'train']``.
 
   Raises:
-    ValueError: the spec does not parse or names an unknown split.
+    DataError: the spec does not parse or names an unknown split.
   """
   unbounded = dict.fromkeys(known, 2**62)  # sizes do not matter for the names
   return sorted({name for name, _, _ in resolve_split(spec, unbounded)})

@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from kjax import errors
+
 STYLE_NAMES = ("thin", "thick")
 REDUCTIONS = ("median", "mean")
 
@@ -46,10 +48,10 @@ def class_thresholds(counts: np.ndarray, labels: np.ndarray, num_classes: int,
     reduction over all examples.
 
   Raises:
-    ValueError: unknown ``reduction``.
+    ConfigError: unknown ``reduction``.
   """
   if reduction not in REDUCTIONS:
-    raise ValueError(f"config.data.style_reduction={reduction!r} is not allowed; "
+    raise errors.ConfigError(f"config.data.style_reduction={reduction!r} is not allowed; "
                      f"expected one of {REDUCTIONS}")
   reduce = np.median if reduction == "median" else np.mean
   overall = float(reduce(counts)) if len(counts) else 0.0

@@ -22,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from kjax import errors
 from kjax.models import vae
 
 ARCHITECTURES = ("mlp", "mlp_bn", "conv")
@@ -70,7 +71,7 @@ class ConditionalVAE(nn.Module):
 
   def setup(self):
     if self.architecture not in ARCHITECTURES:
-      raise ValueError(f"config.model.architecture={self.architecture!r} is not one of "
+      raise errors.ConfigError(f"config.model.architecture={self.architecture!r} is not one of "
                        f"{ARCHITECTURES}")
     if self.architecture == "conv":
       self.encoder_trunk = vae.ConvEncoder(self.latent_dim, tuple(self.channels), 16)

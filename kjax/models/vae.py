@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kjax import errors
+
 UPSAMPLE_METHODS = ("subpixel", "conv_transpose")
 
 # For a 3-tap, stride-2, 'SAME' transposed convolution (lax.conv_transpose), output row
@@ -82,7 +84,7 @@ class Upsample2x(nn.Module):
       y = y.reshape(b, h, w, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
       y = y.reshape(b, 2 * h, 2 * w, self.features)
     else:
-      raise ValueError(f"upsample method {self.method!r} is not one of {UPSAMPLE_METHODS}")
+      raise errors.ConfigError(f"config.model.upsample={self.method!r} is not one of {UPSAMPLE_METHODS}")
     return y + bias
 
 

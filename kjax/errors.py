@@ -1,0 +1,29 @@
+"""Errors a user can fix from the command line; ``launch.py`` reports them as one line.
+
+Each also derives from the matching built-in (ValueError, FileNotFoundError, ...), so
+callers may catch either. Anything else that escapes a run is a bug and keeps its traceback.
+"""
+
+
+class KjaxError(Exception):
+  """Base of the errors reported without a traceback."""
+
+
+class ConfigError(KjaxError, ValueError):
+  """A config value is not allowed; the message names the value and what is allowed."""
+
+
+class DataError(KjaxError, ValueError):
+  """A split spec or a data file's contents is not usable; the message says why."""
+
+
+class DataFileNotFoundError(KjaxError, FileNotFoundError):
+  """An official data file is missing (or could not be downloaded)."""
+
+
+class ChecksumError(KjaxError, ValueError):
+  """A data file's checksum differs from the official one."""
+
+
+class NonFiniteLossError(KjaxError, FloatingPointError):
+  """The training loss became NaN or infinite."""
