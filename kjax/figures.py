@@ -1,4 +1,4 @@
-"""The figures of a β-VAE run (seeds 000, 002, 004), written as PNG and GIF files.
+"""The figures of kjax runs (seeds 000–004), written as PNG and GIF files.
 
 Every function takes plain numpy arrays (images as float in [0, 1]), so it can be tested
 without a model; ``make_vae_figures`` wires them to a trained model.
@@ -169,23 +169,75 @@ def save_gif(path: str, frames: np.ndarray, scale: int = 4, duration_ms: int = 1
   return path
 
 
-def plot_loss_curves(path: str, history: Sequence[dict], title: str) -> str:
-  """Train and eval ``loss``, ``nelbo``, ``rec`` and ``kl`` (nats per image) against epoch."""
-  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+VAE_LOSS_PANELS = (("loss", "nelbo"), ("rec",), ("kl",))
+
+
+def plot_loss_curves(path: str, history: Sequence[dict], title: str,
+                     panels: Sequence[Sequence[str]] = VAE_LOSS_PANELS) -> str:
+  """Train (solid) and eval (dashed) metrics against epoch, one panel per group of names.
+
+  Args:
+    history: ``metrics.jsonl`` rows (``epoch``, ``train/<name>``, ``eval/<name>``).
+    panels: metric names per panel; the default is the VAE's (nats per image), a GAN's
+      is ``(('d_loss', 'g_loss'), ('d_real', 'd_fake'))``. Names absent from every row
+      are skipped.
+  """
+  fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
   epochs = [r["epoch"] for r in history]
-  panels = (("loss", "nelbo"), ("rec",), ("kl",))
-  for ax, names in zip(axes, panels):
+  nats = set(VAE_LOSS_PANELS[0] + VAE_LOSS_PANELS[1] + VAE_LOSS_PANELS[2])
+  for ax, names in zip(axes[0], panels):
     for name in names:
       for split, style in (("train", "-"), ("eval", "--")):
         key = f"{split}/{name}"
         if all(key in r for r in history):
           ax.plot(epochs, [r[key] for r in history], style, marker="o", ms=3, label=key)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per image")
+    ax.set_ylabel("nats per image" if set(names) <= nats else "batch mean")
     ax.set_title(" and ".join(names))
     ax.grid(alpha=0.3)
     ax.legend()
   fig.suptitle(title, y=1.04)
+  return _save(fig, path)
+
+
+def plot_class_style_sheet(path: str, samples: np.ndarray, info: catalog.DatasetInfo,
+                           title: str) -> str:
+  """Generated samples of every class in both styles (seed 003 Figs. 9–11, 15–18, all at once).
+
+  Args:
+    samples: float ``[C, 2, n, 28, 28(, 1)]`` in [0, 1]: class × (thin, thick) × n samples.
+      Column j of both halves should share its noise, so that only the style differs.
+    info: class names for the row labels (the character and its romaji).
+  """
+  c, _, n = samples.shape[:3]
+  fig, ax = plt.subplots(figsize=(max(4.0, 2 * n * 0.5 + 1.5), c * 0.5 + 0.9))
+  ax.imshow(tile(samples.reshape(c * 2 * n, 28, 28), 2 * n), cmap="gray_r", vmin=0, vmax=255,
+            interpolation="nearest")
+  ax.axvline(n * 29 + 0.5, color="tab:red", lw=1.5)
+  ax.set_xticks([n * 29 / 2, n * 29 * 1.5])
+  ax.set_xticklabels(["thin (style 0)", "thick (style 1)"])
+  ax.xaxis.tick_top()
+  ax.set_yticks([14.5 + 29 * r for r in range(c)])
+  ax.set_yticklabels([info.label(k) for k in range(c)])
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_real_vs_generated(path: str, real: np.ndarray, generated: np.ndarray, title: str,
+                           caption: str, ncols: int = 8) -> str:
+  """Real images beside generated ones for the same labels (seed 003 Figs. 12–14).
+
+  Args:
+    real, generated: float ``[N, 28, 28(, 1)]`` in [0, 1], the same N.
+    caption: the hyper-parameters, written under the panels (seed 003 §4.3.4).
+  """
+  fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
+  for ax, images, name in ((axes[0], real, "Real images"), (axes[1], generated, "Generated images")):
+    ax.imshow(tile(images, ncols), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(name)
+    ax.axis("off")
+  fig.suptitle(title)
+  fig.text(0.5, 0.02, caption, ha="center", fontsize=10, wrap=True)
   return _save(fig, path)
 
 

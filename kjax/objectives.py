@@ -1,6 +1,7 @@
-"""VAE objectives, written per example (sum over pixels / latent dimensions); means come last.
+"""VAE and GAN objectives.
 
-All values are in nats per image.
+VAE terms are written per example (sums over pixels / latent dimensions; means come last),
+in nats per image. GAN losses are batch means (seed 003 reports them so).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from kjax import errors
 
@@ -99,3 +101,83 @@ def beta_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array, z_logvar:
   rec = reconstruction_nll(logits, x, likelihood, gaussian_variance)
   kl = kl_standard_normal(z_mean, z_logvar)
   return {"loss": rec + beta * kl, "rec": rec, "kl": kl, "nelbo": rec + kl}
+
+
+# --- Conditional GAN objectives (seed 003 §4.3; hinge and WGAN-GP as its "future work") ---
+
+GAN_LOSSES = ("bce", "hinge", "wgan_gp")
+
+
+def gan_d_loss(real_logits: jax.Array, fake_logits: jax.Array, loss: str,
+               label_smoothing: float | jax.Array = 0.0) -> jax.Array:
+  """The discriminator's (critic's) loss per (real, fake) pair, without gradient penalty.
+
+  The batch mean is the loss that is minimised:
+
+  * ``'bce'``: ``½ [BCE(D(x), 1 − s) + BCE(D(G(z)), 0)]``, seed 003's averaged BCE
+    (Goodfellow et al. 2014, Eq. 1, negated), with one-sided label smoothing ``s``
+    (Salimans et al. 2016 §3.4): only the real targets are softened.
+  * ``'hinge'``: ``relu(1 − D(x)) + relu(1 + D(G(z)))`` (Lim & Ye 2017; Miyato et al. 2018).
+  * ``'wgan_gp'``: ``D(G(z)) − D(x)``, the critic loss of Gulrajani et al. 2017 (Alg. 1);
+    add ``gp_weight · gradient_penalty`` to its mean.
+
+  Args:
+    real_logits, fake_logits: float ``[B]`` discriminator outputs (logits for ``'bce'``).
+    loss: one of ``GAN_LOSSES``.
+    label_smoothing: ``s`` in [0, 1), ``'bce'`` only.
+
+  Returns:
+    float ``[B]``.
+
+  Raises:
+    ConfigError: unknown ``loss``.
+  """
+  if loss == "bce":
+    real_target = jnp.full_like(real_logits, 1.0) - label_smoothing
+    return 0.5 * (optax.sigmoid_binary_cross_entropy(real_logits, real_target)
+                  + optax.sigmoid_binary_cross_entropy(fake_logits, jnp.zeros_like(fake_logits)))
+  if loss == "hinge":
+    return jax.nn.relu(1.0 - real_logits) + jax.nn.relu(1.0 + fake_logits)
+  if loss == "wgan_gp":
+    return fake_logits - real_logits
+  raise errors.ConfigError(f"config.objective.loss={loss!r} is not one of {GAN_LOSSES}")
+
+
+def gan_g_loss(fake_logits: jax.Array, loss: str) -> jax.Array:
+  """The generator's loss per sample: the non-saturating ``BCE(D(G(z)), 1) = −log σ(D(G(z)))``
+  for ``'bce'`` (Goodfellow et al. 2014 §3), ``−D(G(z))`` for ``'hinge'`` and ``'wgan_gp'``.
+
+  Args:
+    fake_logits: float ``[B]``; loss: one of ``GAN_LOSSES``.
+
+  Returns:
+    float ``[B]``; its batch mean is minimised.
+
+  Raises:
+    ConfigError: unknown ``loss``.
+  """
+  if loss == "bce":
+    return optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits))
+  if loss in ("hinge", "wgan_gp"):
+    return -fake_logits
+  raise errors.ConfigError(f"config.objective.loss={loss!r} is not one of {GAN_LOSSES}")
+
+
+def gradient_penalty(critic, real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+  """WGAN-GP's penalty ``E[(‖∇_x̂ D(x̂)‖₂ − 1)²]`` at ``x̂ = ε x + (1 − ε) G(z)``,
+  ``ε ~ U[0, 1]`` per example (Gulrajani et al. 2017, Eq. 3).
+
+  Args:
+    critic: float ``[B, 28, 28, 1]`` → float ``[B]`` (the discriminator with its
+      parameters and conditioning bound).
+    real, fake: float ``[B, 28, 28, 1]``, in the generator's output range.
+    key: PRNG key for ε.
+
+  Returns:
+    float ``[]``.
+  """
+  eps = jax.random.uniform(key, (real.shape[0], 1, 1, 1), real.dtype)
+  x_hat = eps * real + (1.0 - eps) * fake
+  grads = jax.grad(lambda x: critic(x).sum())(x_hat)
+  norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1) + 1e-12)
+  return jnp.mean(jnp.square(norms - 1.0))

@@ -8,11 +8,10 @@ from numbers import Integral, Real
 import ml_collections
 
 from kjax.data import catalog, style
-from kjax.models.vae import UPSAMPLE_METHODS
-from kjax.objectives import LIKELIHOODS
-
-
 from kjax.errors import ConfigError  # noqa: F401  (raised here, re-exported)
+from kjax.models import cgan, cvae
+from kjax.models.vae import UPSAMPLE_METHODS
+from kjax.objectives import GAN_LOSSES, LIKELIHOODS
 
 
 def _check(ok: bool, name: str, value, allowed: str) -> None:
@@ -29,8 +28,34 @@ def _int(config, name, low, high=None):
   _check(ok, name, value, f"expected an integer >= {low}" + (f" and <= {high}" if high else ""))
 
 
+def _real(config, name, low, high=None, low_open=False, high_open=True):
+  value = config
+  for part in name.split("."):
+    value = value[part]
+  ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+  ok = ok and (value > low if low_open else value >= low)
+  ok = ok and (high is None or (value < high if high_open else value <= high))
+  bounds = f"{'>' if low_open else '>='} {low:g}"
+  if high is not None:
+    bounds += f" and {'<' if high_open else '<='} {high:g}"
+  _check(ok, name, value, f"expected a finite number {bounds}")
+
+
+def _one_of(config, name, allowed):
+  value = config
+  for part in name.split("."):
+    value = value[part]
+  _check(value in allowed, name, value, f"expected one of {tuple(allowed)}")
+
+
+def _channels(config):
+  channels = tuple(config.model.channels)
+  _check(1 <= len(channels) <= 4 and all(isinstance(c, Integral) and c > 0 for c in channels),
+         "model.channels", config.model.channels, "expected 1 to 4 positive integers")
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Validates a β-VAE config.
+  """Validates a kjax config (``model.name`` ``beta_vae``, ``cvae`` or ``cgan``).
 
   Raises:
     ConfigError: the first bad value, e.g.
@@ -40,33 +65,44 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _int(config, "seed", 0)
   info = catalog.get_dataset_info(config.data.name)
   _int(config, "data.style_pixel_threshold", 0, 254)
-  _check(config.data.style_reduction in style.REDUCTIONS, "data.style_reduction",
-         config.data.style_reduction, f"expected one of {style.REDUCTIONS}")
+  _one_of(config, "data.style_reduction", style.REDUCTIONS)
+  _one_of(config, "model.name", ("beta_vae", "cvae", "cgan"))
   _int(config, "model.latent_dim", 1)
   _int(config, "model.hidden", 1)
-  channels = tuple(config.model.channels)
-  _check(1 <= len(channels) <= 4 and all(isinstance(c, Integral) and c > 0 for c in channels),
-         "model.channels", config.model.channels, "expected 1 to 4 positive integers")
-  _check(config.model.upsample in UPSAMPLE_METHODS, "model.upsample", config.model.upsample,
-         f"expected one of {UPSAMPLE_METHODS}")
-  beta = config.objective.beta
-  _check(isinstance(beta, Real) and math.isfinite(beta) and beta >= 0, "objective.beta", beta,
-         "expected a finite number >= 0")
-  _check(config.objective.likelihood in LIKELIHOODS, "objective.likelihood",
-         config.objective.likelihood, f"expected one of {LIKELIHOODS}")
-  variance = config.objective.gaussian_variance
-  _check(isinstance(variance, Real) and math.isfinite(variance) and variance > 0,
-         "objective.gaussian_variance", variance, "expected a finite number > 0")
-  lr = config.optim.learning_rate
-  _check(isinstance(lr, Real) and math.isfinite(lr) and lr > 0, "optim.learning_rate", lr,
-         "expected a finite number > 0")
+  _channels(config)
+  _real(config, "optim.learning_rate", 0, low_open=True)
   for name in ("num_epochs", "batch_size", "eval_batch_size", "steps_per_call",
                "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     _int(config, f"train.{name}", 1)
-  classes = tuple(config.figures.interpolate_classes)
-  _check(len(classes) == 2 and all(isinstance(c, Integral) and 0 <= c < info.num_classes
-                                   for c in classes),
-         "figures.interpolate_classes", config.figures.interpolate_classes,
-         f"expected two class indices in [0, {info.num_classes - 1}]")
-  _int(config, "figures.interpolation_steps", 2)
-  _int(config, "figures.grid_size", 2)
+
+  model = config.model.name
+  if model in ("beta_vae", "cvae"):
+    _real(config, "objective.beta", 0)
+    _one_of(config, "objective.likelihood", LIKELIHOODS)
+    _real(config, "objective.gaussian_variance", 0, low_open=True)
+  if model == "beta_vae":
+    _one_of(config, "model.upsample", UPSAMPLE_METHODS)
+    classes = tuple(config.figures.interpolate_classes)
+    _check(len(classes) == 2 and all(isinstance(c, Integral) and 0 <= c < info.num_classes
+                                     for c in classes),
+           "figures.interpolate_classes", config.figures.interpolate_classes,
+           f"expected two class indices in [0, {info.num_classes - 1}]")
+    _int(config, "figures.interpolation_steps", 2)
+    _int(config, "figures.grid_size", 2)
+    return
+  _int(config, "figures.samples_per_style", 1)
+  _int(config, "figures.progress_every_epochs", 0)
+  if model == "cvae":
+    _one_of(config, "model.architecture", cvae.ARCHITECTURES)
+    return
+  _one_of(config, "model.architecture", cgan.ARCHITECTURES)
+  _one_of(config, "model.output", cgan.OUTPUTS)
+  _one_of(config, "objective.loss", GAN_LOSSES)
+  _int(config, "objective.d_steps", 1)
+  _real(config, "objective.label_smoothing", 0, 1)
+  _real(config, "objective.gp_weight", 0)
+  for name in ("g_learning_rate", "d_learning_rate"):
+    if config.optim[name] is not None:
+      _real(config, f"optim.{name}", 0, low_open=True)
+  _real(config, "optim.b1", 0, 1)
+  _real(config, "optim.b2", 0, 1)

@@ -9,7 +9,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from kjax import checkpointing, errors, train, validation
+from kjax import checkpointing, errors, tasks, train, validation
+from kjax.tasks import vae as vae_task
+
+
+def _batch(key, lead, n, num_classes=10):
+  k1, k2, k3 = jax.random.split(key, 3)
+  return {"images": jax.random.randint(k1, (*lead, n, 28, 28, 1), 0, 256).astype(jnp.uint8),
+          "labels": jax.random.randint(k2, (*lead, n), 0, num_classes),
+          "styles": jax.random.randint(k3, (*lead, n), 0, 2)}
 
 
 def _params_of_latest_checkpoint(workdir):
@@ -27,18 +35,18 @@ def _summary(workdir):
 
 def test_train_step_is_vmappable_over_runs(tiny_config):
   """A sweep of two runs (β = 1 and 4, own seeds) in one program equals the runs one by one."""
-  model = train.create_model(tiny_config.model)
+  task = tasks.get_task(tiny_config)
   init_keys = jax.random.split(jax.random.key(0), 2)
   betas = jnp.array([1.0, 4.0])
-  states = jax.vmap(lambda k, b: train.create_train_state(tiny_config, model, k, beta=b))(
-      init_keys, betas)
-  images = jax.random.randint(jax.random.key(1), (2, 8, 28, 28, 1), 0, 256).astype(jnp.uint8)
+  states = jax.vmap(lambda k, b: task.init_state(k, beta=b))(init_keys, betas)
+  batches = _batch(jax.random.key(1), (2,), 8)
   keys = jax.random.split(jax.random.key(2), 2)
-  new, metrics = jax.jit(jax.vmap(train.train_step))(states, images, keys)
+  new, metrics = jax.jit(jax.vmap(task.train_step))(states, batches, keys)
   for i in range(2):
     state = jax.tree.map(lambda x: x[i], states)
     assert float(state.hparams["beta"]) == float(betas[i])
-    single, single_metrics = jax.jit(train.train_step)(state, images[i], keys[i])
+    batch = jax.tree.map(lambda x: x[i], batches)
+    single, single_metrics = jax.jit(task.train_step)(state, batch, keys[i])
     np.testing.assert_allclose(metrics["loss"][i], single_metrics["loss"], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(new.params)):
       np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-6)
@@ -106,12 +114,12 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_p
                                                                monkeypatch):
   workdir = str(tmp_path / "nan")
   tiny_config.train.log_every_steps = 1000  # checkpoints alone must trigger the check
-  original = train.train_step
-  def poisoned(state, images, key, **kw):
-    state, metrics = original(state, images, key, **kw)
+  original = vae_task.BetaVAETask.train_step
+  def poisoned(self, state, batch, key):
+    state, metrics = original(self, state, batch, key)
     bad = jnp.where(state.step > 9, jnp.nan, 1.0)
     return state, {k: v * bad for k, v in metrics.items()}
-  monkeypatch.setattr(train, "train_step", poisoned)
+  monkeypatch.setattr(vae_task.BetaVAETask, "train_step", poisoned)
   with pytest.raises(errors.NonFiniteLossError, match="non-finite by step 12.*step 8"):
     train.train_and_evaluate(tiny_config, workdir)
   step, params = _params_of_latest_checkpoint(workdir)
@@ -134,15 +142,15 @@ def test_resume_with_a_different_experiment_is_refused(tiny_config, tmp_path):
 
 def test_scanned_chunk_equals_single_steps(tiny_config):
   """steps_per_call > 1 (lax.scan) runs the same steps, batches and keys as a Python loop."""
-  model = train.create_model(tiny_config.model)
+  task = tasks.get_task(tiny_config)
   keys = train.stream_keys(0)
-  images = jax.random.randint(jax.random.key(1), (64, 28, 28, 1), 0, 256).astype(jnp.uint8)
+  data = _batch(jax.random.key(1), (), 64)
   perm = jax.random.permutation(keys["data"], 64)
   def run(num_steps, calls):
-    state, sums = train.create_train_state(tiny_config, model, keys["init"]), train.zero_sums()
-    chunk = train.make_train_chunk(4, 16, num_steps, "bernoulli", 0.5)
+    state, sums = task.init_state(keys["init"]), train.zero_sums(task.train_metrics)
+    chunk = train.make_train_chunk(task.train_step, 4, 16, num_steps)
     for _ in range(calls):
-      state, sums = chunk(state, sums, images, perm, keys["train"])
+      state, sums = chunk(state, sums, data, perm, keys["train"])
     return state, sums
   looped, looped_sums = run(1, 4)
   scanned, scanned_sums = run(4, 1)

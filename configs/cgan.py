@@ -1,0 +1,74 @@
+r"""Conditional GAN on Kuzushiji-49, conditioned on class and thick/thin style (seed 003 §4.3).
+
+The seed's hyper-parameters: latent 64, batch 128, Adam 1e-4 for both networks, one D
+update per G update, non-saturating BCE; its MLPs (G: 64 + 49 + 2 → 256 → 784, D: 784 +
+49 + 2 → 256 → 1) with the sigmoid output on [0, 1] (its Architecture 2, which it found
+best); 100 epochs (its architecture experiments).
+
+  python launch.py --config=configs/cgan.py      # K49 through TFDS (downloads)
+
+Offline, on the real KMNIST test split here:
+
+  python launch.py --config=configs/cgan.py --workdir=runs/cgan_kmnist \
+    --config.data.name=kmnist --config.data.data_dir=../shared/data/kmnist \
+    --config.data.train_split='test[:8000]' --config.data.eval_split='test[8000:]'
+
+Variants: --config.model.output=tanh (the seed's original), --config.model.architecture=dcgan,
+--config.objective.loss=hinge|wgan_gp, --config.objective.d_steps=5,
+--config.objective.label_smoothing=0.1, --config.optim.d_learning_rate=4e-4.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The default CGAN experiment."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "k49"
+  config.data.data_dir = ""          # folder of official files; empty: TFDS
+  config.data.tfds_data_dir = ""     # where TFDS prepares data; empty: TFDS's default
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  config.data.verify_checksums = True
+  config.data.style_pixel_threshold = 0   # foreground: pixel value > this (0..254)
+  config.data.style_reduction = "median"  # or "mean"
+  config.data.cache_dir = ""              # empty: $KJAX_CACHE_DIR or ~/.cache/kjax
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "cgan"
+  config.model.architecture = "mlp"  # "mlp" (seed 003) | "dcgan"
+  config.model.output = "sigmoid"    # "sigmoid" (Architecture 2, data on [0, 1]) | "tanh" ([-1, 1])
+  config.model.latent_dim = 64
+  config.model.hidden = 256          # MLP width of G and D
+  config.model.channels = (64, 128)  # "dcgan" only
+
+  config.objective = ml_collections.ConfigDict()
+  config.objective.loss = "bce"          # "bce" (non-saturating) | "hinge" | "wgan_gp"
+  config.objective.d_steps = 1           # D updates per G update (5 is usual for WGAN-GP)
+  config.objective.label_smoothing = 0.0  # one-sided: real targets 1 - s ("bce" only)
+  config.objective.gp_weight = 10.0      # λ of WGAN-GP's gradient penalty
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.learning_rate = 1e-4                          # Adam, both networks
+  config.optim.g_learning_rate = config_dict.placeholder(float)  # None: learning_rate
+  config.optim.d_learning_rate = config_dict.placeholder(float)  # None: learning_rate
+  config.optim.b1 = 0.9    # PyTorch's Adam defaults, as the seed; DCGAN/WGAN-GP use 0.5/0.9
+  config.optim.b2 = 0.999
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_epochs = 100
+  config.train.batch_size = 128
+  config.train.eval_batch_size = 1000
+  config.train.steps_per_call = 1
+  config.train.log_every_steps = 500
+  config.train.checkpoint_every_steps = 2000
+  config.train.keep_checkpoints = 3
+
+  config.figures = ml_collections.ConfigDict()
+  config.figures.samples_per_style = 6      # per class and style in class_style_samples.png
+  config.figures.progress_every_epochs = 10  # real vs generated grids; 0: none
+  return config

@@ -1,0 +1,111 @@
+"""Conditional GAN of seed 003: generator G(z, class, style) and discriminator D(x, class, style).
+
+Conditioning is one-hot (class and thick/thin style), concatenated to the input of both
+networks (Mirza & Osindero 2014). Architectures (``architecture``):
+
+* ``'mlp'``: the seed's networks. G: ``latent_dim`` + C + 2 → ``hidden`` (256, ReLU) →
+  784; D: 784 + C + 2 → ``hidden`` (ReLU) → 1.
+* ``'dcgan'``: a DCGAN-style pair (Radford et al. 2016) without batch norm (so that the
+  step stays a pure function of the parameters and WGAN-GP's per-example penalty holds).
+  G is the β-VAE's decoder trunk (dense → 7×7 → two 2× upsamplings → 28×28);
+  D sees the image with the one-hot labels as extra input planes, then two stride-2
+  convolutions with leaky ReLU (slope 0.2) and a dense output.
+
+The generator's output activation (``output``) is ``'tanh'`` (the seed's original, data on
+[-1, 1]) or ``'sigmoid'`` (its Architecture 2, data on [0, 1], which it found best). D
+returns one unnormalised score per image (a logit for the BCE loss).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from kjax import errors
+from kjax.models import vae
+from kjax.models.cvae import one_hot_condition
+
+ARCHITECTURES = ("mlp", "dcgan")
+OUTPUTS = ("tanh", "sigmoid")
+
+
+def _check_architecture(architecture: str) -> None:
+  if architecture not in ARCHITECTURES:
+    raise errors.ConfigError(f"config.model.architecture={architecture!r} is not one of "
+                             f"{ARCHITECTURES}")
+
+
+def to_output_range(x01: jax.Array, output: str) -> jax.Array:
+  """Images in [0, 1] → the generator's range: [-1, 1] for ``'tanh'``, unchanged for ``'sigmoid'``."""
+  return x01 * 2.0 - 1.0 if output == "tanh" else x01
+
+
+def to_unit_range(x: jax.Array, output: str) -> jax.Array:
+  """The inverse of ``to_output_range``: generator outputs → [0, 1]."""
+  return (x + 1.0) * 0.5 if output == "tanh" else x
+
+
+class Generator(nn.Module):
+  """G(z, class, style) → an image in the ``output`` activation's range.
+
+  Attributes:
+    num_classes: C (49 for K49, 10 for KMNIST/MNIST).
+    architecture: ``'mlp'`` | ``'dcgan'``.
+    output: ``'tanh'`` ([-1, 1]) | ``'sigmoid'`` ([0, 1]).
+    hidden: the MLP's hidden width (seed 003: 256).
+    channels: ``'dcgan'`` channels, finest first (``(64, 128)``: 7×7×128 → 14×14×128 →
+      28×28×64 → 28×28×1).
+  """
+
+  num_classes: int
+  architecture: str = "mlp"
+  output: str = "sigmoid"
+  hidden: int = 256
+  channels: Sequence[int] = (64, 128)
+
+  @nn.compact
+  def __call__(self, z: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
+    """float ``[B, latent_dim]``, int ``[B]``, int ``[B]`` → float ``[B, 28, 28, 1]``."""
+    _check_architecture(self.architecture)
+    h = jnp.concatenate([z, one_hot_condition(labels, styles, self.num_classes)], -1)
+    if self.architecture == "mlp":
+      h = nn.relu(nn.Dense(self.hidden)(h))
+      h = nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
+    else:
+      h = vae.ConvDecoder(tuple(self.channels))(h)
+    return jnp.tanh(h) if self.output == "tanh" else jax.nn.sigmoid(h)
+
+
+class Discriminator(nn.Module):
+  """D(x, class, style) → one score (logit) per image.
+
+  Attributes:
+    num_classes: C.
+    architecture: ``'mlp'`` | ``'dcgan'``.
+    hidden: the MLP's hidden width (seed 003: 256).
+    channels: ``'dcgan'`` conv channels (``(64, 128)``), one stride-2 stage each.
+  """
+
+  num_classes: int
+  architecture: str = "mlp"
+  hidden: int = 256
+  channels: Sequence[int] = (64, 128)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
+    """float ``[B, 28, 28, 1]`` (generator range), int ``[B]``, int ``[B]`` → float ``[B]``."""
+    _check_architecture(self.architecture)
+    c = one_hot_condition(labels, styles, self.num_classes)
+    if self.architecture == "mlp":
+      h = jnp.concatenate([x.reshape(x.shape[0], -1), c], -1)
+      h = nn.relu(nn.Dense(self.hidden)(h))
+    else:
+      planes = jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))
+      h = jnp.concatenate([x, planes], -1)
+      for ch in self.channels:
+        h = nn.leaky_relu(nn.Conv(ch, (3, 3), strides=(2, 2), padding="SAME")(h), 0.2)
+      h = h.reshape(x.shape[0], -1)
+    return nn.Dense(1)(h)[:, 0]

@@ -1,0 +1,169 @@
+"""What every kjax experiment provides to the training loop (``kjax.train``).
+
+A task owns the model family's pure functions (init, train step, evaluation sums,
+sampling) and its figures. The loop owns everything shared: data on the device, batches by
+index, PRNG streams, checkpoints, metrics, the workdir contract.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import struct
+from flax.training import train_state
+
+from kjax import figures
+from kjax.data import catalog
+
+Batch = dict[str, jax.Array]  # {'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}
+
+
+class TrainState(train_state.TrainState):
+  """Flax ``TrainState`` plus per-run hyper-parameters and batch-norm statistics.
+
+  Attributes:
+    hparams: e.g. ``{'beta': float32 []}``; arrays, so that a sweep can ``vmap`` the step
+      over a leading run axis with a different value per run. Learning rates live in
+      ``opt_state`` (``optax.inject_hyperparams``) for the same reason.
+    batch_stats: the model's batch-norm running statistics (``{}`` when it has none).
+  """
+
+  hparams: dict[str, jax.Array]
+  batch_stats: Any = struct.field(default_factory=dict)
+
+
+def to_unit_interval(images: jax.Array) -> jax.Array:
+  """uint8 ``[...]`` 0..255 → float32 in [0, 1]."""
+  return images.astype(jnp.float32) / 255.0
+
+
+class Task:
+  """One model family: ``beta_vae``, ``cvae`` or ``cgan`` (``kjax.tasks.get_task``).
+
+  Subclasses set the class attributes and implement ``init_state``, ``train_step``,
+  ``eval_sums`` and ``sample``; all four are pure functions of arrays (jit-able,
+  vmappable over a leading run axis).
+
+  Attributes:
+    name: ``config.model.name``.
+    conditional: whether ``sample`` uses the class and style labels.
+    train_metrics, eval_metrics: names of the metrics ``train_step`` returns (batch means)
+      and ``eval_sums`` sums; logged as ``train/<name>`` and ``eval/<name>``.
+    log_metrics: the train metrics shown on the progress line.
+  """
+
+  name = ""
+  conditional = True
+  train_metrics: tuple[str, ...] = ()
+  eval_metrics: tuple[str, ...] = ()
+  log_metrics: tuple[str, ...] = ()
+
+  def __init__(self, config: ml_collections.ConfigDict, info: catalog.DatasetInfo):
+    self.config = config
+    self.info = info
+    self._fixed = None
+
+  # --- pure functions -----------------------------------------------------------------
+
+  def init_state(self, key: jax.Array) -> Any:
+    """The initial train state (parameters from ``key``, optimiser state, step 0)."""
+    raise NotImplementedError
+
+  def train_step(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+    """One update on ``batch`` with the step's PRNG ``key`` → (state, batch-mean metrics)."""
+    raise NotImplementedError
+
+  def eval_sums(self, state: Any, batch: Batch, mask: jax.Array, key: jax.Array
+                ) -> dict[str, jax.Array]:
+    """Sums of ``eval_metrics`` over the unmasked (bool ``[B]``) examples, plus ``count``."""
+    raise NotImplementedError
+
+  def sample(self, state: Any, z: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
+    """float ``[B, latent_dim]`` noise, int ``[B]`` classes and styles → images float
+    ``[B, 28, 28, 1]`` in [0, 1] (decoder means for VAEs, G(z) for GANs)."""
+    raise NotImplementedError
+
+  def latent_dim(self) -> int:
+    """Dimension of the noise ``z ~ N(0, I)`` that ``sample`` takes."""
+    return self.config.model.latent_dim
+
+  # --- captions -----------------------------------------------------------------------
+
+  def describe(self) -> str:
+    """One line naming the experiment, for logs and figure titles."""
+    c = self.config
+    return f"{c.model.name} on {c.data.name} {c.data.train_split}, seed={c.seed}"
+
+  def hyperparameters(self) -> str:
+    """The hyper-parameters shown under progress figures (seed 003 §4.3.4)."""
+    c = self.config
+    return (f"learning rate {c.optim.learning_rate:g}, latent_dim {c.model.latent_dim}, "
+            f"batch size {c.train.batch_size}, total epochs {c.train.num_epochs}")
+
+  # --- figures (host side) ------------------------------------------------------------
+
+  def start_figures(self, train_ds, eval_ds, key: jax.Array) -> None:
+    """Fixes the inputs of every preview and figure of the run, so that they are
+    comparable across epochs: the first 64 train images with their labels, and noise
+    drawn once from ``key``."""
+    n = min(64, len(train_ds))
+    k_grid, k_sheet = jax.random.split(key)
+    self._fixed = {
+        "images": train_ds.images[:n], "labels": train_ds.labels[:n],
+        "styles": train_ds.styles[:n],
+        "z": jax.random.normal(k_grid, (n, self.latent_dim())),
+        "sheet_z": jax.random.normal(k_sheet, (self.info.num_classes, self.config.figures.samples_per_style,
+                                               self.latent_dim())),
+    }
+    self._sample = jax.jit(self.sample)
+
+  def generated(self, state) -> np.ndarray:
+    """Samples for the fixed noise and the fixed train labels: float ``[64, 28, 28, 1]``."""
+    f = self._fixed
+    return np.asarray(self._sample(state, f["z"], jnp.asarray(f["labels"]),
+                                   jnp.asarray(f["styles"])))
+
+  def previews(self, state) -> dict[str, np.ndarray]:
+    """TensorBoard images (uint8 ``[H, W]``) for the end of an epoch."""
+    return {"generated": figures.tile(self.generated(state), 8)}
+
+  def progress_figure(self, state, epoch: int, path: str) -> str:
+    """Real vs generated grid for the fixed labels, captioned with the hyper-parameters."""
+    real = self._fixed["images"].astype(np.float32) / 255.0
+    return figures.plot_real_vs_generated(
+        path, real, self.generated(state), title=f"{self.describe()}: epoch {epoch}",
+        caption=f"{self.hyperparameters()}, epoch {epoch}")
+
+  def class_style_samples(self, state) -> np.ndarray:
+    """float ``[C, 2, n, 28, 28, 1]``: every class × (thin, thick) for the fixed sheet noise,
+    the same ``z`` for both styles, so that only the style label differs."""
+    z = self._fixed["sheet_z"]
+    c, n, d = z.shape
+    labels = jnp.repeat(jnp.arange(c), 2 * n)
+    styles = jnp.tile(jnp.repeat(jnp.arange(2), n), c)
+    zz = jnp.broadcast_to(z[:, None], (c, 2, n, d)).reshape(-1, d)
+    out = np.concatenate([np.asarray(self._sample(state, zz[i:i + 1024], labels[i:i + 1024],
+                                                  styles[i:i + 1024]))
+                          for i in range(0, len(zz), 1024)])
+    return out.reshape(c, 2, n, 28, 28, 1)
+
+  def final_figures(self, state, history: list[dict], fig_dir: str, train_ds, eval_ds
+                    ) -> list[str]:
+    """Writes the run's figures to ``fig_dir``; returns their paths."""
+    paths = [figures.plot_class_style_sheet(
+        os.path.join(fig_dir, "class_style_samples.png"), self.class_style_samples(state),
+        self.info, f"Samples per class: thin | thick (same z in both)\n{self.describe()}")]
+    if history:
+      paths.append(figures.plot_loss_curves(
+          os.path.join(fig_dir, "loss_curves.png"), history, f"Loss curves\n{self.describe()}",
+          panels=self.loss_panels()))
+    return paths
+
+  def loss_panels(self) -> tuple[tuple[str, ...], ...]:
+    """Metric groups plotted together in ``loss_curves.png``."""
+    return (self.train_metrics,)

@@ -1,0 +1,233 @@
+"""The β-VAE (seeds 000–002, 004) and the conditional VAE (seed 003) as training tasks.
+
+Both minimise ``rec + β · kl`` (Higgins et al. 2017, Eq. 4; β = 1 is the ELBO of Kingma &
+Welling 2014 and, with labels, of the CVAE of Sohn et al. 2015). They differ only in what
+the networks see: the CVAE's encoder and decoder also get the class and thick/thin style.
+"""
+
+from __future__ import annotations
+
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from kjax import figures
+from kjax import objectives
+from kjax.models import cvae
+from kjax.models import vae
+from kjax.tasks import base
+
+METRICS = ("loss", "rec", "kl", "nelbo")
+
+
+class BetaVAETask(base.Task):
+  """β-VAE with the Keras-example conv networks (``kjax.models.vae.BetaVAE``)."""
+
+  name = "beta_vae"
+  conditional = False
+  train_metrics = eval_metrics = METRICS
+  log_metrics = ("loss",)
+
+  def __init__(self, config, info):
+    super().__init__(config, info)
+    self.model = self.create_model()
+    self.likelihood = config.objective.likelihood
+    self.gaussian_variance = config.objective.gaussian_variance
+
+  def create_model(self) -> nn.Module:
+    m = self.config.model
+    return vae.BetaVAE(latent_dim=m.latent_dim, channels=tuple(m.channels), hidden=m.hidden,
+                       upsample=m.upsample)
+
+  # The model's three calls; the CVAE overrides them to pass the labels.
+  def _init_variables(self, key: jax.Array) -> dict:
+    params_key, latent_key = jax.random.split(key)
+    return self.model.init({"params": params_key, "latent": latent_key},
+                           jnp.zeros((1, 28, 28, 1), jnp.float32))
+
+  def _forward(self, params, batch_stats, x, batch, key, train):
+    """→ ``((logits, z_mean, z_logvar), new batch_stats)``."""
+    del batch, train
+    return self.model.apply({"params": params}, x, rngs={"latent": key}), batch_stats
+
+  def encode(self, state, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
+    """float ``[B, 28, 28, 1]`` in [0, 1] (+ labels, ignored here) → ``z_mean`` ``[B, latent_dim]``."""
+    del labels, styles
+    return self.model.apply({"params": state.params}, x, method=vae.BetaVAE.encode)[0]
+
+  def sample(self, state, z, labels, styles):
+    del labels, styles
+    return jax.nn.sigmoid(self.model.apply({"params": state.params}, z,
+                                           method=vae.BetaVAE.decode))
+
+  # --- pure functions -----------------------------------------------------------------
+
+  def init_state(self, key: jax.Array, *, beta: float | jax.Array | None = None,
+                 learning_rate: float | jax.Array | None = None) -> base.TrainState:
+    """Parameters from ``key``, Adam's state, step 0.
+
+    ``beta`` and ``learning_rate`` default to ``config.objective.beta`` and
+    ``config.optim.learning_rate``; pass arrays to ``vmap`` over a sweep, e.g.
+    ``jax.vmap(lambda k, b: task.init_state(k, beta=b))(keys, betas)``.
+    """
+    variables = self._init_variables(key)
+    lr = self.config.optim.learning_rate if learning_rate is None else learning_rate
+    beta = self.config.objective.beta if beta is None else beta
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    return base.TrainState.create(
+        apply_fn=self.model.apply, params=variables["params"], tx=tx,
+        hparams={"beta": jnp.asarray(beta, jnp.float32)},
+        batch_stats=variables.get("batch_stats", {}))
+
+  def _terms(self, outputs, x, beta):
+    logits, z_mean, z_logvar = outputs
+    return objectives.beta_vae_terms(logits, x, z_mean, z_logvar, beta, self.likelihood,
+                                     self.gaussian_variance)
+
+  def train_step(self, state, batch, key):
+    """One Adam step on the batch-mean β-VAE loss.
+
+    Args:
+      state: ``TrainState`` (params, Adam state, ``hparams['beta']``, batch stats).
+      batch: ``{'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}``.
+      key: the step's PRNG key (reparameterisation noise).
+
+    Returns:
+      The new state and the batch means ``{'loss', 'rec', 'kl', 'nelbo'}`` (nats per image).
+    """
+    x = base.to_unit_interval(batch["images"])
+
+    def loss_fn(params):
+      outputs, batch_stats = self._forward(params, state.batch_stats, x, batch, key, True)
+      means = {k: v.mean() for k, v in self._terms(outputs, x, state.hparams["beta"]).items()}
+      return means["loss"], (means, batch_stats)
+
+    grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads).replace(batch_stats=batch_stats), metrics
+
+  def eval_sums(self, state, batch, mask, key):
+    """Sums of the per-example ``loss``, ``rec``, ``kl``, ``nelbo`` (nats) over unmasked rows."""
+    x = base.to_unit_interval(batch["images"])
+    outputs, _ = self._forward(state.params, state.batch_stats, x, batch, key, False)
+    sums = {k: jnp.sum(jnp.where(mask, v, 0.0))
+            for k, v in self._terms(outputs, x, state.hparams["beta"]).items()}
+    sums["count"] = mask.sum().astype(jnp.float32)
+    return sums
+
+  # --- captions and figures -----------------------------------------------------------
+
+  def describe(self):
+    c = self.config
+    return (f"{c.data.name} {c.data.train_split}, β={c.objective.beta:g}, "
+            f"latent_dim={c.model.latent_dim}, {c.objective.likelihood}, seed={c.seed}")
+
+  def loss_panels(self):
+    return (("loss", "nelbo"), ("rec",), ("kl",))
+
+  def start_figures(self, train_ds, eval_ds, key):
+    self._eval = eval_ds
+    self._prior_z = jax.random.normal(key, (64, self.latent_dim()))
+    self._encode = jax.jit(self.encode)
+    self._sample = jax.jit(self.sample)
+
+  def _reconstruct(self, state, n):
+    x = base.to_unit_interval(jnp.asarray(self._eval.images[:n]))
+    labels, styles = jnp.asarray(self._eval.labels[:n]), jnp.asarray(self._eval.styles[:n])
+    return x, self._sample(state, self._encode(state, x, labels, styles), labels, styles)
+
+  def previews(self, state):
+    x, recon = self._reconstruct(state, 16)
+    zeros = jnp.zeros((64,), jnp.int32)
+    return {"reconstructions": figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]), 16),
+            "prior_samples": figures.tile(np.asarray(self._sample(
+                state, self._prior_z, zeros, zeros)), 8)}
+
+  def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
+    return figures.make_vae_figures(
+        fig_dir, encode=lambda x: np.asarray(self._encode(state, x, None, None)),
+        decode=lambda z: np.asarray(self._sample(state, z, None, None)),
+        eval_images=eval_ds.images, eval_labels=eval_ds.labels, info=eval_ds.info,
+        latent_dim=self.latent_dim(), history=history, prior_z=np.asarray(self._prior_z),
+        config=self.config, caption=self.describe())
+
+
+class CVAETask(BetaVAETask):
+  """Conditional VAE (``kjax.models.cvae.ConditionalVAE``), seed 003 §4.2."""
+
+  name = "cvae"
+  conditional = True
+
+  def create_model(self) -> nn.Module:
+    m = self.config.model
+    return cvae.ConditionalVAE(num_classes=self.info.num_classes, latent_dim=m.latent_dim,
+                               architecture=m.architecture, hidden=m.hidden,
+                               channels=tuple(m.channels))
+
+  def _init_variables(self, key):
+    params_key, latent_key = jax.random.split(key)
+    zeros = jnp.zeros((1,), jnp.int32)
+    return self.model.init({"params": params_key, "latent": latent_key},
+                           jnp.zeros((1, 28, 28, 1), jnp.float32), zeros, zeros)
+
+  def _variables(self, params, batch_stats):
+    return {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+
+  def _forward(self, params, batch_stats, x, batch, key, train):
+    variables = self._variables(params, batch_stats)
+    args = (x, batch["labels"], batch["styles"], train)
+    if train and batch_stats:  # batch norm: batch statistics, running averages updated
+      outputs, updates = self.model.apply(variables, *args, rngs={"latent": key},
+                                          mutable=["batch_stats"])
+      return outputs, updates["batch_stats"]
+    return self.model.apply(variables, *args, rngs={"latent": key}), batch_stats
+
+  def encode(self, state, x, labels, styles):
+    return self.model.apply(self._variables(state.params, state.batch_stats), x, labels,
+                            styles, method=cvae.ConditionalVAE.encode)[0]
+
+  def sample(self, state, z, labels, styles):
+    return jax.nn.sigmoid(self.model.apply(self._variables(state.params, state.batch_stats),
+                                           z, labels, styles,
+                                           method=cvae.ConditionalVAE.decode))
+
+  def describe(self):
+    c = self.config
+    return (f"CVAE ({c.model.architecture}) on {c.data.name} {c.data.train_split}, "
+            f"β={c.objective.beta:g}, latent_dim={c.model.latent_dim}, seed={c.seed}")
+
+  def start_figures(self, train_ds, eval_ds, key):
+    base.Task.start_figures(self, train_ds, eval_ds, key)
+    self._eval = eval_ds
+    self._encode = jax.jit(self.encode)
+
+  def previews(self, state):
+    x, recon = self._reconstruct(state, 16)
+    out = base.Task.previews(self, state)
+    out["reconstructions"] = figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]), 16)
+    return out
+
+  def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
+    paths = base.Task.final_figures(self, state, history, fig_dir, train_ds, eval_ds)
+    n = 16
+    x, recon = self._reconstruct(state, n)
+    row = lambda a: [f"{eval_ds.info.label(int(k))}" for k in a]  # noqa: E731
+    paths.append(figures.plot_image_grid(
+        os.path.join(fig_dir, "reconstructions.png"),
+        np.concatenate([np.asarray(x), np.asarray(recon)]), n,
+        f"Eval images (top) and reconstructions from z_mean and their labels (bottom)\n"
+        f"classes: {' '.join(row(eval_ds.labels[:n]))}\n{self.describe()}",
+        row_labels=["original", "reconstruction"]))
+    xs = base.to_unit_interval(jnp.asarray(eval_ds.images))
+    z_mean = np.concatenate([
+        np.asarray(self._encode(state, xs[i:i + 1000], jnp.asarray(eval_ds.labels[i:i + 1000]),
+                                jnp.asarray(eval_ds.styles[i:i + 1000])))
+        for i in range(0, len(xs), 1000)])
+    paths.append(figures.plot_latent_manifold(
+        os.path.join(fig_dir, "latent_manifold.png"), z_mean, eval_ds.labels, eval_ds.info,
+        f"Eval-set z_mean by class ({len(xs)} images): the labels carry the class, so z "
+        f"need not\n{self.describe()}"))
+    return paths
