@@ -231,11 +231,12 @@ def plot_real_vs_generated(path: str, real: np.ndarray, generated: np.ndarray, t
     real, generated: float ``[N, 28, 28(, 1)]`` in [0, 1], the same N.
     caption: the hyper-parameters, written under the panels (seed 003 §4.3.4).
   """
-  fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
+  fig, axes = plt.subplots(1, 2, figsize=(10, 5.0))
   for ax, images, name in ((axes[0], real, "Real images"), (axes[1], generated, "Generated images")):
     ax.imshow(tile(images, ncols), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
     ax.set_title(name)
     ax.axis("off")
+  fig.subplots_adjust(left=0.02, right=0.98, top=0.88, bottom=0.07, wspace=0.08)
   fig.suptitle(title)
   fig.text(0.5, 0.02, caption, ha="center", fontsize=10, wrap=True)
   return _save(fig, path)

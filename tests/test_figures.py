@@ -1,5 +1,7 @@
 """Figures from plain arrays: every file is written, for 1-, 2- and 10-D latents."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -60,3 +62,21 @@ def test_style_examples_figure(tmp_path):
                                      catalog.K49, per_style=2)
   with Image.open(path) as image:
     assert image.size[1] > image.size[0]  # 49 rows
+
+
+def test_class_style_sheet_and_progress_figures(tmp_path):
+  rng = np.random.default_rng(0)
+  info = catalog.get_dataset_info("k49")
+  path = figures.plot_class_style_sheet(str(tmp_path / "sheet.png"),
+                                        rng.uniform(size=(49, 2, 3, 28, 28, 1)), info, "sheet")
+  assert os.path.getsize(path) > 20_000
+  path = figures.plot_real_vs_generated(str(tmp_path / "progress.png"),
+                                        rng.uniform(size=(16, 28, 28, 1)),
+                                        rng.uniform(size=(16, 28, 28, 1)), "epoch 3",
+                                        "Learning Rate: 0.0001, Latent Dim: 64")
+  assert os.path.getsize(path) > 10_000
+  history = [{"epoch": e, "train/d_loss": 0.5, "train/g_loss": 1.0 + e, "eval/d_loss": 0.6}
+             for e in (1, 2)]
+  path = figures.plot_loss_curves(str(tmp_path / "gan.png"), history, "GAN",
+                                  panels=(("d_loss", "g_loss"), ("d_real", "d_fake")))
+  assert os.path.getsize(path) > 10_000

@@ -5,6 +5,9 @@ networks (Mirza & Osindero 2014). Architectures (``architecture``):
 
 * ``'mlp'``: the seed's networks. G: ``latent_dim`` + C + 2 → ``hidden`` (256, ReLU) →
   784; D: 784 + C + 2 → ``hidden`` (ReLU) → 1.
+* ``'mlp_large'``: three hidden layers with leaky ReLU (slope 0.2) in both networks,
+  G: ``latent_dim`` + C + 2 → 256 → 512 → 1024 → 784, D: 784 + C + 2 → 1024 → 512 → 256
+  → 1 (the usual MLP GAN of tutorials, beyond the seed).
 * ``'dcgan'``: a DCGAN-style pair (Radford et al. 2016) without batch norm (so that the
   step stays a pure function of the parameters and WGAN-GP's per-example penalty holds).
   G is the β-VAE's decoder trunk (dense → 7×7 → two 2× upsamplings → 28×28);
@@ -28,7 +31,9 @@ from kjax import errors
 from kjax.models import vae
 from kjax.models.cvae import one_hot_condition
 
-ARCHITECTURES = ("mlp", "dcgan")
+ARCHITECTURES = ("mlp", "mlp_large", "dcgan")
+# The common deeper MLP GAN (e.g. the PyTorch vanilla-GAN tutorials), widths of G; D mirrors them.
+LARGE_WIDTHS = (256, 512, 1024)
 OUTPUTS = ("tanh", "sigmoid")
 
 
@@ -53,7 +58,7 @@ class Generator(nn.Module):
 
   Attributes:
     num_classes: C (49 for K49, 10 for KMNIST/MNIST).
-    architecture: ``'mlp'`` | ``'dcgan'``.
+    architecture: ``'mlp'`` | ``'mlp_large'`` | ``'dcgan'``.
     output: ``'tanh'`` ([-1, 1]) | ``'sigmoid'`` ([0, 1]).
     hidden: the MLP's hidden width (seed 003: 256).
     channels: ``'dcgan'`` channels, finest first (``(64, 128)``: 7×7×128 → 14×14×128 →
@@ -74,6 +79,10 @@ class Generator(nn.Module):
     if self.architecture == "mlp":
       h = nn.relu(nn.Dense(self.hidden)(h))
       h = nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
+    elif self.architecture == "mlp_large":
+      for width in LARGE_WIDTHS:
+        h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
+      h = nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
     else:
       h = vae.ConvDecoder(tuple(self.channels))(h)
     return jnp.tanh(h) if self.output == "tanh" else jax.nn.sigmoid(h)
@@ -84,7 +93,7 @@ class Discriminator(nn.Module):
 
   Attributes:
     num_classes: C.
-    architecture: ``'mlp'`` | ``'dcgan'``.
+    architecture: ``'mlp'`` | ``'mlp_large'`` | ``'dcgan'``.
     hidden: the MLP's hidden width (seed 003: 256).
     channels: ``'dcgan'`` conv channels (``(64, 128)``), one stride-2 stage each.
   """
@@ -102,6 +111,10 @@ class Discriminator(nn.Module):
     if self.architecture == "mlp":
       h = jnp.concatenate([x.reshape(x.shape[0], -1), c], -1)
       h = nn.relu(nn.Dense(self.hidden)(h))
+    elif self.architecture == "mlp_large":
+      h = jnp.concatenate([x.reshape(x.shape[0], -1), c], -1)
+      for width in reversed(LARGE_WIDTHS):
+        h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
     else:
       planes = jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))
       h = jnp.concatenate([x, planes], -1)
