@@ -195,7 +195,8 @@ def plot_loss_curves(path: str, history: Sequence[dict], title: str,
     ax.set_ylabel("nats per image" if set(names) <= nats else "batch mean")
     ax.set_title(" and ".join(names))
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend()
   fig.suptitle(title, y=1.04)
   return _save(fig, path)
 

@@ -1,6 +1,5 @@
 """The conditional GAN: shapes, losses, disjoint updates, vmap, determinism and resume."""
 
-import json
 import os
 
 import jax

@@ -2,7 +2,6 @@
 then generation from the trained workdir without retraining."""
 
 import json
-import os
 import subprocess
 import sys
 
