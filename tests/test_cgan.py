@@ -115,9 +115,14 @@ def test_gan_step_is_vmappable_over_runs():
     single, single_metrics = jax.jit(task.train_step)(
         jax.tree.map(lambda x: x[i], states), jax.tree.map(lambda x: x[i], batches), keys[i])
     np.testing.assert_allclose(metrics["d_loss"][i], single_metrics["d_loss"], rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(single.generator.params),
-                    jax.tree.leaves(new.generator.params)):
-      np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(metrics["g_loss"][i], single_metrics["g_loss"], rtol=1e-5)
+    # Adam's first step moves each weight by about ±lr·g/(|g| + ε): where |g| is at float
+    # noise level, batched and single programs may differ by up to 2·lr in a few weights.
+    for part in ("generator", "discriminator"):
+      for a, b in zip(jax.tree.leaves(getattr(single, part).params),
+                      jax.tree.leaves(getattr(new, part).params)):
+        diff = np.abs(np.asarray(a) - np.asarray(b[i]))
+        assert diff.mean() < 1e-3 * float(lrs[i]) and diff.max() <= 2 * float(lrs[i]) + 1e-6
 
 
 @pytest.fixture

@@ -48,8 +48,11 @@ def test_train_step_is_vmappable_over_runs(tiny_config):
     batch = jax.tree.map(lambda x: x[i], batches)
     single, single_metrics = jax.jit(task.train_step)(state, batch, keys[i])
     np.testing.assert_allclose(metrics["loss"][i], single_metrics["loss"], rtol=1e-5)
+    # Adam moves a weight whose gradient is at float noise level by up to ±lr either way.
+    lr = tiny_config.optim.learning_rate
     for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(new.params)):
-      np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-6)
+      diff = np.abs(np.asarray(a) - np.asarray(b[i]))
+      assert diff.mean() < 1e-3 * lr and diff.max() <= 2 * lr + 1e-6
   assert not np.isclose(metrics["loss"][0], metrics["loss"][1])
 
 
