@@ -44,7 +44,7 @@ def _check_architecture(architecture: str) -> None:
 
 
 def to_output_range(x01: jax.Array, output: str) -> jax.Array:
-  """Images in [0, 1] → the generator's range: [-1, 1] for ``'tanh'``, unchanged for ``'sigmoid'``."""
+  """Images in [0, 1] → the generator's range: [-1, 1] for ``'tanh'``, as is for ``'sigmoid'``."""
   return x01 * 2.0 - 1.0 if output == "tanh" else x01
 
 

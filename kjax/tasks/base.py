@@ -20,7 +20,8 @@ from flax.training import train_state
 from kjax import figures
 from kjax.data import catalog
 
-Batch = dict[str, jax.Array]  # {'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}
+# {'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}
+Batch = dict[str, jax.Array]
 
 
 class TrainState(train_state.TrainState):
@@ -74,7 +75,8 @@ class Task:
     """The initial train state (parameters from ``key``, optimiser state, step 0)."""
     raise NotImplementedError
 
-  def train_step(self, state: Any, batch: Batch, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+  def train_step(self, state: Any, batch: Batch, key: jax.Array
+                 ) -> tuple[Any, dict[str, jax.Array]]:
     """One update on ``batch`` with the step's PRNG ``key`` → (state, batch-mean metrics)."""
     raise NotImplementedError
 
@@ -117,7 +119,8 @@ class Task:
         "images": train_ds.images[:n], "labels": train_ds.labels[:n],
         "styles": train_ds.styles[:n],
         "z": jax.random.normal(k_grid, (n, self.latent_dim())),
-        "sheet_z": jax.random.normal(k_sheet, (self.info.num_classes, self.config.figures.samples_per_style,
+        "sheet_z": jax.random.normal(k_sheet, (self.info.num_classes,
+                                               self.config.figures.samples_per_style,
                                                self.latent_dim())),
     }
     self._sample = jax.jit(self.sample)

@@ -138,7 +138,8 @@ class CGANTask(base.Task):
         d_real, d_fake = self._summaries(real_logits, fake_logits)
         aux = {"d_real": d_real.mean(), "d_fake": d_fake.mean()}
         if self.loss == "wgan_gp":
-          critic = lambda x: self.discriminator.apply({"params": d_params}, x, labels, styles)  # noqa: E731
+          def critic(x):
+            return self.discriminator.apply({"params": d_params}, x, labels, styles)
           aux["gp"] = objectives.gradient_penalty(critic, real, fake, gp_key)
           loss = loss + gp_weight * aux["gp"]
         return loss, aux

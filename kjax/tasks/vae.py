@@ -55,7 +55,7 @@ class BetaVAETask(base.Task):
     return self.model.apply({"params": params}, x, rngs={"latent": key}), batch_stats
 
   def encode(self, state, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` in [0, 1] (+ labels, ignored here) → ``z_mean`` ``[B, latent_dim]``."""
+    """float ``[B, 28, 28, 1]`` in [0, 1] (labels ignored) → ``z_mean`` ``[B, latent_dim]``."""
     del labels, styles
     return self.model.apply({"params": state.params}, x, method=vae.BetaVAE.encode)[0]
 
