@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kjax import errors, metrics
+from configs import cvae as cvae_config
+from kjax import errors, metrics, tasks
 
 S2 = 0.5  # observation variance of the tractable model p(z) = N(0, 1), p(x | z) = N(z, S2)
 
@@ -84,3 +85,28 @@ def test_kernel_inception_distance_oracles():
   shifted, _ = metrics.kernel_inception_distance(a, b + 0.5, num_subsets=5, subset_size=500)
   assert abs(same) < 0.01 and shifted > 0.05
   assert metrics.kernel_inception_distance(a, b + 0.5, num_subsets=5, subset_size=500)[0] == shifted
+
+
+@pytest.mark.parametrize("model", ["beta_vae", "cvae"])
+def test_iwae_bound_of_a_vae_task(model, tiny_config):
+  """On a (briefly trained) VAE: k = 1 estimates the ELBO; k = 64 is above it."""
+  config = tiny_config if model == "beta_vae" else cvae_config.get_config()
+  config.data.name = "kmnist"
+  config.objective.beta = 1.0
+  task = tasks.get_task(config)
+  state = task.init_state(jax.random.key(0))
+  k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+  batch = {"images": jax.random.randint(k1, (64, 28, 28, 1), 0, 256).astype(jnp.uint8) // 4,
+           "labels": jax.random.randint(k2, (64,), 0, 10),
+           "styles": jax.random.randint(k3, (64,), 0, 2)}
+  step = jax.jit(task.train_step)
+  for s in range(20):
+    state, _ = step(state, batch, jax.random.key(s))
+  eval_sums = jax.jit(task.eval_sums)
+  nelbo = np.mean([float(eval_sums(state, batch, jnp.ones(64, bool), jax.random.key(s))
+                         ["nelbo"]) / 64 for s in range(8)])
+  bound = jax.jit(task.log_likelihood_bound, static_argnums=(3, 4))
+  k1_mean = np.mean([float(bound(state, batch, jax.random.key(s), 1, 1).mean()) for s in range(8)])
+  k64_mean = float(bound(state, batch, jax.random.key(9), 64, 16).mean())
+  assert abs(k1_mean + nelbo) < 0.01 * nelbo
+  assert k64_mean > k1_mean

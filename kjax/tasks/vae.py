@@ -16,6 +16,7 @@ import numpy as np
 import optax
 
 from kjax import figures
+from kjax import metrics
 from kjax import objectives
 from kjax.models import cvae
 from kjax.models import vae
@@ -55,14 +56,48 @@ class BetaVAETask(base.Task):
     return self.model.apply({"params": params}, x, rngs={"latent": key}), batch_stats
 
   def encode(self, state, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` in [0, 1] (labels ignored) → ``z_mean`` ``[B, latent_dim]``."""
+    """float ``[B, 28, 28, 1]`` in [0, 1] (+ labels for the CVAE) → ``z_mean`` ``[B, latent_dim]``."""
+    return self.posterior(state, x, labels, styles)[0]
+
+  def posterior(self, state, x, labels, styles):
+    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)`` of q(z | x), ``[B, latent_dim]``."""
     del labels, styles
-    return self.model.apply({"params": state.params}, x, method=vae.BetaVAE.encode)[0]
+    return self.model.apply({"params": state.params}, x, method=vae.BetaVAE.encode)
+
+  def decode_logits(self, state, z, labels, styles):
+    """float ``[B, latent_dim]`` → decoder logits float ``[B, 28, 28, 1]``."""
+    del labels, styles
+    return self.model.apply({"params": state.params}, z, method=vae.BetaVAE.decode)
 
   def sample(self, state, z, labels, styles):
-    del labels, styles
-    return jax.nn.sigmoid(self.model.apply({"params": state.params}, z,
-                                           method=vae.BetaVAE.decode))
+    return jax.nn.sigmoid(self.decode_logits(state, z, labels, styles))
+
+  def log_likelihood_bound(self, state, batch, key, num_samples: int,
+                           chunk_size: int = 100) -> jax.Array:
+    """The IWAE bound on log p(x) (log p(x | class, style) for the CVAE) with k =
+    ``num_samples`` (Burda et al. 2015, Eq. 8; ``kjax.metrics.iwae_log_likelihood``).
+
+    Args:
+      batch: ``{'images': uint8 [B, 28, 28, 1], 'labels', 'styles': int32 [B]}``; the
+        likelihood is the run's (Bernoulli on grey levels in [0, 1], or Gaussian).
+      key: PRNG key of the k samples.
+
+    Returns:
+      float ``[B]`` in nats; ``−mean`` is the IWAE NLL of the batch.
+    """
+    x = base.to_unit_interval(batch["images"])
+    labels, styles = batch["labels"], batch["styles"]
+    z_mean, z_logvar = self.posterior(state, x, labels, styles)
+
+    def log_px_given_z(z):  # [S, B, D] → [S, B]
+      s, b, d = z.shape
+      tile = lambda a: None if a is None else jnp.tile(a, s)  # noqa: E731
+      logits = self.decode_logits(state, z.reshape(s * b, d), tile(labels), tile(styles))
+      return -objectives.reconstruction_nll(logits.reshape(s, b, *x.shape[1:]), x[None],
+                                            self.likelihood, self.gaussian_variance)
+
+    return metrics.iwae_log_likelihood(z_mean, z_logvar, log_px_given_z, key, num_samples,
+                                       chunk_size)
 
   # --- pure functions -----------------------------------------------------------------
 
@@ -185,14 +220,13 @@ class CVAETask(BetaVAETask):
       return outputs, updates["batch_stats"]
     return self.model.apply(variables, *args, rngs={"latent": key}), batch_stats
 
-  def encode(self, state, x, labels, styles):
+  def posterior(self, state, x, labels, styles):
     return self.model.apply(self._variables(state.params, state.batch_stats), x, labels,
-                            styles, method=cvae.ConditionalVAE.encode)[0]
+                            styles, method=cvae.ConditionalVAE.encode)
 
-  def sample(self, state, z, labels, styles):
-    return jax.nn.sigmoid(self.model.apply(self._variables(state.params, state.batch_stats),
-                                           z, labels, styles,
-                                           method=cvae.ConditionalVAE.decode))
+  def decode_logits(self, state, z, labels, styles):
+    return self.model.apply(self._variables(state.params, state.batch_stats), z, labels,
+                            styles, method=cvae.ConditionalVAE.decode)
 
   def describe(self):
     c = self.config
