@@ -59,7 +59,7 @@ def load_run(workdir: str) -> TrainedRun:
   """Restores the newest checkpoint of the run in ``workdir``; reads no data set.
 
   Raises:
-    ConfigError: ``workdir`` has no ``config.json`` or no checkpoint.
+    ConfigError: ``workdir`` has no ``config.json`` or no checkpoint, or holds a classifier.
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
@@ -67,6 +67,9 @@ def load_run(workdir: str) -> TrainedRun:
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
   task = tasks.get_task(config)
+  if config.model.name == "classifier":
+    raise errors.ConfigError(f"--workdir={workdir!r} holds a classifier run; it does not "
+                             "generate images")
   template = task.init_state(train.stream_keys(config.seed)["init"])
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), keep=1_000_000)
   try:

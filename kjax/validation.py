@@ -55,7 +55,7 @@ def _channels(config):
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Validates a kjax config (``model.name`` ``beta_vae``, ``cvae`` or ``cgan``).
+  """Validates a kjax config (``model.name`` ``beta_vae``, ``cvae``, ``cgan`` or ``classifier``).
 
   Raises:
     ConfigError: the first bad value, e.g.
@@ -66,8 +66,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   info = catalog.get_dataset_info(config.data.name)
   _int(config, "data.style_pixel_threshold", 0, 254)
   _one_of(config, "data.style_reduction", style.REDUCTIONS)
-  _one_of(config, "model.name", ("beta_vae", "cvae", "cgan"))
-  _int(config, "model.latent_dim", 1)
+  _one_of(config, "model.name", ("beta_vae", "cvae", "cgan", "classifier"))
   _int(config, "model.hidden", 1)
   _channels(config)
   _real(config, "optim.learning_rate", 0, low_open=True)
@@ -76,6 +75,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _int(config, f"train.{name}", 1)
 
   model = config.model.name
+  if model == "classifier":
+    return
+  _int(config, "model.latent_dim", 1)
   if model in ("beta_vae", "cvae"):
     _real(config, "objective.beta", 0)
     _one_of(config, "objective.likelihood", LIKELIHOODS)

@@ -8,9 +8,11 @@ from kjax import errors
 from kjax.data import catalog
 from kjax.tasks.base import Task, TrainState
 from kjax.tasks.cgan import CGANTask, GANState
+from kjax.tasks.classifier import ClassifierTask
 from kjax.tasks.vae import BetaVAETask, CVAETask
 
-TASKS = {"beta_vae": BetaVAETask, "cvae": CVAETask, "cgan": CGANTask}
+TASKS = {"beta_vae": BetaVAETask, "cvae": CVAETask, "cgan": CGANTask,
+         "classifier": ClassifierTask}
 
 
 def get_task(config: ml_collections.ConfigDict) -> Task:
@@ -26,4 +28,4 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
 
 
 __all__ = ["TASKS", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
-           "get_task"]
+           "ClassifierTask", "get_task"]

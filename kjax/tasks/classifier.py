@@ -1,0 +1,86 @@
+"""The CNN classifier as a training task: softmax cross-entropy, accuracy (issue 4)."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from kjax import figures
+from kjax.models import classifier
+from kjax.tasks import base
+
+
+class ClassifierTask(base.Task):
+  """Trains ``kjax.models.classifier.CNNClassifier`` on (image, class) pairs."""
+
+  name = "classifier"
+  conditional = False
+  train_metrics = eval_metrics = ("loss", "accuracy")
+  log_metrics = ("loss", "accuracy")
+
+  def __init__(self, config, info):
+    super().__init__(config, info)
+    m = config.model
+    self.model = classifier.CNNClassifier(info.num_classes, tuple(m.channels), m.hidden)
+
+  def init_state(self, key: jax.Array, *, learning_rate=None) -> base.TrainState:
+    """Parameters from ``key``, Adam's state (``optim.learning_rate``), step 0."""
+    params = self.model.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
+    lr = self.config.optim.learning_rate if learning_rate is None else learning_rate
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    return base.TrainState.create(apply_fn=self.model.apply, params=params, tx=tx, hparams={})
+
+  def _per_example(self, params, batch):
+    logits = self.model.apply({"params": params}, base.to_unit_interval(batch["images"]))
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+    return loss, (jnp.argmax(logits, -1) == batch["labels"]).astype(jnp.float32)
+
+  def train_step(self, state, batch, key):
+    """One Adam step on the batch-mean cross-entropy (nats); metrics ``loss``, ``accuracy``."""
+    del key
+
+    def loss_fn(params):
+      loss, correct = self._per_example(params, batch)
+      return loss.mean(), {"loss": loss.mean(), "accuracy": correct.mean()}
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), metrics
+
+  def eval_sums(self, state, batch, mask, key):
+    """Sums of the cross-entropy and of correct predictions over unmasked rows, + ``count``."""
+    del key
+    loss, correct = self._per_example(state.params, batch)
+    return {"loss": jnp.sum(jnp.where(mask, loss, 0.0)),
+            "accuracy": jnp.sum(jnp.where(mask, correct, 0.0)),
+            "count": mask.sum().astype(jnp.float32)}
+
+  def features(self, state, x: jax.Array) -> jax.Array:
+    """float ``[B, 28, 28, 1]`` in [0, 1] → penultimate features float ``[B, hidden]``."""
+    return self.model.apply({"params": state.params}, x,
+                            method=classifier.CNNClassifier.features)
+
+  def sample(self, state, z, labels, styles):
+    raise NotImplementedError("a classifier does not generate images")
+
+  def latent_dim(self) -> int:
+    return 1
+
+  def describe(self):
+    c = self.config
+    return f"CNN classifier on {c.data.name} {c.data.train_split}, seed={c.seed}"
+
+  def start_figures(self, train_ds, eval_ds, key):
+    del train_ds, eval_ds, key
+
+  def previews(self, state):
+    return {}
+
+  def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
+    if not history:
+      return []
+    return [figures.plot_loss_curves(os.path.join(fig_dir, "loss_curves.png"), history,
+                                     f"Loss and accuracy\n{self.describe()}",
+                                     panels=(("loss",), ("accuracy",)))]
