@@ -22,22 +22,15 @@ Ablations: --config.objective.beta=1.0, --config.model.latent_dim=10,
 
 import ml_collections
 
+from configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
   """The default β-VAE experiment."""
   config = ml_collections.ConfigDict()
   config.seed = 0
 
-  config.data = ml_collections.ConfigDict()
-  config.data.name = "kmnist"
-  config.data.data_dir = ""          # folder of official files; empty: TFDS
-  config.data.tfds_data_dir = ""     # where TFDS prepares data; empty: TFDS's default
-  config.data.train_split = "train"
-  config.data.eval_split = "test"
-  config.data.verify_checksums = True
-  config.data.style_pixel_threshold = 0   # foreground: pixel value > this (0..254)
-  config.data.style_reduction = "median"  # or "mean" (seed 003, Architecture 1)
-  config.data.cache_dir = ""              # empty: $KJAX_CACHE_DIR or ~/.cache/kjax
+  config.data = common.data("kmnist")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "beta_vae"
@@ -54,14 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # Adam (Kingma & Ba 2015), optax defaults otherwise
 
-  config.train = ml_collections.ConfigDict()
-  config.train.num_epochs = 25
-  config.train.batch_size = 128
-  config.train.eval_batch_size = 1000
-  config.train.steps_per_call = 1  # train steps per compiled call (lax.scan); see benchmarks/
-  config.train.log_every_steps = 50
-  config.train.checkpoint_every_steps = 200
-  config.train.keep_checkpoints = 3
+  config.train = common.train(num_epochs=25, batch_size=128, log_every_steps=50,
+                              checkpoint_every_steps=200)
 
   config.figures = ml_collections.ConfigDict()
   config.figures.interpolate_classes = (1, 8)  # seed 000 Fig. 2

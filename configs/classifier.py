@@ -12,22 +12,15 @@ cross-entropy, nats) and ``accuracy``, train and eval.
 
 import ml_collections
 
+from configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
   """The default classifier experiment."""
   config = ml_collections.ConfigDict()
   config.seed = 0
 
-  config.data = ml_collections.ConfigDict()
-  config.data.name = "kmnist"
-  config.data.data_dir = ""
-  config.data.tfds_data_dir = ""
-  config.data.train_split = "train"
-  config.data.eval_split = "test"
-  config.data.verify_checksums = True
-  config.data.style_pixel_threshold = 0
-  config.data.style_reduction = "median"
-  config.data.cache_dir = ""
+  config.data = common.data("kmnist")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "classifier"
@@ -37,14 +30,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # Adam
 
-  config.train = ml_collections.ConfigDict()
-  config.train.num_epochs = 10
-  config.train.batch_size = 128
-  config.train.eval_batch_size = 1000
-  config.train.steps_per_call = 1
-  config.train.log_every_steps = 100
-  config.train.checkpoint_every_steps = 500
-  config.train.keep_checkpoints = 3
+  config.train = common.train(num_epochs=10, batch_size=128, log_every_steps=100,
+                              checkpoint_every_steps=500)
 
   config.figures = ml_collections.ConfigDict()
   return config

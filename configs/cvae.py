@@ -21,22 +21,15 @@ Generate from the trained run: python -m kjax.generate --workdir=runs/cvae --lab
 
 import ml_collections
 
+from configs import common
+
 
 def get_config() -> ml_collections.ConfigDict:
   """The default CVAE experiment."""
   config = ml_collections.ConfigDict()
   config.seed = 0
 
-  config.data = ml_collections.ConfigDict()
-  config.data.name = "k49"
-  config.data.data_dir = ""          # folder of official files; empty: TFDS
-  config.data.tfds_data_dir = ""     # where TFDS prepares data; empty: TFDS's default
-  config.data.train_split = "train"
-  config.data.eval_split = "test"
-  config.data.verify_checksums = True
-  config.data.style_pixel_threshold = 0   # foreground: pixel value > this (0..254)
-  config.data.style_reduction = "median"  # or "mean" (seed 003, Architecture 1)
-  config.data.cache_dir = ""              # empty: $KJAX_CACHE_DIR or ~/.cache/kjax
+  config.data = common.data("k49")
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cvae"
@@ -53,14 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # Adam
 
-  config.train = ml_collections.ConfigDict()
-  config.train.num_epochs = 100
-  config.train.batch_size = 100
-  config.train.eval_batch_size = 1000
-  config.train.steps_per_call = 1
-  config.train.log_every_steps = 500
-  config.train.checkpoint_every_steps = 2000
-  config.train.keep_checkpoints = 3
+  config.train = common.train(num_epochs=100, batch_size=100, log_every_steps=500,
+                              checkpoint_every_steps=2000)
 
   config.figures = ml_collections.ConfigDict()
   config.figures.samples_per_style = 6      # per class and style in class_style_samples.png
