@@ -46,6 +46,7 @@ class TrainedRun:
     task: the model family (``kjax.tasks``), with the data set's class names in ``task.info``.
     state: the train state of the newest checkpoint.
     step: that checkpoint's step.
+    sample: ``jax.jit(task.sample)``, compiled once per run and shape.
   """
 
   workdir: str
@@ -53,6 +54,9 @@ class TrainedRun:
   task: tasks.Task
   state: Any
   step: int
+
+  def __post_init__(self):
+    self.sample = jax.jit(self.task.sample)
 
 
 def load_run(workdir: str) -> TrainedRun:
@@ -137,7 +141,7 @@ def generate(run: TrainedRun, label: int, style: int, num_samples: int,
   z = jax.random.normal(key, (num_samples, run.task.latent_dim()))
   labels = jnp.full((num_samples,), label, jnp.int32)
   styles = jnp.full((num_samples,), style, jnp.int32)
-  return np.asarray(jax.jit(run.task.sample)(run.state, z, labels, styles))
+  return np.asarray(run.sample(run.state, z, labels, styles))
 
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's directory.")
@@ -156,8 +160,6 @@ def main(argv) -> int:
   try:
     if not _WORKDIR.value:
       raise errors.ConfigError("--workdir is required: the directory of a trained run")
-    if _NUM.value < 1:
-      raise errors.ConfigError(f"--num_samples={_NUM.value} is not allowed: expected >= 1")
     run = load_run(_WORKDIR.value)
     label, style = parse_label(run, _LABEL.value), parse_style(_STYLE.value)
     images = generate(run, label, style, _NUM.value, jax.random.key(_SEED.value))

@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from configs import beta_vae
@@ -27,20 +28,37 @@ def mnist_dir() -> str:
   return path
 
 
+def on_real_kmnist(config, kmnist_dir, tmp_path, train_split="test[:256]",
+                   eval_split="test[9800:]", num_epochs=2, batch_size=32):
+  """Points ``config`` at the real KMNIST test files with a temp cache and a short
+  schedule (log and checkpoint every 4 steps); returns it."""
+  config.data.name = "kmnist"
+  config.data.data_dir = kmnist_dir
+  config.data.train_split = train_split
+  config.data.eval_split = eval_split
+  config.data.cache_dir = str(tmp_path / "cache")
+  config.train.num_epochs = num_epochs
+  config.train.batch_size = batch_size
+  config.train.log_every_steps = 4
+  config.train.checkpoint_every_steps = 4
+  return config
+
+
+def latest_checkpoint_state(workdir):
+  """``(step, state)`` of a run's newest checkpoint, restored as plain arrays."""
+  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+  step = manager.latest_step()
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  manager.close()
+  return step, restored["state"]
+
+
 @pytest.fixture
 def tiny_config(kmnist_dir, tmp_path):
   """The β-VAE config shrunk to seconds: 256 real KMNIST images, batch 32, 2 epochs."""
-  config = beta_vae.get_config()
-  config.data.data_dir = kmnist_dir
-  config.data.train_split = "test[:256]"
-  config.data.eval_split = "test[9800:]"
-  config.data.cache_dir = str(tmp_path / "cache")
+  config = on_real_kmnist(beta_vae.get_config(), kmnist_dir, tmp_path)
   config.model.channels = (8, 16)
-  config.train.num_epochs = 2
-  config.train.batch_size = 32
   config.train.eval_batch_size = 128
-  config.train.log_every_steps = 4
-  config.train.checkpoint_every_steps = 4
   config.figures.grid_size = 4
   return config
 

@@ -5,12 +5,12 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from configs import cgan as cgan_config
 from kjax import checkpointing, objectives, tasks, train, validation
 from kjax.models import cgan
+from tests.conftest import latest_checkpoint_state, on_real_kmnist
 
 
 def _inputs(n, num_classes, latent_dim=64, seed=0):
@@ -128,28 +128,11 @@ def test_gan_step_is_vmappable_over_runs():
 @pytest.fixture
 def tiny_cgan(kmnist_dir, tmp_path):
   """configs/cgan.py on 256 real KMNIST images: 8 steps of 32 per epoch, 2 epochs."""
-  config = cgan_config.get_config()
-  config.data.name = "kmnist"
-  config.data.data_dir = kmnist_dir
-  config.data.train_split = "test[:256]"
-  config.data.eval_split = "test[9800:]"
-  config.data.cache_dir = str(tmp_path / "cache")
+  config = on_real_kmnist(cgan_config.get_config(), kmnist_dir, tmp_path)
   config.model.hidden = 64
-  config.train.num_epochs = 2
-  config.train.batch_size = 32
-  config.train.log_every_steps = 4
-  config.train.checkpoint_every_steps = 4
   config.figures.samples_per_style = 2
   config.figures.progress_every_epochs = 1
   return config
-
-
-def _latest_state(workdir):
-  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
-  step = manager.latest_step()
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  manager.close()
-  return step, restored["state"]
 
 
 class _Killed(Exception):
@@ -184,9 +167,9 @@ def test_cgan_run_is_deterministic_and_resumes_exactly(tiny_cgan, tmp_path, monk
   for other in (again, resumed):
     assert open(os.path.join(other, "metrics.jsonl")).read() == metrics
   # Both networks and both Adam states are checkpointed and restored bit for bit.
-  _, state_full = _latest_state(full)
+  _, state_full = latest_checkpoint_state(full)
   for other in (again, resumed):
-    step, state = _latest_state(other)
+    step, state = latest_checkpoint_state(other)
     assert step == 16
     for part in ("generator", "discriminator"):
       for name in ("params", "opt_state"):

@@ -9,16 +9,12 @@ import pytest
 
 from configs import classifier as classifier_config
 from kjax import errors, generate, tasks, train
+from tests.conftest import on_real_kmnist
 
 
 def test_classifier_beats_chance_after_a_short_training(kmnist_dir, tmp_path):
-  config = classifier_config.get_config()
-  config.data.data_dir = kmnist_dir
-  config.data.train_split = "test[:2000]"
-  config.data.eval_split = "test[9000:]"
-  config.data.cache_dir = str(tmp_path / "cache")
-  config.train.num_epochs = 2
-  config.train.batch_size = 64
+  config = on_real_kmnist(classifier_config.get_config(), kmnist_dir, tmp_path,
+                          train_split="test[:2000]", eval_split="test[9000:]", batch_size=64)
   config.train.checkpoint_every_steps = 1000
   workdir = str(tmp_path / "clf")
   summary = train.train_and_evaluate(config, workdir)

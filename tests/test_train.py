@@ -6,11 +6,11 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
 from kjax import checkpointing, errors, tasks, train, validation
 from kjax.tasks import vae as vae_task
+from tests.conftest import latest_checkpoint_state
 
 
 def _batch(key, lead, n, num_classes=10):
@@ -21,11 +21,8 @@ def _batch(key, lead, n, num_classes=10):
 
 
 def _params_of_latest_checkpoint(workdir):
-  manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
-  step = manager.latest_step()
-  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  manager.close()
-  return step, restored["state"]["params"]
+  step, state = latest_checkpoint_state(workdir)
+  return step, state["params"]
 
 
 def _summary(workdir):

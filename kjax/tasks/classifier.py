@@ -65,9 +65,6 @@ class ClassifierTask(base.Task):
   def sample(self, state, z, labels, styles):
     raise NotImplementedError("a classifier does not generate images")
 
-  def latent_dim(self) -> int:
-    return 1
-
   def describe(self):
     c = self.config
     return f"CNN classifier on {c.data.name} {c.data.train_split}, seed={c.seed}"
