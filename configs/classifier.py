@@ -26,11 +26,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = "classifier"
   config.model.channels = (32, 64)
   config.model.hidden = 128
+  config.model.dropout_rate = 0.5
+
+  config.augment = ml_collections.ConfigDict()
+  config.augment.max_shift = 2  # random translations of up to 2 pixels; 0: none
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # Adam
 
-  config.train = common.train(num_epochs=10, batch_size=128, log_every_steps=100,
+  config.train = common.train(num_epochs=30, batch_size=128, log_every_steps=100,
                               checkpoint_every_steps=500)
 
   config.figures = ml_collections.ConfigDict()

@@ -76,6 +76,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
   model = config.model.name
   if model == "classifier":
+    _real(config, "model.dropout_rate", 0, 1)
+    _int(config, "augment.max_shift", 0, 8)
     return
   _int(config, "model.latent_dim", 1)
   if model in ("beta_vae", "cvae"):
