@@ -1,5 +1,10 @@
 r"""Runs a kjax experiment: ``python launch.py --config=configs/beta_vae.py [--workdir=DIR]``.
 
+``--mode=train`` (default) trains, then evaluates (``WORKDIR/eval/metrics.json``,
+``WORKDIR/report.html``); ``--mode=evaluate`` only evaluates the newest checkpoint of an
+existing run, with the same ``--config`` and overrides it was trained with (plus any
+``--config.eval.*``, e.g. ``--config.eval.classifier_workdir=runs/classifier_kmnist``).
+
 Config values are overridden on the command line, e.g. ``--config.objective.beta=1.0``;
 the workdir defaults to ``runs/<config file name>``. Re-running resumes from the newest
 checkpoint in the workdir.
@@ -15,6 +20,8 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
+                          "train (then evaluate), or evaluate an existing run only.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -23,7 +30,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from kjax import launcher  # after flag parsing: keeps --help fast
   name = os.path.splitext(os.path.basename(config_flags.get_config_filename(flags.FLAGS["config"])))[0]
-  sys.exit(launcher.run(_CONFIG.value, _WORKDIR.value or os.path.join("runs", name)))
+  sys.exit(launcher.run(_CONFIG.value, _WORKDIR.value or os.path.join("runs", name),
+                        _MODE.value))
 
 
 if __name__ == "__main__":

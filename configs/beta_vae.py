@@ -50,6 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = common.train(num_epochs=25, batch_size=128, log_every_steps=50,
                               checkpoint_every_steps=200)
 
+  config.eval = common.evaluation()
+
   config.figures = ml_collections.ConfigDict()
   config.figures.interpolate_classes = (1, 8)  # seed 000 Fig. 2
   config.figures.interpolation_steps = 10

@@ -62,6 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = common.train(num_epochs=100, batch_size=128, log_every_steps=500,
                               checkpoint_every_steps=2000)
 
+  config.eval = common.evaluation()
+
   config.figures = ml_collections.ConfigDict()
   config.figures.samples_per_style = 6      # per class and style in class_style_samples.png
   config.figures.progress_every_epochs = 10  # real vs generated grids; 0: none

@@ -37,5 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = common.train(num_epochs=30, batch_size=128, log_every_steps=100,
                               checkpoint_every_steps=500)
 
+  config.eval = common.evaluation()
+
   config.figures = ml_collections.ConfigDict()
   return config

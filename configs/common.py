@@ -30,3 +30,21 @@ def train(num_epochs: int, batch_size: int, log_every_steps: int,
   section.checkpoint_every_steps = checkpoint_every_steps
   section.keep_checkpoints = 3
   return section
+
+
+def evaluation(iwae_samples: int = 5000) -> ml_collections.ConfigDict:
+  """``config.eval``: what ``kjax.evaluate`` measures after training or with ``--mode=evaluate``."""
+  section = ml_collections.ConfigDict()
+  section.at_end_of_training = True  # evaluate and write report.html when training ends
+  section.classifier_workdir = ""    # a configs/classifier.py run on the same data set;
+                                     # empty: no FD, KID, class or inpainting-class metrics
+  section.iwae_samples = iwae_samples  # k of the IWAE bound (Burda et al. 2015)
+  section.iwae_chunk_size = 100      # samples per chunk of the streamed log-sum-exp
+  section.iwae_batch_size = 20       # eval images per chunk (chunk × batch decoder calls)
+  section.iwae_max_examples = 0      # eval images in the IWAE estimate; 0: all
+  section.epoch_iwae_samples = 0     # k of an IWAE bound in every epoch's eval; 0: none
+  section.num_generated = 0          # samples for FD, KID, class and style; 0: eval size
+  section.kid_subsets = 10
+  section.kid_subset_size = 1000
+  section.tsne_max_points = 2000
+  return section

@@ -184,7 +184,7 @@ def plot_loss_curves(path: str, history: Sequence[dict], title: str,
   """
   fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
   epochs = [r["epoch"] for r in history]
-  nats = set(VAE_LOSS_PANELS[0] + VAE_LOSS_PANELS[1] + VAE_LOSS_PANELS[2])
+  nats = {"iwae_nll", *VAE_LOSS_PANELS[0], *VAE_LOSS_PANELS[1], *VAE_LOSS_PANELS[2]}
   for ax, names in zip(axes[0], panels):
     for name in names:
       for split, style in (("train", "-"), ("eval", "--")):
@@ -243,6 +243,13 @@ def plot_real_vs_generated(path: str, real: np.ndarray, generated: np.ndarray, t
   return _save(fig, path)
 
 
+def normal_quantile_grid(size: int) -> np.ndarray:
+  """float32 ``[size]``: the N(0, 1) quantiles of ``linspace(0.05, 0.95, size)``, the axis
+  of a decoded 2-D latent grid (Kingma & Welling 2014, Fig. 4)."""
+  from statistics import NormalDist  # noqa: PLC0415
+  return np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, size)], np.float32)
+
+
 def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray],
                      decode: Callable[[np.ndarray], np.ndarray], eval_images: np.ndarray,
                      eval_labels: np.ndarray, info: catalog.DatasetInfo, latent_dim: int,
@@ -265,9 +272,7 @@ def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray]
                                 eval_labels, info,
                                 f"Eval-set z_mean by class ({len(x)} images)\n{caption}")]
   if latent_dim == 2:
-    from jax.scipy.stats import norm  # the grid lies on N(0, 1) quantiles, as in Kingma & Welling
-    g = config.figures.grid_size
-    coords = np.asarray(norm.ppf(np.linspace(0.05, 0.95, g)))
+    coords = normal_quantile_grid(config.figures.grid_size)
     zz = np.stack(np.meshgrid(coords, coords[::-1]), -1).reshape(-1, 2)
     paths.append(plot_latent_grid(os.path.join(fig_dir, "latent_grid.png"),
                                   decode(zz.astype(np.float32)), coords,
@@ -294,3 +299,107 @@ def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray]
     paths.append(plot_loss_curves(os.path.join(fig_dir, "loss_curves.png"), history,
                                   f"Loss curves\n{caption}"))
   return paths
+
+
+# --- evaluation figures (issue 4; seeds 002 and 004) -------------------------------------
+
+
+def plot_kl_per_dimension(path: str, kl: np.ndarray, activity: np.ndarray, threshold: float,
+                          title: str) -> str:
+  """Bar chart of the mean KL(q(z_d | x) ‖ N(0, 1)) of each latent dimension d (nats), with
+  the active units (``Cov_x E_q[z_d] > threshold``, Burda et al. 2015) in a darker colour.
+
+  Args:
+    kl, activity: float ``[D]`` (``kjax.metrics.kl_per_dimension``, ``active_units``).
+  """
+  d = len(kl)
+  active = np.asarray(activity) > threshold
+  fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * d + 1.5), 3.6))
+  ax.bar(np.arange(d), kl, color=np.where(active, "tab:blue", "lightgray"))
+  ax.set_xticks(np.arange(d))
+  ax.set_xlabel("latent dimension")
+  ax.set_ylabel("mean KL (nats)")
+  ax.set_title(f"{title}\n{int(active.sum())} of {d} units active "
+               f"(Cov_x E_q[z_d] > {threshold:g}; grey: inactive)")
+  ax.grid(axis="y", alpha=0.3)
+  return _save(fig, path)
+
+
+def plot_traversals(path: str, images: np.ndarray, dims: Sequence[int], kl: np.ndarray,
+                    values: np.ndarray, title: str) -> str:
+  """Latent traversals: row r varies dimension ``dims[r]`` over ``values``, all other
+  dimensions fixed at one encoded image's ``z_mean`` (Higgins et al. 2017, Fig. 1–2).
+
+  Args:
+    images: float ``[R, V, 28, 28(, 1)]`` decoder means in [0, 1].
+    dims: the dimension of each row (ordered by KL, largest first); kl: float ``[D]``.
+    values: float ``[V]``, the values given to the row's dimension.
+  """
+  r, v = images.shape[:2]
+  fig, ax = plt.subplots(figsize=(v * 0.55 + 1.8, r * 0.55 + 1.0))
+  ax.imshow(tile(images.reshape(r * v, 28, 28), v), cmap="gray_r", vmin=0, vmax=255,
+            interpolation="nearest")
+  ax.set_xticks([14.5 + 29 * c for c in range(v)])
+  ax.set_xticklabels([f"{x:+.1f}" for x in values], fontsize=8)
+  ax.set_yticks([14.5 + 29 * k for k in range(r)])
+  ax.set_yticklabels([f"z{d} ({kl[d]:.2f} nats)" for d in dims], fontsize=8)
+  ax.set_xlabel("value of the traversed dimension")
+  ax.set_title(title)
+  return _save(fig, path)
+
+
+def plot_inpainting(path: str, original: np.ndarray, masked: np.ndarray, inpainted: np.ndarray,
+                    title: str) -> str:
+  """Inpainting (seed 004 §2.1): originals, masked inputs and reconstructions side by side.
+
+  Args:
+    original, masked, inpainted: float ``[N, 28, 28(, 1)]`` in [0, 1], the same N.
+  """
+  n = len(original)
+  return plot_image_grid(path, np.concatenate([original, masked, inpainted]).reshape(-1, 28, 28),
+                         n, title, row_labels=["original", "masked", "inpainted"])
+
+
+def plot_tsne(path: str, z: np.ndarray, labels: np.ndarray, info: catalog.DatasetInfo,
+              title: str, seed: int = 0) -> str:
+  """t-SNE (scikit-learn; van der Maaten & Hinton 2008) of ``[N, D]`` latents, coloured by
+  class with each class's character in the legend (seed 004, Appendix B).
+
+  Uses ``init='pca'``, ``learning_rate='auto'``, perplexity min(30, (N − 1) / 3) and
+  ``random_state=seed``, so the figure is reproducible.
+  """
+  from sklearn.manifold import TSNE  # noqa: PLC0415  (slow import; only here)
+
+  perplexity = float(min(30.0, (len(z) - 1) / 3))
+  xy = TSNE(n_components=2, init="pca", learning_rate="auto", perplexity=perplexity,
+            random_state=seed).fit_transform(np.asarray(z, np.float64))
+  fig, ax = plt.subplots(figsize=(8, 7))
+  for k, color in enumerate(class_colors(info.num_classes)):
+    sel = labels == k
+    ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=color, label=info.label(k))
+  ax.set_xlabel("t-SNE 1")
+  ax.set_ylabel("t-SNE 2")
+  ax.set_title(title)
+  ax.legend(markerscale=4, fontsize=10, loc="center left", bbox_to_anchor=(1.01, 0.5),
+            title="class", ncols=1 if info.num_classes <= 20 else 2)
+  return _save(fig, path)
+
+
+def save_training_gif(path: str, frames: Sequence[np.ndarray], epochs: Sequence[int],
+                      scale: int = 2, duration_ms: int = 150) -> str:
+  """A GIF of uint8 ``[H, W]`` tiles (ink = high values), one frame per epoch, each with
+  its epoch written in the top-left corner; the last frame is held for a second.
+  """
+  from PIL import ImageDraw  # noqa: PLC0415
+
+  images = []
+  for frame, epoch in zip(frames, epochs):
+    image = Image.fromarray(255 - np.asarray(frame, np.uint8))
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    canvas = Image.new("L", (image.width, image.height + 14), 255)
+    canvas.paste(image, (0, 14))
+    ImageDraw.Draw(canvas).text((2, 1), f"epoch {epoch}", fill=0)
+    images.append(canvas)
+  durations = [duration_ms] * (len(images) - 1) + [1000]
+  images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+  return path

@@ -9,6 +9,7 @@ from absl import logging
 import ml_collections
 
 from kjax import errors
+from kjax import evaluate
 from kjax import train
 
 
@@ -19,16 +20,20 @@ def _quiet_libraries() -> None:
   logging.get_absl_handler().addFilter(keep)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> int:
-  """Trains and evaluates ``config`` in ``workdir``; returns a process exit status.
+def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train") -> int:
+  """Trains (then evaluates) ``config`` in ``workdir``, or with ``mode='evaluate'`` only
+  evaluates the run there (``kjax.evaluate.evaluate_workdir``); returns an exit status.
 
   Returns:
     0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
-    split or data file (nothing is written) or a non-finite loss.
+    split, data file or workdir (nothing is written) or a non-finite loss.
   """
   _quiet_libraries()
   try:
-    train.train_and_evaluate(config, workdir)
+    if mode == "evaluate":
+      evaluate.evaluate_workdir(config, workdir)
+    else:
+      train.train_and_evaluate(config, workdir)
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1

@@ -54,11 +54,17 @@ def iwae_log_likelihood(z_mean: jax.Array, z_logvar: jax.Array,
     log_q = -0.5 * jnp.sum(jnp.square(eps) + log_2pi + z_logvar, axis=-1)
     return log_px_given_z(z) + log_prior - log_q
 
-  total = jnp.full(z_mean.shape[:1], -jnp.inf)
-  for start in range(0, num_samples, chunk_size):
-    s = min(chunk_size, num_samples - start)
-    eps = jax.random.normal(jax.random.fold_in(key, start), (s, *z_mean.shape), z_mean.dtype)
-    total = jnp.logaddexp(total, jax.nn.logsumexp(log_weights(eps), axis=0))
+  def chunk_logsumexp(start, size):  # log Σ over samples start..start+size−1, [B]
+    eps = jax.random.normal(jax.random.fold_in(key, start), (size, *z_mean.shape), z_mean.dtype)
+    return jax.nn.logsumexp(log_weights(eps), axis=0)
+
+  num_full, rest = divmod(num_samples, chunk_size)
+  # A scan over the full chunks: one traced decoder call, whatever k is.
+  total = jax.lax.scan(
+      lambda acc, i: (jnp.logaddexp(acc, chunk_logsumexp(i * chunk_size, chunk_size)), None),
+      jnp.full(z_mean.shape[:1], -jnp.inf, z_mean.dtype), jnp.arange(num_full))[0]
+  if rest:
+    total = jnp.logaddexp(total, chunk_logsumexp(num_full * chunk_size, rest))
   return total - math.log(num_samples)
 
 

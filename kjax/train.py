@@ -36,8 +36,9 @@ from kjax import validation
 _RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
                    "train.keep_checkpoints", "train.eval_batch_size", "train.steps_per_call",
                    "data.data_dir", "data.tfds_data_dir", "data.cache_dir",
-                   "data.verify_checksums", "figures")
-STREAMS = ("init", "data", "train", "eval", "figures")
+                   "data.verify_checksums", "figures", "eval.")
+STREAMS = ("init", "data", "train", "eval", "figures", "evaluation")
+FRAMES_DIR = "frames"  # WORKDIR/frames/epoch_NNNN.npz: the GIFs' frames
 
 
 def stream_keys(seed: int) -> dict[str, jax.Array]:
@@ -133,7 +134,13 @@ def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:
   return out
 
 
-def _check_resumable(workdir: str, config_dict: dict) -> None:
+def check_resumable(workdir: str, config_dict: dict) -> None:
+  """Refuses ``config_dict`` if ``WORKDIR/config.json`` exists and differs from it in a
+  setting that changes the run's trajectory (all but ``_RESUMABLE_KEYS``).
+
+  Raises:
+    ConfigError: naming the first differing setting and both values.
+  """
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
@@ -154,7 +161,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   workdir contract (DESIGN.md).
 
   Resumes from the newest checkpoint in ``workdir`` if there is one. The config and the
-  data are checked before the workdir is created.
+  data are checked before the workdir is created. With ``config.eval.at_end_of_training``
+  it then runs ``kjax.evaluate.evaluate`` (``WORKDIR/eval/metrics.json``,
+  ``WORKDIR/report.html``); a bad ``config.eval.classifier_workdir`` is refused before
+  anything is written.
 
   Returns:
     The summary (also ``WORKDIR/summary.json``): step, epoch and the last epoch's
@@ -173,7 +183,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         f"config.train.batch_size={config.train.batch_size} is not allowed: the train split "
         f"{config.data.train_split!r} has only {len(train_ds)} examples")
   config_dict = config.to_dict()
-  _check_resumable(workdir, config_dict)
+  check_resumable(workdir, config_dict)
+  from kjax import evaluate  # noqa: PLC0415  (evaluate builds on this module)
+  evaluate_at_end = config.get("eval", {}).get("at_end_of_training", False)
+  classifier = evaluate.classifier_for(config) if evaluate_at_end else None
 
   os.makedirs(workdir, exist_ok=True)
   metric_writers.write_json(os.path.join(workdir, "config.json"), config_dict)
@@ -249,6 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         metrics.update({f"eval/{k}": v for k, v in evaluator(state).items()})
         writer.write(step, epoch + 1, metrics)
         writer.write_images(step, task.previews(state))
+        save_frames(os.path.join(workdir, FRAMES_DIR), epoch + 1, task.training_frames(state))
         if progress_every and ((epoch + 1) % progress_every == 0 or epoch == 0
                                or step == total_steps):
           os.makedirs(os.path.join(fig_dir, "progress"), exist_ok=True)
@@ -278,7 +292,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   logging.info("kjax: done; %s; figures: %s",
                ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("eval/")),
                ", ".join(os.path.relpath(p, fig_dir) for p in paths))
+  if evaluate_at_end:
+    evaluate.evaluate(config, workdir, task, state, train_ds, eval_ds, classifier)
   return summary
+
+
+def save_frames(directory: str, epoch: int, frames: dict[str, np.ndarray]) -> None:
+  """Writes an epoch's ``Task.training_frames`` (uint8 tiles) to ``directory/epoch_NNNN.npz``
+  atomically (temporary file, then rename); a resumed run rewrites the same file."""
+  if not frames:
+    return
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, f"epoch_{epoch:04d}.npz")
+  with open(path + ".tmp", "wb") as f:
+    np.savez_compressed(f, **frames)
+  os.replace(path + ".tmp", path)
+
+
+def load_frames(directory: str) -> tuple[list[int], dict[str, list[np.ndarray]]]:
+  """The frames ``save_frames`` wrote: ``(epochs, {name: [uint8 [H, W] per epoch]})``,
+  ascending; ``([], {})`` when there are none."""
+  if not os.path.isdir(directory):
+    return [], {}
+  names = sorted(f for f in os.listdir(directory) if f.startswith("epoch_") and f.endswith(".npz"))
+  epochs, frames = [], {}
+  for name in names:
+    with np.load(os.path.join(directory, name)) as npz:
+      for k in npz.files:
+        frames.setdefault(k, []).append(npz[k])
+    epochs.append(int(name[len("epoch_"):-len(".npz")]))
+  return epochs, frames
 
 
 def _stop_non_finite(ckpt, writer, step, epoch):

@@ -54,6 +54,22 @@ def _channels(config):
          "model.channels", config.model.channels, "expected 1 to 4 positive integers")
 
 
+def _validate_eval(config) -> None:
+  if "eval" not in config:
+    return
+  _check(isinstance(config.eval.at_end_of_training, bool), "eval.at_end_of_training",
+         config.eval.at_end_of_training, "expected True or False")
+  _check(isinstance(config.eval.classifier_workdir, str), "eval.classifier_workdir",
+         config.eval.classifier_workdir, "expected a path (or empty)")
+  for name in ("iwae_samples", "iwae_chunk_size", "iwae_batch_size", "kid_subsets"):
+    _int(config, f"eval.{name}", 1)
+  _int(config, "eval.kid_subset_size", 2)
+  _int(config, "eval.tsne_max_points", 5)
+  for name in ("iwae_max_examples", "epoch_iwae_samples", "num_generated"):
+    _int(config, f"eval.{name}", 0)
+  _check(config.eval.num_generated != 1, "eval.num_generated", 1, "expected 0 or >= 2")
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Validates a kjax config (``model.name`` ``beta_vae``, ``cvae``, ``cgan`` or ``classifier``).
 
@@ -74,6 +90,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     _int(config, f"train.{name}", 1)
 
+  _validate_eval(config)
   model = config.model.name
   if model == "classifier":
     _real(config, "model.dropout_rate", 0, 1)

@@ -135,6 +135,12 @@ class Task:
     """TensorBoard images (uint8 ``[H, W]``) for the end of an epoch."""
     return {"generated": figures.tile(self.generated(state), 8)}
 
+  def training_frames(self, state) -> dict[str, np.ndarray]:
+    """Tiles of fixed inputs recorded after every epoch for the GIFs over training
+    (seed 002): name → uint8 ``[H, W]`` (ink = high values). Here: ``samples``, the
+    fixed noise and labels decoded."""
+    return {"samples": figures.tile(self.generated(state), 8)}
+
   def progress_figure(self, state, epoch: int, path: str) -> str:
     """Real vs generated grid for the fixed labels, captioned with the hyper-parameters."""
     real = self._fixed["images"].astype(np.float32) / 255.0

@@ -98,6 +98,9 @@ class ClassifierTask(base.Task):
   def previews(self, state):
     return {}
 
+  def training_frames(self, state):
+    return {}
+
   def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
     if not history:
       return []

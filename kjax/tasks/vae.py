@@ -38,6 +38,12 @@ class BetaVAETask(base.Task):
     self.model = self.create_model()
     self.likelihood = config.objective.likelihood
     self.gaussian_variance = config.objective.gaussian_variance
+    # An IWAE bound in every epoch's evaluation (a smaller k than the final report's).
+    evaluation = config.get("eval", {})
+    self.epoch_iwae_samples = evaluation.get("epoch_iwae_samples", 0)
+    self.iwae_chunk_size = evaluation.get("iwae_chunk_size", 100)
+    if self.epoch_iwae_samples:
+      self.eval_metrics = METRICS + ("iwae_nll",)
 
   def create_model(self) -> nn.Module:
     m = self.config.model
@@ -145,11 +151,17 @@ class BetaVAETask(base.Task):
     return state.apply_gradients(grads=grads).replace(batch_stats=batch_stats), metrics
 
   def eval_sums(self, state, batch, mask, key):
-    """Sums of the per-example ``loss``, ``rec``, ``kl``, ``nelbo`` (nats) over unmasked rows."""
+    """Sums of the per-example ``loss``, ``rec``, ``kl``, ``nelbo`` (nats) over unmasked
+    rows; with ``config.eval.epoch_iwae_samples`` = k > 0 also ``iwae_nll``, the IWAE
+    bound on −log p(x) with k samples."""
     x = base.to_unit_interval(batch["images"])
     outputs, _ = self._forward(state.params, state.batch_stats, x, batch, key, False)
     sums = {k: jnp.sum(jnp.where(mask, v, 0.0))
             for k, v in self._terms(outputs, x, state.hparams["beta"]).items()}
+    if self.epoch_iwae_samples:
+      bound = self.log_likelihood_bound(state, batch, jax.random.fold_in(key, 1),
+                                        self.epoch_iwae_samples, self.iwae_chunk_size)
+      sums["iwae_nll"] = -jnp.sum(jnp.where(mask, bound, 0.0))
     sums["count"] = mask.sum().astype(jnp.float32)
     return sums
 
@@ -161,13 +173,28 @@ class BetaVAETask(base.Task):
             f"latent_dim={c.model.latent_dim}, {c.objective.likelihood}, seed={c.seed}")
 
   def loss_panels(self):
-    return (("loss", "nelbo"), ("rec",), ("kl",))
+    return (("loss", "nelbo", "iwae_nll"), ("rec",), ("kl",))
 
   def start_figures(self, train_ds, eval_ds, key):
     self._eval = eval_ds
     self._prior_z = jax.random.normal(key, (64, self.latent_dim()))
     self._encode = jax.jit(self.encode)
     self._sample = jax.jit(self.sample)
+    self._frame_z, self._frame_cols = self._prior_z, 8
+    if self.latent_dim() == 2:  # the decoded latent grid of seed 002's GIF
+      coords = figures.normal_quantile_grid(self.config.figures.grid_size)
+      self._frame_z = np.stack(np.meshgrid(coords, coords[::-1]), -1).reshape(-1, 2)
+      self._frame_cols = len(coords)
+
+  def training_frames(self, state):
+    """``samples``: the fixed latent grid (2-D latent) or 64 fixed prior draws, decoded;
+    ``reconstructions``: the first 16 eval images over their reconstructions."""
+    x, recon = self._reconstruct(state, 16)
+    zeros = jnp.zeros((len(self._frame_z),), jnp.int32)
+    samples = self._sample(state, jnp.asarray(self._frame_z, jnp.float32), zeros, zeros)
+    return {"samples": figures.tile(np.asarray(samples), self._frame_cols),
+            "reconstructions": figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]),
+                                            16)}
 
   def _reconstruct(self, state, n):
     x = base.to_unit_interval(jnp.asarray(self._eval.images[:n]))
@@ -237,6 +264,14 @@ class CVAETask(BetaVAETask):
     base.Task.start_figures(self, train_ds, eval_ds, key)
     self._eval = eval_ds
     self._encode = jax.jit(self.encode)
+
+  def training_frames(self, state):
+    """``samples``: the fixed noise and train labels decoded; ``reconstructions``: the
+    first 16 eval images over their reconstructions."""
+    x, recon = self._reconstruct(state, 16)
+    return {**base.Task.training_frames(self, state),
+            "reconstructions": figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]),
+                                            16)}
 
   def previews(self, state):
     x, recon = self._reconstruct(state, 16)
