@@ -41,7 +41,39 @@ def on_real_kmnist(config, kmnist_dir, tmp_path, train_split="test[:256]",
   config.train.batch_size = batch_size
   config.train.log_every_steps = 4
   config.train.checkpoint_every_steps = 4
+  return quick_eval(config)
+
+
+def quick_eval(config):
+  """Shrinks ``config.eval`` to test size (k = 16 for the IWAE bound, 2 KID subsets)."""
+  config.eval.iwae_samples = 16
+  config.eval.iwae_chunk_size = 8
+  config.eval.kid_subsets = 2
   return config
+
+
+def train_kmnist_classifier(kmnist_dir, workdir, cache_dir):
+  """A domain classifier trained for 2 epochs on 2,000 real KMNIST images (batch 64);
+  returns its ``summary.json`` content."""
+  from configs import classifier  # noqa: PLC0415
+  from kjax import train  # noqa: PLC0415
+  config = classifier.get_config()
+  config.data.data_dir = kmnist_dir
+  config.data.train_split = "test[:2000]"
+  config.data.eval_split = "test[9000:]"
+  config.data.cache_dir = cache_dir
+  config.train.num_epochs = 2
+  config.train.batch_size = 64
+  config.train.checkpoint_every_steps = 1000
+  return train.train_and_evaluate(config, workdir)
+
+
+@pytest.fixture(scope="session")
+def kmnist_classifier(kmnist_dir, tmp_path_factory):
+  """``(workdir, summary)`` of ``train_kmnist_classifier``, trained once per session."""
+  root = tmp_path_factory.mktemp("classifier")
+  workdir = str(root / "run")
+  return workdir, train_kmnist_classifier(kmnist_dir, workdir, str(root / "cache"))
 
 
 def latest_checkpoint_state(workdir):

@@ -12,7 +12,7 @@ import pytest
 from configs import cgan as cgan_config
 from configs import cvae as cvae_config
 from kjax import errors, generate, train
-from tests.conftest import REPO
+from tests.conftest import REPO, quick_eval
 
 
 def _run(*args):
@@ -27,7 +27,7 @@ def test_config_trains_on_real_kmnist_then_generates(config, kmnist_dir, tmp_pat
                 "--config.data.name=kmnist", f"--config.data.data_dir={kmnist_dir}",
                 "--config.data.train_split=test[:512]", "--config.data.eval_split=test[9500:]",
                 "--config.train.num_epochs=2", f"--config.data.cache_dir={tmp_path / 'cache'}",
-                "--config.figures.progress_every_epochs=1")
+                "--config.figures.progress_every_epochs=1", "--config.eval.iwae_samples=16")
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads((workdir / "summary.json").read_text())
   batch = 100 if config == "cvae" else 128
@@ -65,7 +65,7 @@ def test_generate_refuses_a_workdir_without_a_run(tmp_path):
 
 @pytest.mark.parametrize("module", [cvae_config, cgan_config])
 def test_config_trains_on_official_format_k49(module, synthetic_k49_dir, tmp_path):
-  config = module.get_config()
+  config = quick_eval(module.get_config())
   config.data.data_dir = synthetic_k49_dir  # data.name stays "k49", the default
   config.data.verify_checksums = False
   config.data.cache_dir = str(tmp_path / "cache")

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 def _launch(workdir, *overrides):
   return subprocess.run(
       [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/beta_vae.py",
-       f"--workdir={workdir}", *overrides],
+       f"--workdir={workdir}", "--config.eval.iwae_samples=16", *overrides],
       cwd=REPO, capture_output=True, text=True, timeout=600)
 
 

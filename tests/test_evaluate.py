@@ -1,0 +1,167 @@
+"""Evaluation (issue 4): metrics of generated images against oracles, and the evaluation of
+trained runs end to end (metrics.json, figures, report.html, --mode=evaluate)."""
+
+import base64
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from configs import beta_vae as beta_vae_config
+from configs import cgan as cgan_config
+from configs import cvae as cvae_config
+from kjax import errors, evaluate, launcher, train
+from kjax import data as kdata
+from kjax.data import style
+from tests.conftest import on_real_kmnist
+
+VAE_METRICS = {"nelbo", "rec", "kl", "iwae_nll", "rec_mse", "active_units", "kl_per_dimension",
+               "unit_activity", "inpainting_patch_mse", "masked_patch_mse"}
+SAMPLE_METRICS = {"fd", "kid", "kid_std", "fd_real_train_vs_eval", "kid_real_train_vs_eval"}
+CONDITIONAL_METRICS = {"class_accuracy", "class_balanced_accuracy", "style_accuracy",
+                       "thickness_shift_pixels", "real_thickness_gap_pixels"}
+
+
+def test_style_accuracy_is_one_on_real_images_labelled_by_their_own_statistic(kmnist_dir,
+                                                                             tmp_path):
+  config = on_real_kmnist(cvae_config.get_config(), kmnist_dir, tmp_path,
+                          train_split="test[:5000]", eval_split="test[5000:]")
+  train_ds, eval_ds = kdata.load_datasets(config.data)
+  counts = style.foreground_pixel_count(train_ds.images)
+  thresholds = style.class_thresholds(counts, train_ds.labels, 10, "median")
+  # The eval split's styles come from the train split's thresholds: a perfect "generator".
+  assert evaluate.style_accuracy(eval_ds.images, eval_ds.labels, eval_ds.styles,
+                                 thresholds) == 1.0
+  assert evaluate.style_accuracy(eval_ds.images, eval_ds.labels, 1 - eval_ds.styles,
+                                 thresholds) == 0.0
+  # Strokes widened by one pixel: far more images pass as thick than before.
+  thick = np.maximum(eval_ds.images, np.roll(eval_ds.images, 1, axis=2))
+  ones = np.ones(len(thick), int)
+  before = evaluate.style_accuracy(eval_ds.images, eval_ds.labels, ones, thresholds)
+  assert evaluate.style_accuracy(thick, eval_ds.labels, ones, thresholds) > before + 0.2
+
+
+def test_class_accuracy_and_its_balanced_form():
+  labels = np.array([0, 0, 0, 0, 1])
+  predicted = np.array([0, 0, 0, 0, 0])
+  acc, balanced = evaluate.class_accuracy(predicted, labels, 3)
+  assert acc == pytest.approx(0.8) and balanced == pytest.approx(0.5)  # class 2 absent
+
+
+def test_params_hash_identifies_parameters():
+  params = {"dense": {"kernel": np.ones((2, 3), np.float32), "bias": np.zeros(3, np.float32)}}
+  same = {"dense": {"kernel": np.ones((2, 3), np.float32), "bias": np.zeros(3, np.float32)}}
+  assert evaluate.params_sha256(params) == evaluate.params_sha256(same)
+  same["dense"]["bias"][1] = 1e-7
+  assert evaluate.params_sha256(params) != evaluate.params_sha256(same)
+  assert re.fullmatch(r"[0-9a-f]{64}", evaluate.params_sha256(params))
+
+
+def _figures_in_report(workdir):
+  """{figure path: embedded bytes} of the report; asserts the list matches the figures."""
+  with open(os.path.join(workdir, "report.html"), encoding="utf-8") as f:
+    page = f.read()
+  listed = re.findall(r"<li><a href='#fig-(\d+)'>([^<]+)</a></li>", page)
+  embedded = dict(re.findall(r"<figure id='fig-(\d+)'><img alt='[^']*' src='data:image/"
+                             r"(?:png|gif);base64,([A-Za-z0-9+/=]+)'>", page))
+  assert listed and {i for i, _ in listed} == set(embedded)
+  return {name: base64.b64decode(embedded[i]) for i, name in listed}, page
+
+
+def _check_report(workdir, result):
+  figures, page = _figures_in_report(workdir)
+  for path in result["figures"]:  # every evaluation figure is listed and embedded intact
+    with open(os.path.join(workdir, path), "rb") as f:
+      assert figures[path] == f.read(), path
+  assert any(p.startswith("figures/") for p in figures)  # and the training figures
+  for name in result["metrics"]:
+    assert f"<td>{name}</td>" in page
+  assert "http" not in page.split("<h2>Config</h2>")[0]  # self-contained: nothing fetched
+
+
+def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
+    kmnist_dir, tmp_path, kmnist_classifier):
+  config = on_real_kmnist(cvae_config.get_config(), kmnist_dir, tmp_path,
+                          train_split="test[:1000]", eval_split="test[9600:]", batch_size=100)
+  config.eval.classifier_workdir = kmnist_classifier[0]
+  workdir = str(tmp_path / "cvae")
+  train.train_and_evaluate(config, workdir)
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    result = json.load(f)
+
+  metrics = result["metrics"]
+  assert VAE_METRICS | SAMPLE_METRICS | CONDITIONAL_METRICS <= set(metrics)
+  assert all(np.all(np.isfinite(v)) for v in metrics.values())
+  assert metrics["nelbo"] >= metrics["iwae_nll"] - 0.5  # the bound is tighter, up to noise
+  assert len(metrics["kl_per_dimension"]) == 2
+  assert sum(metrics["kl_per_dimension"]) == pytest.approx(metrics["kl"], rel=1e-3)
+  assert 0.0 <= metrics["class_accuracy"] <= 1 and 0 <= metrics["style_accuracy"] <= 1
+  assert metrics["fd"] > metrics["fd_real_train_vs_eval"] > 0  # 10 steps: far from real
+  assert result["classifier"]["params_sha256"] == evaluate.load_classifier(
+      kmnist_classifier[0], "kmnist").params_sha256
+  assert result["protocol"]["iwae_samples"] == 16 and result["protocol"]["num_generated"] == 400
+  for name in ("kl_per_dimension.png", "inpainting.png", "traversals.png",
+               "interpolation_encoded.gif", "training_samples.gif",
+               "training_reconstructions.gif"):
+    assert f"eval/{name}" in result["figures"], name
+  _check_report(workdir, result)
+
+  # --mode=evaluate on the workdir restores the checkpoint and gives the same numbers.
+  os.remove(os.path.join(workdir, "eval", "metrics.json"))
+  assert launcher.run(config, workdir, mode="evaluate") == 0
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    again = json.load(f)
+  assert again["metrics"] == metrics  # bit for bit: same state, same keys
+
+
+def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_config, tmp_path):
+  tiny_config.model.latent_dim = 3
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config, workdir)
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    result = json.load(f)
+  assert VAE_METRICS <= set(result["metrics"])
+  assert not SAMPLE_METRICS & set(result["metrics"])  # no classifier given
+  assert "classifier_metrics" in result["protocol"] and result["classifier"] is None
+  assert "eval/tsne.png" in result["figures"]
+  epochs, frames = train.load_frames(os.path.join(workdir, train.FRAMES_DIR))
+  assert epochs == [1, 2] and frames["samples"][0].shape == (8 * 29 + 1, 8 * 29 + 1)
+  _check_report(workdir, result)
+
+
+def test_cgan_metrics_without_an_encoder(kmnist_dir, tmp_path, kmnist_classifier):
+  config = on_real_kmnist(cgan_config.get_config(), kmnist_dir, tmp_path,
+                          train_split="test[:256]", eval_split="test[9700:]")
+  config.model.architecture = "mlp"
+  config.model.hidden = 32
+  config.eval.classifier_workdir = kmnist_classifier[0]
+  workdir = str(tmp_path / "gan")
+  train.train_and_evaluate(config, workdir)
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    result = json.load(f)
+  assert SAMPLE_METRICS | CONDITIONAL_METRICS == set(result["metrics"])
+  assert "eval/interpolation_noise.gif" in result["figures"]
+  _check_report(workdir, result)
+
+
+def test_bad_evaluation_input_stops_before_anything_is_written(kmnist_dir, mnist_dir, tmp_path,
+                                                               kmnist_classifier):
+  config = on_real_kmnist(beta_vae_config.get_config(), kmnist_dir, tmp_path)
+  config.eval.classifier_workdir = str(tmp_path / "nope")
+  workdir = tmp_path / "never"
+  with pytest.raises(errors.ConfigError, match="classifier_workdir=.*nope.* is not a kjax run"):
+    train.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()
+  config.data.name, config.data.data_dir = "mnist", mnist_dir  # a KMNIST classifier, MNIST run
+  config.eval.classifier_workdir = kmnist_classifier[0]
+  with pytest.raises(errors.ConfigError, match="is a classifier of kmnist; this run is on mnist"):
+    train.train_and_evaluate(config, str(workdir))
+  assert not workdir.exists()
+  with pytest.raises(errors.ConfigError, match="is not a kjax run"):
+    evaluate.evaluate_workdir(config, str(workdir))
+  config.eval.iwae_samples = 0
+  with pytest.raises(errors.ConfigError, match="config.eval.iwae_samples=0 is not allowed"):
+    evaluate.evaluate_workdir(config, str(workdir))
+  assert not workdir.exists()
