@@ -8,6 +8,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from kjax import errors
+
 
 class Checkpointer:
   """Saves ``{name: pytree}`` items, keeping the last ``keep`` checkpoints.
@@ -35,13 +37,24 @@ class Checkpointer:
 
     Returns:
       The restored items, or None when there is no checkpoint.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint's tree or shapes differ from ``templates``
+        (a different model, or a run saved by an older kjax); nothing is changed on disk.
     """
     step = self._manager.latest_step()
     if step is None:
       return None
     abstract = {k: jax.tree.map(ocp.utils.to_shape_dtype_struct, v) for k, v in templates.items()}
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        **{k: ocp.args.StandardRestore(v) for k, v in abstract.items()}))
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          **{k: ocp.args.StandardRestore(v) for k, v in abstract.items()}))
+    except ValueError as e:
+      first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+      raise errors.CheckpointMismatchError(
+          f"the checkpoint at step {step} in {self._manager.directory} does not match the "
+          f"state this config builds ({first[:200]}); use the config it was trained with, "
+          "or another --workdir") from None
     return {k: restored[k] for k in templates}
 
   def save(self, step: int, items: dict[str, Any]) -> None:

@@ -27,3 +27,8 @@ class ChecksumError(KjaxError, ValueError):
 
 class NonFiniteLossError(KjaxError, FloatingPointError):
   """The training loss became NaN or infinite."""
+
+
+class CheckpointMismatchError(KjaxError):
+  """A checkpoint's tree differs from the state the config builds (another model, or a
+  run saved by an older kjax)."""

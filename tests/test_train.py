@@ -172,3 +172,15 @@ def test_beta_vae_trains_on_official_format_k49(tiny_config, synthetic_k49_dir, 
   summary = train.train_and_evaluate(tiny_config, str(tmp_path / "k49"))
   assert summary["step"] == 300 // 32 and np.isfinite(summary["eval/nelbo"])
   assert (tmp_path / "k49" / "figures" / "style_examples.png").exists()
+
+
+def test_a_checkpoint_of_another_model_is_refused_with_one_line(tmp_path):
+  ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints"), keep=2)
+  ckpt.save(3, {"state": {"params": np.zeros(4, np.float32)}})
+  ckpt.close()
+  ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints"), keep=2)
+  with pytest.raises(errors.CheckpointMismatchError,
+                     match="checkpoint at step 3 in .* does not match the state"):
+    ckpt.restore_latest({"state": {"params": np.zeros(4, np.float32), "batch_stats": {"m": np.zeros(2)}}})
+  assert ckpt.restore_latest({"state": {"params": np.ones(4, np.float32)}})["state"]["params"].sum() == 0
+  ckpt.close()
