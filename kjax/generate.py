@@ -15,7 +15,6 @@ From Python::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from typing import Any
@@ -27,11 +26,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from kjax import checkpointing
 from kjax import errors
 from kjax import figures
+from kjax import runs
 from kjax import tasks
-from kjax import train
 
 STYLES = ("thin", "thick")
 
@@ -65,25 +63,13 @@ def load_run(workdir: str) -> TrainedRun:
   Raises:
     ConfigError: ``workdir`` has no ``config.json`` or no checkpoint, or holds a classifier.
   """
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise errors.ConfigError(f"--workdir={workdir!r} is not a kjax run: {path} not found")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = runs.read_config(workdir)
   task = tasks.get_task(config)
   if config.model.name == "classifier":
     raise errors.ConfigError(f"--workdir={workdir!r} holds a classifier run; it does not "
                              "generate images")
-  template = task.init_state(train.stream_keys(config.seed)["init"])
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), keep=1_000_000)
-  try:
-    step = ckpt.latest_step()
-    restored = ckpt.restore_latest({"state": template})
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise errors.ConfigError(f"--workdir={workdir!r} has no checkpoint yet; train it first")
-  return TrainedRun(workdir, config, task, restored["state"], int(step))
+  state = runs.restore_state(task, config, workdir)
+  return TrainedRun(workdir, config, task, state, int(state.step))
 
 
 def parse_label(run: TrainedRun, label: str | int) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from configs import classifier as classifier_config
-from kjax import errors, generate, tasks, train
+from kjax import errors, generate, tasks
 
 
 def test_classifier_beats_chance_after_a_short_training(kmnist_classifier):

@@ -21,7 +21,9 @@ VAE_METRICS = {"nelbo", "rec", "kl", "iwae_nll", "rec_mse", "active_units", "kl_
                "unit_activity", "inpainting_patch_mse", "masked_patch_mse"}
 SAMPLE_METRICS = {"fd", "kid", "kid_std", "fd_real_train_vs_eval", "kid_real_train_vs_eval"}
 CONDITIONAL_METRICS = {"class_accuracy", "class_balanced_accuracy", "style_accuracy",
-                       "thickness_shift_pixels", "real_thickness_gap_pixels"}
+                       "thickness_shift_pixels", "real_thickness_gap_pixels",
+                       "style_accuracy_ink", "thickness_shift_ink_pixels",
+                       "real_thickness_gap_ink_pixels"}
 
 
 def test_style_accuracy_is_one_on_real_images_labelled_by_their_own_statistic(kmnist_dir,

@@ -17,12 +17,12 @@ def _launch(workdir, *overrides):
       cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def test_launch_trains_on_real_kmnist(kmnist_dir, tmp_path):
+def test_launch_trains_on_real_kmnist_then_evaluates(kmnist_dir, tmp_path):
   workdir = tmp_path / "run"
-  result = _launch(workdir, f"--config.data.data_dir={kmnist_dir}",
-                   "--config.data.train_split=test[:512]", "--config.data.eval_split=test[9500:]",
-                   "--config.train.num_epochs=1", "--config.train.batch_size=64",
-                   f"--config.data.cache_dir={tmp_path / 'cache'}")
+  flags = (f"--config.data.data_dir={kmnist_dir}", "--config.data.train_split=test[:512]",
+           "--config.data.eval_split=test[9500:]", "--config.train.num_epochs=1",
+           "--config.train.batch_size=64", f"--config.data.cache_dir={tmp_path / 'cache'}")
+  result = _launch(workdir, *flags)
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads((workdir / "summary.json").read_text())
   assert summary["step"] == 8 and summary["epoch"] == 1
@@ -31,6 +31,19 @@ def test_launch_trains_on_real_kmnist(kmnist_dir, tmp_path):
   assert os.listdir(workdir / "checkpoints") == ["8"]
   assert "images/s" in result.stderr and "ETA" in result.stderr
   assert "orbax" not in result.stderr  # library chatter is filtered
+  first = json.loads((workdir / "eval" / "metrics.json").read_text())
+  assert (workdir / "report.html").stat().st_size > 50_000
+
+  # --mode=evaluate restores the run and rewrites the same metrics; it trains nothing.
+  (workdir / "eval" / "metrics.json").unlink()
+  result = _launch(workdir, *flags, "--mode=evaluate")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads((workdir / "eval" / "metrics.json").read_text())["metrics"] == first["metrics"]
+  assert os.listdir(workdir / "checkpoints") == ["8"]
+  result = _launch(tmp_path / "none", *flags, "--mode=evaluate")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1].startswith("kjax: error: --workdir=")
+  assert "is not a kjax run" in result.stderr and not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize("override, message", [
