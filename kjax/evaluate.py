@@ -61,6 +61,7 @@ ACTIVE_THRESHOLD = 0.01                       # Burda et al. 2015 §5.2
 INK_PIXEL_THRESHOLD = 127
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 9, dtype=np.float32)
 MAX_TRAVERSAL_DIMS = 10
+MAX_GIF_FRAMES = 40  # frames of a GIF over training (keeps report.html to a few MB)
 
 METRIC_DOCS = {
     "nelbo": "negative ELBO, nats per image (eval split, the run's fixed eval noise)",
@@ -68,6 +69,7 @@ METRIC_DOCS = {
     "kl": "KL(q(z|x) || p(z)) term, nats per image",
     "loss": "rec + beta * kl, the training objective, nats per image",
     "iwae_nll": "IWAE bound on -log p(x) (Burda et al. 2015), nats per image",
+    "nelbo_iwae_examples": "nelbo on the eval images of the IWAE estimate (when a subset)",
     "rec_mse": "mean squared error per pixel in [0, 1] of the decoder mean from z_mean",
     "active_units": "latent units with Cov_x E_q[z_d] > 0.01 (Burda et al. 2015)",
     "inpainting_patch_mse": "MSE per pixel in the zeroed central 10x10 patch after "
@@ -270,6 +272,12 @@ class _Evaluation:
                "styles": jnp.asarray(ds.styles[i:min(i + b, n)].astype(np.int32))}
       values.append(np.asarray(bound(state, batch, jax.random.fold_in(key, i))))
     self.metrics["iwae_nll"] = float(-np.concatenate(values).mean())
+    if n < len(ds):  # the ELBO on the same images, so that the two compare
+      subset = dataclasses.replace(ds, images=ds.images[:n], labels=ds.labels[:n],
+                                   styles=ds.styles[:n])
+      self.metrics["nelbo_iwae_examples"] = train.Evaluator(
+          task, subset, self.config.train.eval_batch_size,
+          train.stream_keys(self.config.seed)["eval"])(state)["nelbo"]
     self.protocol.update(iwae_samples=k, iwae_examples=n,
                          likelihood=(f"{self.config.objective.likelihood} on grey levels in "
                                      "[0, 1] (not binarised)"))
@@ -435,9 +443,12 @@ class _Evaluation:
 
   def training_gifs(self) -> None:
     epochs, frames = train.load_frames(os.path.join(self.workdir, train.FRAMES_DIR))
+    # At most MAX_GIF_FRAMES epochs, evenly spaced, the first and the last included.
+    keep = np.unique(np.linspace(0, len(epochs) - 1, MAX_GIF_FRAMES).round().astype(int))
     for name, tiles in frames.items():
       self._figure(figures.save_training_gif(
-          os.path.join(self.out_dir, f"training_{name}.gif"), tiles, epochs))
+          os.path.join(self.out_dir, f"training_{name}.gif"), [tiles[i] for i in keep],
+          [epochs[i] for i in keep]))
     if not frames:
       self.protocol["training_gifs"] = "not drawn: no frames/ (run trained before they existed)"
 
@@ -451,6 +462,7 @@ class _Evaluation:
     predicted = _batched(lambda x: jnp.argmax(logits(self.state, x), -1), self.x_eval)
     self.metrics["balanced_accuracy"] = class_accuracy(predicted, self.eval_ds.labels,
                                                        self.info.num_classes)[1]
+    self.protocol["params_sha256"] = params_sha256(self.state.params)
 
   def run(self) -> None:
     name = self.task.name

@@ -386,15 +386,17 @@ def plot_tsne(path: str, z: np.ndarray, labels: np.ndarray, info: catalog.Datase
 
 
 def save_training_gif(path: str, frames: Sequence[np.ndarray], epochs: Sequence[int],
-                      scale: int = 2, duration_ms: int = 150) -> str:
+                      scale: int = 1, duration_ms: int = 200) -> str:
   """A GIF of uint8 ``[H, W]`` tiles (ink = high values), one frame per epoch, each with
-  its epoch written in the top-left corner; the last frame is held for a second.
+  its epoch written in the top-left corner; the last frame is held for a second. Grey
+  levels are quantised to 16 to keep the file small.
   """
   from PIL import ImageDraw  # noqa: PLC0415
 
   images = []
   for frame, epoch in zip(frames, epochs):
-    image = Image.fromarray(255 - np.asarray(frame, np.uint8))
+    # 16 grey levels: GIF's LZW compresses smooth decoder means poorly at 256.
+    image = Image.fromarray(255 - (np.asarray(frame, np.uint8) // 16 * 17))
     image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     canvas = Image.new("L", (image.width, image.height + 14), 255)
     canvas.paste(image, (0, 14))

@@ -20,7 +20,8 @@ body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222
 table { border-collapse: collapse; margin: 1em 0; }
 td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-family: monospace; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; min-width: 360px; border: 1px solid #eee; image-rendering: pixelated; }
 figcaption { font-family: monospace; color: #555; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }
 """

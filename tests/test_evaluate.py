@@ -120,11 +120,14 @@ def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
 
 def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_config, tmp_path):
   tiny_config.model.latent_dim = 3
+  tiny_config.eval.iwae_max_examples = 50
   workdir = str(tmp_path / "run")
   train.train_and_evaluate(tiny_config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     result = json.load(f)
-  assert VAE_METRICS <= set(result["metrics"])
+  metrics = result["metrics"]
+  assert VAE_METRICS <= set(metrics) and result["protocol"]["iwae_examples"] == 50
+  assert metrics["iwae_nll"] < metrics["nelbo_iwae_examples"]  # on the same 50 images
   assert not SAMPLE_METRICS & set(result["metrics"])  # no classifier given
   assert "classifier_metrics" in result["protocol"] and result["classifier"] is None
   assert "eval/tsne.png" in result["figures"]
