@@ -170,3 +170,16 @@ def test_bad_evaluation_input_stops_before_anything_is_written(kmnist_dir, mnist
   with pytest.raises(errors.ConfigError, match="config.eval.iwae_samples=0 is not allowed"):
     evaluate.evaluate_workdir(config, str(workdir))
   assert not workdir.exists()
+
+
+def test_an_iwae_bound_in_every_epochs_eval(kmnist_dir, tmp_path):
+  config = on_real_kmnist(cvae_config.get_config(), kmnist_dir, tmp_path, batch_size=64)
+  config.eval.epoch_iwae_samples = 32
+  config.eval.at_end_of_training = False
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(config, str(workdir))
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert len(rows) == 2
+  for row in rows:  # k = 32 is a tighter bound than the ELBO (one sample) on the same images
+    assert row["eval/iwae_nll"] < row["eval/nelbo"]
+  assert not (workdir / "eval").exists() and not (workdir / "report.html").exists()
