@@ -83,6 +83,7 @@ METRIC_DOCS = {
     "kid_real_train_vs_eval": "KID between real train and real eval images (reference)",
     "class_accuracy": "classifier's accuracy on samples w.r.t. the requested class",
     "class_balanced_accuracy": "mean over classes of that accuracy (balanced)",
+    "class_accuracy_per_class": "that accuracy for each class, in class order",
     "style_accuracy": "share of samples whose foreground-pixel count is above (thick) or "
                       "at/below (thin) their class's threshold, as requested",
     "thickness_shift_pixels": "mean foreground pixels of thick minus thin samples, same z "
@@ -413,8 +414,12 @@ class _Evaluation:
                                                  "order" if task.conditional else "none"))
     if not task.conditional:
       return
-    acc, balanced = class_accuracy(clf.predict(generated), labels, self.info.num_classes)
-    self.metrics.update(class_accuracy=acc, class_balanced_accuracy=balanced)
+    predicted = clf.predict(generated)
+    acc, balanced = class_accuracy(predicted, labels, self.info.num_classes)
+    per_class = [round(float(np.mean(predicted[labels == k] == k)), 4) if np.any(labels == k)
+                 else None for k in range(self.info.num_classes)]
+    self.metrics.update(class_accuracy=acc, class_balanced_accuracy=balanced,
+                        class_accuracy_per_class=per_class)
 
   def style(self) -> None:
     """Style accuracy and the thickness shift when only the style label flips, by the
@@ -559,6 +564,5 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict[st
   task = tasks.get_task(config)
   train_ds, eval_ds = kdata.load_datasets(config.data)
   state = runs.restore_state(task, config, workdir, "--workdir")
-  task.start_figures(train_ds, eval_ds, train.stream_keys(config.seed)["figures"])
   return evaluate(config, workdir, task, state, train_ds, eval_ds, classifier)
 

@@ -20,7 +20,8 @@ from tests.conftest import on_real_kmnist
 VAE_METRICS = {"nelbo", "rec", "kl", "iwae_nll", "rec_mse", "active_units", "kl_per_dimension",
                "unit_activity", "inpainting_patch_mse", "masked_patch_mse"}
 SAMPLE_METRICS = {"fd", "kid", "kid_std", "fd_real_train_vs_eval", "kid_real_train_vs_eval"}
-CONDITIONAL_METRICS = {"class_accuracy", "class_balanced_accuracy", "style_accuracy",
+CONDITIONAL_METRICS = {"class_accuracy", "class_balanced_accuracy", "class_accuracy_per_class",
+                       "style_accuracy",
                        "thickness_shift_pixels", "real_thickness_gap_pixels",
                        "style_accuracy_ink", "thickness_shift_ink_pixels",
                        "real_thickness_gap_ink_pixels"}
@@ -96,6 +97,8 @@ def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
   metrics = result["metrics"]
   assert VAE_METRICS | SAMPLE_METRICS | CONDITIONAL_METRICS <= set(metrics)
   assert all(np.all(np.isfinite(v)) for v in metrics.values())
+  assert np.mean(metrics["class_accuracy_per_class"]) == pytest.approx(
+      metrics["class_balanced_accuracy"])
   assert metrics["nelbo"] >= metrics["iwae_nll"] - 0.5  # the bound is tighter, up to noise
   assert len(metrics["kl_per_dimension"]) == 2
   assert sum(metrics["kl_per_dimension"]) == pytest.approx(metrics["kl"], rel=1e-3)
