@@ -15,7 +15,10 @@ The run leaves in the workdir: config.json, metrics.jsonl (one line per epoch wi
 train/ and eval/ loss, rec, kl, nelbo in nats per image), summary.json, checkpoints/
 (orbax; a re-run resumes), TensorBoard events, and figures/: the latent manifold coloured
 by class, the decoded 2-D latent grid, the class 1 → 8 interpolation (PNG + GIF),
-reconstructions, prior samples and loss curves.
+reconstructions, prior samples and loss curves; then the evaluation (kjax.evaluate):
+eval/metrics.json (IWAE bound with k = 5000, reconstruction MSE, KL per dimension, active
+units, inpainting; FD, KID with --config.eval.classifier_workdir=runs/classifier_kmnist),
+eval/ figures and report.html.
 Ablations: --config.objective.beta=1.0, --config.model.latent_dim=10,
 --config.model.channels='(32, 64, 128)', --config.objective.likelihood=gaussian.
 """
