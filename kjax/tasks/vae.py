@@ -189,12 +189,15 @@ class BetaVAETask(base.Task):
   def training_frames(self, state):
     """``samples``: the fixed latent grid (2-D latent) or 64 fixed prior draws, decoded;
     ``reconstructions``: the first 16 eval images over their reconstructions."""
-    x, recon = self._reconstruct(state, 16)
     zeros = jnp.zeros((len(self._frame_z),), jnp.int32)
     samples = self._sample(state, jnp.asarray(self._frame_z, jnp.float32), zeros, zeros)
     return {"samples": figures.tile(np.asarray(samples), self._frame_cols),
-            "reconstructions": figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]),
-                                            16)}
+            "reconstructions": self._reconstruction_tile(state)}
+
+  def _reconstruction_tile(self, state) -> np.ndarray:
+    """uint8 tile: the first 16 eval images (top row) over their reconstructions."""
+    x, recon = self._reconstruct(state, 16)
+    return figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]), 16)
 
   def _reconstruct(self, state, n):
     x = base.to_unit_interval(jnp.asarray(self._eval.images[:n]))
@@ -202,9 +205,8 @@ class BetaVAETask(base.Task):
     return x, self._sample(state, self._encode(state, x, labels, styles), labels, styles)
 
   def previews(self, state):
-    x, recon = self._reconstruct(state, 16)
     zeros = jnp.zeros((64,), jnp.int32)
-    return {"reconstructions": figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]), 16),
+    return {"reconstructions": self._reconstruction_tile(state),
             "prior_samples": figures.tile(np.asarray(self._sample(
                 state, self._prior_z, zeros, zeros)), 8)}
 
@@ -268,16 +270,12 @@ class CVAETask(BetaVAETask):
   def training_frames(self, state):
     """``samples``: the fixed noise and train labels decoded; ``reconstructions``: the
     first 16 eval images over their reconstructions."""
-    x, recon = self._reconstruct(state, 16)
     return {**base.Task.training_frames(self, state),
-            "reconstructions": figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]),
-                                            16)}
+            "reconstructions": self._reconstruction_tile(state)}
 
   def previews(self, state):
-    x, recon = self._reconstruct(state, 16)
-    out = base.Task.previews(self, state)
-    out["reconstructions"] = figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]), 16)
-    return out
+    return {**base.Task.previews(self, state),
+            "reconstructions": self._reconstruction_tile(state)}
 
   def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
     paths = base.Task.final_figures(self, state, history, fig_dir, train_ds, eval_ds)
