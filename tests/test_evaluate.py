@@ -15,7 +15,7 @@ from configs import cvae as cvae_config
 from kjax import errors, evaluate, launcher, train
 from kjax import data as kdata
 from kjax.data import style
-from tests.conftest import on_real_kmnist
+from tests.conftest import on_real_kmnist, quick_eval
 
 VAE_METRICS = {"nelbo", "rec", "kl", "iwae_nll", "rec_mse", "active_units", "kl_per_dimension",
                "unit_activity", "inpainting_patch_mse", "masked_patch_mse"}
@@ -186,3 +186,32 @@ def test_an_iwae_bound_in_every_epochs_eval(kmnist_dir, tmp_path):
   for row in rows:  # k = 32 is a tighter bound than the ELBO (one sample) on the same images
     assert row["eval/iwae_nll"] < row["eval/nelbo"]
   assert not (workdir / "eval").exists() and not (workdir / "report.html").exists()
+
+
+def test_k49_class_metrics_are_balanced_over_49_classes(synthetic_k49_dir, tmp_path):
+  """The K49 path end to end on official-format synthetic files: a 49-class domain
+  classifier, then a CVAE evaluated with it (per-class and balanced accuracy)."""
+  from configs import classifier as classifier_config  # noqa: PLC0415
+
+  def on_synthetic_k49(config):
+    config.data.data_dir = synthetic_k49_dir
+    config.data.verify_checksums = False
+    config.data.cache_dir = str(tmp_path / "cache")
+    config.data.eval_split = "test[:98]"
+    config.train.num_epochs = 1
+    return quick_eval(config)
+
+  clf_config = on_synthetic_k49(classifier_config.get_config())
+  clf_config.data.name = "k49"
+  train.train_and_evaluate(clf_config, str(tmp_path / "clf"))
+  with open(tmp_path / "clf" / "eval" / "metrics.json") as f:
+    assert 0 <= json.load(f)["metrics"]["balanced_accuracy"] <= 1
+  config = on_synthetic_k49(cvae_config.get_config())  # data.name is k49, the default
+  config.figures.samples_per_style = 1
+  config.eval.classifier_workdir = str(tmp_path / "clf")
+  train.train_and_evaluate(config, str(tmp_path / "cvae"))
+  with open(tmp_path / "cvae" / "eval" / "metrics.json") as f:
+    metrics = json.load(f)["metrics"]
+  per_class = metrics["class_accuracy_per_class"]
+  assert len(per_class) == 49 and None not in per_class  # every class among 98 eval images
+  assert np.mean(per_class) == pytest.approx(metrics["class_balanced_accuracy"])
