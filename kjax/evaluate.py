@@ -155,13 +155,12 @@ def load_classifier(workdir: str, data_name: str) -> DomainClassifier:
                              f"run is on {data_name}: train one with --config.data.name={data_name}")
   task = tasks.get_task(config)
   state = runs.restore_state(task, config, workdir, flag)
-  features = jax.jit(task.features)
-  logits = jax.jit(lambda s, x: task.model.apply({"params": s.params}, x))
+  features, predict = jax.jit(task.features), jax.jit(task.predict)
   return DomainClassifier(
       workdir=workdir, step=int(state.step), params_sha256=params_sha256(state.params),
       config=config,
       features=lambda x: _batched(lambda b: features(state, b), x),
-      predict=lambda x: _batched(lambda b: jnp.argmax(logits(state, b), -1), x))
+      predict=lambda x: _batched(lambda b: predict(state, b), x))
 
 
 # --- metrics from arrays --------------------------------------------------------------------
@@ -463,8 +462,8 @@ class _Evaluation:
     evaluator = train.Evaluator(self.task, self.eval_ds, self.config.train.eval_batch_size,
                                 train.stream_keys(self.config.seed)["eval"])
     self.metrics.update(evaluator(self.state))
-    logits = jax.jit(lambda s, x: self.task.model.apply({"params": s.params}, x))
-    predicted = _batched(lambda x: jnp.argmax(logits(self.state, x), -1), self.x_eval)
+    predict = jax.jit(self.task.predict)
+    predicted = _batched(lambda x: predict(self.state, x), self.x_eval)
     self.metrics["balanced_accuracy"] = class_accuracy(predicted, self.eval_ds.labels,
                                                        self.info.num_classes)[1]
     self.protocol["params_sha256"] = params_sha256(self.state.params)

@@ -261,8 +261,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                    for k in task.train_metrics}
         metrics.update({f"eval/{k}": v for k, v in evaluator(state).items()})
         writer.write(step, epoch + 1, metrics)
-        writer.write_images(step, task.previews(state))
-        save_frames(os.path.join(workdir, FRAMES_DIR), epoch + 1, task.training_frames(state))
+        previews = task.previews(state)
+        writer.write_images(step, previews)
+        save_frames(os.path.join(workdir, FRAMES_DIR), epoch + 1, previews)
         if progress_every and ((epoch + 1) % progress_every == 0 or epoch == 0
                                or step == total_steps):
           os.makedirs(os.path.join(fig_dir, "progress"), exist_ok=True)
@@ -298,7 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def save_frames(directory: str, epoch: int, frames: dict[str, np.ndarray]) -> None:
-  """Writes an epoch's ``Task.training_frames`` (uint8 tiles) to ``directory/epoch_NNNN.npz``
+  """Writes an epoch's ``Task.previews`` (uint8 tiles) to ``directory/epoch_NNNN.npz``
   atomically (temporary file, then rename); a resumed run rewrites the same file."""
   if not frames:
     return

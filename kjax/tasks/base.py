@@ -132,13 +132,9 @@ class Task:
                                    jnp.asarray(f["styles"])))
 
   def previews(self, state) -> dict[str, np.ndarray]:
-    """TensorBoard images (uint8 ``[H, W]``) for the end of an epoch."""
-    return {"generated": figures.tile(self.generated(state), 8)}
-
-  def training_frames(self, state) -> dict[str, np.ndarray]:
-    """Tiles of fixed inputs recorded after every epoch for the GIFs over training
-    (seed 002): name → uint8 ``[H, W]`` (ink = high values). Here: ``samples``, the
-    fixed noise and labels decoded."""
+    """Images of fixed inputs after every epoch: name → uint8 ``[H, W]`` tile (ink = high
+    values). They go to TensorBoard and to ``WORKDIR/frames/`` (the GIFs over training,
+    seed 002). Here: ``samples``, the fixed noise and train labels decoded."""
     return {"samples": figures.tile(self.generated(state), 8)}
 
   def progress_figure(self, state, epoch: int, path: str) -> str:

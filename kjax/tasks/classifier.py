@@ -85,6 +85,10 @@ class ClassifierTask(base.Task):
     return self.model.apply({"params": state.params}, x,
                             method=classifier.CNNClassifier.features)
 
+  def predict(self, state, x: jax.Array) -> jax.Array:
+    """float ``[B, 28, 28, 1]`` in [0, 1] → predicted classes int32 ``[B]`` (no dropout)."""
+    return jnp.argmax(self.model.apply({"params": state.params}, x), -1)
+
   def sample(self, state, z, labels, styles):
     raise NotImplementedError("a classifier does not generate images")
 
@@ -96,9 +100,6 @@ class ClassifierTask(base.Task):
     del train_ds, eval_ds, key
 
   def previews(self, state):
-    return {}
-
-  def training_frames(self, state):
     return {}
 
   def final_figures(self, state, history, fig_dir, train_ds, eval_ds):

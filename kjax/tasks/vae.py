@@ -180,19 +180,11 @@ class BetaVAETask(base.Task):
     self._prior_z = jax.random.normal(key, (64, self.latent_dim()))
     self._encode = jax.jit(self.encode)
     self._sample = jax.jit(self.sample)
-    self._frame_z, self._frame_cols = self._prior_z, 8
+    self._preview_z, self._preview_cols = self._prior_z, 8
     if self.latent_dim() == 2:  # the decoded latent grid of seed 002's GIF
       coords = figures.normal_quantile_grid(self.config.figures.grid_size)
-      self._frame_z = np.stack(np.meshgrid(coords, coords[::-1]), -1).reshape(-1, 2)
-      self._frame_cols = len(coords)
-
-  def training_frames(self, state):
-    """``samples``: the fixed latent grid (2-D latent) or 64 fixed prior draws, decoded;
-    ``reconstructions``: the first 16 eval images over their reconstructions."""
-    zeros = jnp.zeros((len(self._frame_z),), jnp.int32)
-    samples = self._sample(state, jnp.asarray(self._frame_z, jnp.float32), zeros, zeros)
-    return {"samples": figures.tile(np.asarray(samples), self._frame_cols),
-            "reconstructions": self._reconstruction_tile(state)}
+      self._preview_z = np.stack(np.meshgrid(coords, coords[::-1]), -1).reshape(-1, 2)
+      self._preview_cols = len(coords)
 
   def _reconstruction_tile(self, state) -> np.ndarray:
     """uint8 tile: the first 16 eval images (top row) over their reconstructions."""
@@ -205,10 +197,12 @@ class BetaVAETask(base.Task):
     return x, self._sample(state, self._encode(state, x, labels, styles), labels, styles)
 
   def previews(self, state):
-    zeros = jnp.zeros((64,), jnp.int32)
+    """``reconstructions``: the first 16 eval images over their reconstructions;
+    ``samples``: the fixed latent grid (2-D latent) or 64 fixed prior draws, decoded."""
+    zeros = jnp.zeros((len(self._preview_z),), jnp.int32)
+    samples = self._sample(state, jnp.asarray(self._preview_z, jnp.float32), zeros, zeros)
     return {"reconstructions": self._reconstruction_tile(state),
-            "prior_samples": figures.tile(np.asarray(self._sample(
-                state, self._prior_z, zeros, zeros)), 8)}
+            "samples": figures.tile(np.asarray(samples), self._preview_cols)}
 
   def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
     return figures.make_vae_figures(
@@ -266,12 +260,6 @@ class CVAETask(BetaVAETask):
     base.Task.start_figures(self, train_ds, eval_ds, key)
     self._eval = eval_ds
     self._encode = jax.jit(self.encode)
-
-  def training_frames(self, state):
-    """``samples``: the fixed noise and train labels decoded; ``reconstructions``: the
-    first 16 eval images over their reconstructions."""
-    return {**base.Task.training_frames(self, state),
-            "reconstructions": self._reconstruction_tile(state)}
 
   def previews(self, state):
     return {**base.Task.previews(self, state),
