@@ -32,6 +32,10 @@ class Checkpointer:
     """The step of the newest complete checkpoint, or None."""
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    """The steps of every complete checkpoint kept, ascending."""
+    return sorted(self._manager.all_steps())
+
   def restore_latest(self, templates: dict[str, Any]) -> dict[str, Any] | None:
     """Restores the newest checkpoint into the structure (and shardings) of ``templates``.
 
@@ -39,12 +43,18 @@ class Checkpointer:
       The restored items, or None when there is no checkpoint.
 
     Raises:
+      CheckpointMismatchError: see ``restore``.
+    """
+    step = self._manager.latest_step()
+    return None if step is None else self.restore(step, templates)
+
+  def restore(self, step: int, templates: dict[str, Any]) -> dict[str, Any]:
+    """Restores the checkpoint of ``step`` into the structure of ``templates``.
+
+    Raises:
       CheckpointMismatchError: the checkpoint's tree or shapes differ from ``templates``
         (a different model, or a run saved by an older kjax); nothing is changed on disk.
     """
-    step = self._manager.latest_step()
-    if step is None:
-      return None
     abstract = {k: jax.tree.map(ocp.utils.to_shape_dtype_struct, v) for k, v in templates.items()}
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(

@@ -46,10 +46,12 @@ from kjax import errors
 from kjax import figures
 from kjax import metric_writers
 from kjax import metrics as kmetrics
+from kjax import evaluator as kevaluator
+from kjax import frames as kframes
 from kjax import report
-from kjax import runs
+from kjax import rng
+from kjax import workdir as kworkdir
 from kjax import tasks
-from kjax import train
 from kjax import validation
 from kjax.data import style as kstyle
 
@@ -146,7 +148,7 @@ def load_classifier(workdir: str, data_name: str) -> DomainClassifier:
       data set, or has no checkpoint.
   """
   flag = "config.eval.classifier_workdir"
-  config = runs.read_config(workdir, flag)
+  config = kworkdir.read_config(workdir, flag)
   if config.model.name != "classifier":
     raise errors.ConfigError(f"{flag}={workdir!r} holds a {config.model.name} run; expected "
                              "a run of configs/classifier.py")
@@ -154,7 +156,7 @@ def load_classifier(workdir: str, data_name: str) -> DomainClassifier:
     raise errors.ConfigError(f"{flag}={workdir!r} is a classifier of {config.data.name}; this "
                              f"run is on {data_name}: train one with --config.data.name={data_name}")
   task = tasks.get_task(config)
-  state = runs.restore_state(task, config, workdir, flag)
+  state = kworkdir.restore_state(task, config, workdir, flag)
   features, predict = jax.jit(task.features), jax.jit(task.predict)
   return DomainClassifier(
       workdir=workdir, step=int(state.step), params_sha256=params_sha256(state.params),
@@ -219,7 +221,7 @@ class _Evaluation:
     self.ev = config.eval
     self.out_dir = os.path.join(workdir, EVAL_DIR)
     self.workdir = workdir
-    self.key = train.stream_keys(config.seed)["evaluation"]
+    self.key = rng.stream_keys(config.seed)["evaluation"]
     self.metrics: dict[str, Any] = {}
     self.protocol: dict[str, Any] = {}
     self.figures: list[str] = []
@@ -257,8 +259,8 @@ class _Evaluation:
 
   def likelihood(self) -> None:
     task, state, ds = self.task, self.state, self.eval_ds
-    evaluator = train.Evaluator(task, ds, self.config.train.eval_batch_size,
-                                train.stream_keys(self.config.seed)["eval"])
+    evaluator = kevaluator.Evaluator(task, ds, self.config.train.eval_batch_size,
+                                rng.stream_keys(self.config.seed)["eval"])
     self.metrics.update(evaluator(state))
     n = len(ds) if not self.ev.iwae_max_examples else min(self.ev.iwae_max_examples, len(ds))
     k, b = self.ev.iwae_samples, self.ev.iwae_batch_size
@@ -275,9 +277,9 @@ class _Evaluation:
     if n < len(ds):  # the ELBO on the same images, so that the two compare
       subset = dataclasses.replace(ds, images=ds.images[:n], labels=ds.labels[:n],
                                    styles=ds.styles[:n])
-      self.metrics["nelbo_iwae_examples"] = train.Evaluator(
+      self.metrics["nelbo_iwae_examples"] = kevaluator.Evaluator(
           task, subset, self.config.train.eval_batch_size,
-          train.stream_keys(self.config.seed)["eval"])(state)["nelbo"]
+          rng.stream_keys(self.config.seed)["eval"])(state)["nelbo"]
     self.protocol.update(iwae_samples=k, iwae_examples=n,
                          likelihood=(f"{self.config.objective.likelihood} on grey levels in "
                                      "[0, 1] (not binarised)"))
@@ -446,7 +448,7 @@ class _Evaluation:
         f"ink pixels > {INK_PIXEL_THRESHOLD} (_ink), class {c.style_reduction}s of the train split"))
 
   def training_gifs(self) -> None:
-    epochs, frames = train.load_frames(os.path.join(self.workdir, train.FRAMES_DIR))
+    epochs, frames = kframes.load_frames(os.path.join(self.workdir, kframes.FRAMES_DIR))
     # At most MAX_GIF_FRAMES epochs, evenly spaced, the first and the last included.
     keep = np.unique(np.linspace(0, len(epochs) - 1, MAX_GIF_FRAMES).round().astype(int))
     for name, tiles in frames.items():
@@ -459,8 +461,8 @@ class _Evaluation:
   # -- a classifier run ---------------------------------------------------------------------
 
   def classifier_accuracy(self) -> None:
-    evaluator = train.Evaluator(self.task, self.eval_ds, self.config.train.eval_batch_size,
-                                train.stream_keys(self.config.seed)["eval"])
+    evaluator = kevaluator.Evaluator(self.task, self.eval_ds, self.config.train.eval_batch_size,
+                                rng.stream_keys(self.config.seed)["eval"])
     self.metrics.update(evaluator(self.state))
     predict = jax.jit(self.task.predict)
     predicted = _batched(lambda x: predict(self.state, x), self.x_eval)
@@ -557,11 +559,11 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict[st
     DataError, DataFileNotFoundError, ChecksumError: as for training.
   """
   validation.validate_config(config)
-  runs.read_config(workdir, "--workdir")
-  train.check_resumable(workdir, config.to_dict())
+  kworkdir.read_config(workdir, "--workdir")
+  kworkdir.check_resumable(workdir, config.to_dict())
   classifier = classifier_for(config)
   task = tasks.get_task(config)
   train_ds, eval_ds = kdata.load_datasets(config.data)
-  state = runs.restore_state(task, config, workdir, "--workdir")
+  state = kworkdir.restore_state(task, config, workdir, "--workdir")
   return evaluate(config, workdir, task, state, train_ds, eval_ds, classifier)
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from kjax import errors
 from kjax import figures
-from kjax import runs
+from kjax import workdir as kworkdir
 from kjax import tasks
 
 STYLES = ("thin", "thick")
@@ -63,12 +63,12 @@ def load_run(workdir: str) -> TrainedRun:
   Raises:
     ConfigError: ``workdir`` has no ``config.json`` or no checkpoint, or holds a classifier.
   """
-  config = runs.read_config(workdir)
+  config = kworkdir.read_config(workdir)
   task = tasks.get_task(config)
   if config.model.name == "classifier":
     raise errors.ConfigError(f"--workdir={workdir!r} holds a classifier run; it does not "
                              "generate images")
-  state = runs.restore_state(task, config, workdir)
+  state = kworkdir.restore_state(task, config, workdir)
   return TrainedRun(workdir, config, task, state, int(state.step))
 
 

@@ -10,7 +10,7 @@ import ml_collections
 
 from kjax import errors
 from kjax import evaluate
-from kjax import train
+from kjax import experiment
 
 
 def _quiet_libraries() -> None:
@@ -33,7 +33,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train") ->
     if mode == "evaluate":
       evaluate.evaluate_workdir(config, workdir)
     else:
-      train.train_and_evaluate(config, workdir)
+      experiment.train_and_evaluate(config, workdir)
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1

@@ -1,22 +1,25 @@
 """The training loop shared by every kjax model: jit-compiled steps, checkpoints, metrics.
 
-The model family (β-VAE, CVAE, CGAN) is a ``kjax.tasks.Task``; this module runs it.
+The model family (β-VAE, CVAE, CGAN) is a ``kjax.tasks.Task``; this module runs it, for one
+run (``train``) or for a stack of runs that share one compiled program (``train_runs``: a
+sweep's group, the runs on a leading axis of every array). It evaluates every epoch
+(``kjax.evaluator``) but runs no final evaluation: ``kjax.experiment`` does that.
 
-PRNG discipline (DESIGN.md): one root key from ``config.seed``; fixed streams derived
-from it by ``fold_in``; the step's key is ``fold_in(train_key, step)`` inside the compiled
-step and the epoch's data order is a permutation drawn from ``fold_in(data_key, epoch)``.
-A run is therefore a pure function of (config, data) and a resumed run replays the
-same noise and batches as an uninterrupted one.
+PRNG discipline (DESIGN.md, ``kjax.rng``): one root key from ``config.seed``; fixed streams
+derived from it by ``fold_in``; the step's key is ``fold_in(train_key, step)`` inside the
+compiled step and the epoch's data order is a permutation drawn from
+``fold_in(data_key, epoch)``. A run is therefore a pure function of (config, data): a resumed
+run, and the same run stacked with others, replays the same noise and batches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import math
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from absl import logging
 import jax
@@ -27,24 +30,14 @@ import numpy as np
 from kjax import checkpointing
 from kjax import errors
 from kjax import data as kdata
+from kjax import evaluator as kevaluator
 from kjax import figures
+from kjax import frames as kframes
 from kjax import metric_writers
+from kjax import rng
 from kjax import tasks
 from kjax import validation
-
-# Settings that may change when a run is resumed: they do not change its trajectory.
-_RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
-                   "train.keep_checkpoints", "train.eval_batch_size", "train.steps_per_call",
-                   "data.data_dir", "data.tfds_data_dir", "data.cache_dir",
-                   "data.verify_checksums", "figures", "eval.")
-STREAMS = ("init", "data", "train", "eval", "figures", "evaluation")
-FRAMES_DIR = "frames"  # WORKDIR/frames/epoch_NNNN.npz: the GIFs' frames
-
-
-def stream_keys(seed: int) -> dict[str, jax.Array]:
-  """The run's independent PRNG streams: ``init``, ``data``, ``train``, ``eval``, ``figures``."""
-  root = jax.random.key(seed)
-  return {name: jax.random.fold_in(root, i) for i, name in enumerate(STREAMS)}
+from kjax import workdir as kworkdir
 
 
 def zero_sums(names: tuple[str, ...]) -> dict[str, jax.Array]:
@@ -52,16 +45,23 @@ def zero_sums(names: tuple[str, ...]) -> dict[str, jax.Array]:
   return {k: jnp.zeros((), jnp.float32) for k in (*names, "count")}
 
 
-def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, num_steps: int):
+def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, num_steps: int,
+                     sharing: str | None = None):
   """A compiled function running ``num_steps`` train steps with batches drawn on the device.
 
   ``chunk(state, sums, data, perm, train_key) -> (state, sums)``: step ``s`` runs
   ``step_fn(state, batch, fold_in(train_key, s))`` on the rows
   ``perm[(s % steps_per_epoch) * batch_size:][:batch_size]`` of ``data`` (the whole split,
   resident on the device: ``{'images': uint8 [N, 28, 28, 1], 'labels': int32 [N],
-  'styles': int32 [N]}``; ``perm`` the epoch's permutation) and adds its metrics to
-  ``sums``. ``num_steps > 1`` runs a ``lax.scan`` (fewer dispatches: faster on GPUs and for
-  small models, slower for the conv VAE on XLA:CPU; see DESIGN.md and ``benchmarks/``).
+  'styles': int32 [N]}``; ``perm`` the epoch's permutation, int32 ``[N]``) and adds its
+  metrics to ``sums``. ``num_steps > 1`` runs a ``lax.scan`` (fewer dispatches: faster on
+  GPUs and for small models, slower for the conv VAE on XLA:CPU; see DESIGN.md and
+  ``benchmarks/``).
+
+  With ``sharing`` (``'vmap'`` | ``'map'``, ``kjax.evaluator.over_runs``) ``state``, ``sums``,
+  ``perm`` (``[R, N]``) and ``train_key`` (``[R]``) carry a leading axis of R runs and
+  ``data`` is shared: R runs advance by ``num_steps`` in one compiled call, each with its
+  own batches and noise.
   """
 
   def chunk(state, sums, data, perm, train_key):
@@ -78,6 +78,8 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
       return one((state, sums), None)[0]
     return jax.lax.scan(one, (state, sums), None, length=num_steps)[0]
 
+  if sharing is not None:
+    chunk = kevaluator.over_runs(chunk, sharing, (0, 0, None, 0, 0))
   return jax.jit(chunk, donate_argnums=(0, 1))
 
 
@@ -87,123 +89,151 @@ def device_data(ds: kdata.Dataset) -> dict[str, jax.Array]:
           "styles": jax.device_put(ds.styles.astype(np.int32))}
 
 
-class Evaluator:
-  """Exact evaluation over a whole split: padded batches and a mask, no dropped remainder.
+def stack(trees: Sequence[Any]) -> Any:
+  """Pytrees of one structure → one pytree whose leaves have a leading run axis ``[R, ...]``.
 
-  The split is put on the device once, padded to a multiple of ``batch_size``. Each
-  batch ``b`` uses the key ``fold_in(eval_key, b)``, so every evaluation of the run sees
-  the same noise and numbers are comparable across epochs.
+  The static fields (e.g. a ``TrainState``'s ``tx``) are the first tree's: per-run
+  hyper-parameters live in arrays (``hparams``, ``optax.inject_hyperparams``), so the runs'
+  optimisers differ only in leaves.
   """
-
-  def __init__(self, task: tasks.Task, ds: kdata.Dataset, batch_size: int, eval_key: jax.Array):
-    n = len(ds)
-    batch_size = min(batch_size, n)
-    num_batches = -(-n // batch_size)
-
-    def pad(a):
-      out = np.zeros((num_batches * batch_size, *a.shape[1:]), a.dtype)
-      out[:n] = a
-      return jax.device_put(out.reshape(num_batches, batch_size, *a.shape[1:]))
-
-    self._batches = {"images": pad(ds.images), "labels": pad(ds.labels.astype(np.int32)),
-                     "styles": pad(ds.styles.astype(np.int32))}
-    self._mask = pad(np.ones(n, bool))
-    self._keys = [jax.random.fold_in(eval_key, b) for b in range(num_batches)]
-    self._fn = jax.jit(task.eval_sums)
-    self._names = task.eval_metrics
-
-  def __call__(self, state) -> dict[str, float]:
-    """Means over the split of the task's ``eval_metrics``."""
-    total = None
-    for b, key in enumerate(self._keys):
-      batch = {k: v[b] for k, v in self._batches.items()}
-      sums = self._fn(state, batch, self._mask[b], key)
-      total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-    total = jax.device_get(total)
-    return {k: float(total[k] / total["count"]) for k in self._names}
+  treedef = jax.tree.structure(trees[0])
+  leaves = [jax.tree.leaves(t) for t in trees]
+  return jax.tree.unflatten(treedef, [jnp.stack(xs) for xs in zip(*leaves)])
 
 
-def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in config.items():
-    name = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(_flatten(v, name + "."))
-    else:
-      out[name] = v
-  return out
+def unstack(tree: Any, r: int) -> Any:
+  """Run ``r`` of a ``stack``ed pytree."""
+  return jax.tree.map(lambda a: a[r], tree)
 
 
-def check_resumable(workdir: str, config_dict: dict) -> None:
-  """Refuses ``config_dict`` if ``WORKDIR/config.json`` exists and differs from it in a
-  setting that changes the run's trajectory (all but ``_RESUMABLE_KEYS``).
+@dataclasses.dataclass
+class TrainedRun:
+  """A finished run: its config, workdir, task, final state, splits and ``summary.json``."""
 
-  Raises:
-    ConfigError: naming the first differing setting and both values.
-  """
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    old = _flatten(json.load(f))
-  new = _flatten(json.loads(json.dumps(config_dict)))  # tuples as JSON lists
-  for key in sorted(set(old) | set(new)):
-    if key.startswith(_RESUMABLE_KEYS):
-      continue
-    if old.get(key) != new.get(key):
-      raise validation.ConfigError(
-          f"config.{key}={new.get(key)!r} differs from {old.get(key)!r} in {path}; "
-          "use another --workdir for a different experiment")
+  config: ml_collections.ConfigDict
+  workdir: str
+  task: tasks.Task
+  state: Any
+  train_ds: kdata.Dataset
+  eval_ds: kdata.Dataset
+  summary: dict[str, Any]
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains the model of ``config.model.name``, evaluating every epoch, and writes the
-  workdir contract (DESIGN.md).
-
-  Resumes from the newest checkpoint in ``workdir`` if there is one. The config and the
-  data are checked before the workdir is created. With ``config.eval.at_end_of_training``
-  it then runs ``kjax.evaluate.evaluate`` (``WORKDIR/eval/metrics.json``,
-  ``WORKDIR/report.html``); a bad ``config.eval.classifier_workdir`` is refused before
-  anything is written.
+def prepare(config: ml_collections.ConfigDict, workdir: str,
+            datasets: tuple[kdata.Dataset, kdata.Dataset] | None = None
+            ) -> tuple[tasks.Task, kdata.Dataset, kdata.Dataset]:
+  """Checks ``config`` and its data before anything is written; loads the splits unless
+  ``datasets`` are given.
 
   Returns:
-    The summary (also ``WORKDIR/summary.json``): step, epoch and the last epoch's
-    ``train/*`` and ``eval/*`` metrics.
+    ``(task, train_ds, eval_ds)``.
 
   Raises:
-    ConfigError, DataError: a bad config value or split (nothing written).
-    DataFileNotFoundError, ChecksumError: missing or non-official data (nothing written).
-    NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
+    ConfigError, DataError: a bad config value or split, or a workdir whose ``config.json``
+      belongs to another experiment. DataFileNotFoundError, ChecksumError: missing or
+      non-official data.
   """
   validation.validate_config(config)
   task = tasks.get_task(config)
-  train_ds, eval_ds = kdata.load_datasets(config.data)
+  train_ds, eval_ds = datasets or kdata.load_datasets(config.data)
   if config.train.batch_size > len(train_ds):
     raise validation.ConfigError(
         f"config.train.batch_size={config.train.batch_size} is not allowed: the train split "
         f"{config.data.train_split!r} has only {len(train_ds)} examples")
-  config_dict = config.to_dict()
-  check_resumable(workdir, config_dict)
-  from kjax import evaluate  # noqa: PLC0415  (evaluate builds on this module)
-  evaluate_at_end = config.get("eval", {}).get("at_end_of_training", False)
-  classifier = evaluate.classifier_for(config) if evaluate_at_end else None
+  kworkdir.check_resumable(workdir, config.to_dict())
+  task.num_train_examples = len(train_ds)
+  return task, train_ds, eval_ds
 
-  os.makedirs(workdir, exist_ok=True)
-  metric_writers.write_json(os.path.join(workdir, "config.json"), config_dict)
-  logging.info("kjax: %s -> %s on %s", task.describe(), workdir, jax.devices()[0].platform)
 
-  keys = stream_keys(config.seed)
-  state = task.init_state(keys["init"])
-  sums = zero_sums(task.train_metrics)
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                    config.train.keep_checkpoints)
-  every = config.train.checkpoint_every_steps
-  restored = ckpt.restore_latest({"state": state, "sums": sums})
-  if restored is not None:
-    state, sums = restored["state"], restored["sums"]
-    logging.info("kjax: resumed from the checkpoint at step %d", int(state.step))
-  start_step = int(state.step)
-  writer = metric_writers.MetricWriter(workdir, resume_step=start_step)
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainedRun:
+  """Trains the model of ``config.model.name``, evaluating every epoch, and writes the
+  workdir contract (DESIGN.md): ``config.json``, ``metrics.jsonl``, ``summary.json``,
+  ``timing.json``, ``checkpoints/``, ``figures/``, ``frames/``, TensorBoard events.
+
+  Resumes from the newest checkpoint in ``workdir`` if there is one. The config and the
+  data are checked before the workdir is created.
+
+  Raises:
+    ConfigError, DataError, DataFileNotFoundError, ChecksumError: see ``prepare`` (nothing
+      written).
+    NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
+  """
+  return train_runs([config], [workdir])[0]
+
+
+def _restore(runs, ckpts, states, sums):
+  """Restores every run at the newest step all of them have (a sweep killed while saving
+  can leave its runs one checkpoint apart); fresh states when any run has none."""
+  latest = [c.latest_step() for c in ckpts]
+  if any(step is None for step in latest):
+    return states, sums, 0
+  common = min(latest)
+  for run, ckpt in zip(runs, ckpts):
+    if common not in ckpt.all_steps():
+      raise errors.ConfigError(
+          f"the runs of this program have no common checkpoint: {run} lacks step {common}; "
+          "raise config.train.keep_checkpoints or delete the run's workdir")
+  restored = [c.restore(common, {"state": s, "sums": m}) for c, s, m in zip(ckpts, states, sums)]
+  return [r["state"] for r in restored], [r["sums"] for r in restored], common
+
+
+def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
+               sharing: str | None = None,
+               datasets: tuple[kdata.Dataset, kdata.Dataset] | None = None,
+               progress: dict[str, Any] | None = None) -> list[TrainedRun]:
+  """Trains R runs in one compiled program: ``train`` for each, stacked on a run axis.
+
+  The runs must share every array shape and the code of the step (a sweep's group,
+  ``kjax.sweep``): same model, data and schedule, different seeds and per-run
+  hyper-parameters (β, learning rates, …, carried as arrays in the state). Each run keeps
+  its own PRNG streams, data order, checkpoints and workdir contract, so its workdir is
+  that of the same run trained alone. Floating-point order may differ from the solo run
+  where XLA compiles the stacked step differently.
+
+  Args:
+    configs, workdirs: one per run.
+    sharing: None for one run; ``'vmap'`` or ``'map'`` (``kjax.evaluator.over_runs``).
+    datasets: ``(train_ds, eval_ds)`` already loaded (shared by every run), or None.
+    progress: for a sweep's progress line: ``{'runs_done', 'runs_total',
+      'images_after'}`` (images of the groups still to come, for the ETA).
+
+  Returns:
+    One ``TrainedRun`` per run, in order.
+
+  Raises:
+    As ``train``; errors name the run's workdir.
+  """
+  if sharing is None and len(configs) != 1:
+    raise ValueError(f"{len(configs)} runs need sharing='vmap' or 'map'")
+  prepared = [prepare(c, w, datasets) for c, w in zip(configs, workdirs)]
+  rep, train_ds, eval_ds = prepared[0]
+  run_tasks = [p[0] for p in prepared]
+  config = configs[0]
+  num_runs = len(configs)
+  for c, w in zip(configs, workdirs):
+    os.makedirs(w, exist_ok=True)
+    metric_writers.write_json(os.path.join(w, "config.json"), c.to_dict())
+  logging.info("kjax: %s -> %s on %s", "; ".join(t.describe() for t in run_tasks),
+               ", ".join(workdirs), jax.devices()[0].platform)
+
+  keys = [rng.stream_keys(c.seed) for c in configs]
+  states = [t.init_state(k["init"]) for t, k in zip(run_tasks, keys)]
+  sums = [zero_sums(rep.train_metrics) for _ in configs]
+  ckpts = [checkpointing.Checkpointer(os.path.join(w, "checkpoints"), c.train.keep_checkpoints)
+           for c, w in zip(configs, workdirs)]
+  states, sums, start_step = _restore(workdirs, ckpts, states, sums)
+  if start_step:
+    logging.info("kjax: resumed from the checkpoint at step %d", start_step)
+  writers = [metric_writers.MetricWriter(w, resume_step=start_step) for w in workdirs]
+
+  def run_state(tree, r):
+    return tree if sharing is None else unstack(tree, r)
+
+  if sharing is None:
+    state, sum_tree, train_key = states[0], sums[0], keys[0]["train"]
+  else:
+    state, sum_tree = stack(states), stack(sums)
+    train_key = jnp.stack([k["train"] for k in keys])
 
   batch_size = config.train.batch_size
   steps_per_epoch = len(train_ds) // batch_size
@@ -213,75 +243,121 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       jax.random.fold_in(key, epoch), len(train_ds)))
   chunk_size = config.train.steps_per_call
   # Looked up through the class, so that a test can patch the step.
-  step_fn = functools.partial(type(task).train_step, task)
-  chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n)
+  step_fn = functools.partial(type(rep).train_step, rep)
+  chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing)
             for n in {chunk_size, 1}}
-  evaluator = Evaluator(task, eval_ds, config.train.eval_batch_size, keys["eval"])
-  fig_dir = os.path.join(workdir, "figures")
-  task.start_figures(train_ds, eval_ds, keys["figures"])
+  eval_key = keys[0]["eval"] if sharing is None else jnp.stack([k["eval"] for k in keys])
+  evaluator = kevaluator.Evaluator(rep, eval_ds, config.train.eval_batch_size, eval_key, sharing)
+  for t, k in zip(run_tasks, keys):
+    t.start_figures(train_ds, eval_ds, k["figures"])
   progress_every = config.figures.get("progress_every_epochs", 0)
+  images_per_step = batch_size * num_runs
 
-  timing = {"compile_s": None, "steady_images_per_s": None}
+  def epoch_perm(epoch):
+    perms = [permutation(k["data"], epoch) for k in keys]
+    return perms[0] if sharing is None else jnp.stack(perms)
+
+  def stop_non_finite(r, step, epoch):
+    latest = ckpts[r].latest_step()
+    for c in ckpts:
+      c.close()
+    for w in writers:
+      w.close()
+    raise errors.NonFiniteLossError(
+        f"the training loss of {workdirs[r]} became non-finite by step {step} (epoch "
+        f"{epoch + 1}); the last good checkpoint (step {latest}) is kept; "
+        "lower config.optim.learning_rate and rerun")
+
+  def epoch_means(tree):
+    host = jax.device_get(tree)
+    return [{k: float(run_state(host, r)[k] / run_state(host, r)["count"])
+             for k in rep.train_metrics} for r in range(num_runs)]
+
+  timing = {"compile_s": None, "steady_images_per_s": None, "runs_in_program": num_runs,
+            "sharing": sharing or "single"}
   step = start_step
   t_log, step_log = time.perf_counter(), step
   t_start = t_log
   while step < total_steps:
     epoch = step // steps_per_epoch
-    perm = permutation(keys["data"], epoch)
+    perm = epoch_perm(epoch)
     epoch_end = (epoch + 1) * steps_per_epoch
     while step < epoch_end:
       n = chunk_size if epoch_end - step >= chunk_size else 1
       if timing["compile_s"] is None:
         t0 = time.perf_counter()
-        chunks[n] = chunks[n].lower(state, sums, data, perm, keys["train"]).compile()
+        chunks[n] = chunks[n].lower(state, sum_tree, data, perm, train_key).compile()
         timing["compile_s"] = time.perf_counter() - t0
         t_log = time.perf_counter()
-      state, sums = chunks[n](state, sums, data, perm, keys["train"])
+      state, sum_tree = chunks[n](state, sum_tree, data, perm, train_key)
       step += n
-      save_due = step // every != (step - n) // every
+      save_due = step // config.train.checkpoint_every_steps != (
+          step - n) // config.train.checkpoint_every_steps
       if step % config.train.log_every_steps < n or step == epoch_end or save_due:
         # The only host sync between epochs; it also guards every checkpoint against NaN.
-        means = {k: float(v) / float(sums["count"]) for k, v in jax.device_get(sums).items()
-                 if k != "count"}
-        if not all(math.isfinite(v) for v in means.values()):
-          _stop_non_finite(ckpt, writer, step, epoch)
+        means = epoch_means(sum_tree)
+        for r, m in enumerate(means):
+          if not all(math.isfinite(v) for v in m.values()):
+            stop_non_finite(r, step, epoch)
         now = time.perf_counter()
-        rate = (step - step_log) * batch_size / max(now - t_log, 1e-9)
+        rate = (step - step_log) * images_per_step / max(now - t_log, 1e-9)
         if step_log > start_step:  # skip the window that includes the first call
           timing["steady_images_per_s"] = rate
-        eta = (total_steps - step) * batch_size / max(rate, 1e-9)
-        logging.info("epoch %d/%d step %d/%d %s | %.0f images/s | ETA %s",
+        images_left = (total_steps - step) * images_per_step + (progress or {}).get(
+            "images_after", 0)
+        prefix = ""
+        if progress:
+          prefix = (f"sweep: {progress['runs_done']}/{progress['runs_total']} runs done, "
+                    f"{num_runs} training | ")
+        logging.info("%sepoch %d/%d step %d/%d %s | %.0f images/s | ETA %s", prefix,
                      epoch + 1, config.train.num_epochs, step, total_steps,
-                     " ".join(f"train/{k} {means[k]:.3f}" for k in task.log_metrics),
-                     rate, _hms(eta))
+                     " ".join(f"train/{k} {means[0][k]:.3f}" for k in rep.log_metrics),
+                     rate, _hms(images_left / max(rate, 1e-9)))
         t_log, step_log = now, step
       if step == epoch_end:
-        train_means = jax.device_get(sums)
-        metrics = {f"train/{k}": float(train_means[k] / train_means["count"])
-                   for k in task.train_metrics}
-        metrics.update({f"eval/{k}": v for k, v in evaluator(state).items()})
-        writer.write(step, epoch + 1, metrics)
-        previews = task.previews(state)
-        writer.write_images(step, previews)
-        save_frames(os.path.join(workdir, FRAMES_DIR), epoch + 1, previews)
-        if progress_every and ((epoch + 1) % progress_every == 0 or epoch == 0
-                               or step == total_steps):
-          os.makedirs(os.path.join(fig_dir, "progress"), exist_ok=True)
-          task.progress_figure(state, epoch + 1,
-                               os.path.join(fig_dir, "progress", f"epoch_{epoch + 1:04d}.png"))
-        logging.info("epoch %d: %s", epoch + 1,
-                     " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-        sums = zero_sums(task.train_metrics)
+        train_means = epoch_means(sum_tree)
+        evals = evaluator(state)
+        evals = [evals] if sharing is None else evals
+        for r, (task, w) in enumerate(zip(run_tasks, workdirs)):
+          metrics = {f"train/{k}": v for k, v in train_means[r].items()}
+          metrics.update({f"eval/{k}": v for k, v in evals[r].items()})
+          writers[r].write(step, epoch + 1, metrics)
+          s = run_state(state, r)
+          previews = task.previews(s)
+          writers[r].write_images(step, previews)
+          kframes.save_frames(os.path.join(w, kframes.FRAMES_DIR), epoch + 1, previews)
+          if progress_every and ((epoch + 1) % progress_every == 0 or epoch == 0
+                                 or step == total_steps):
+            os.makedirs(os.path.join(w, "figures", "progress"), exist_ok=True)
+            task.progress_figure(s, epoch + 1, os.path.join(
+                w, "figures", "progress", f"epoch_{epoch + 1:04d}.png"))
+          logging.info("epoch %d%s: %s", epoch + 1, f" ({w})" if num_runs > 1 else "",
+                       " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+        sum_tree = zero_sums(rep.train_metrics) if sharing is None else stack(
+            [zero_sums(rep.train_metrics)] * num_runs)
       if save_due:
-        ckpt.save(step, {"state": state, "sums": sums})
-  ckpt.save(step, {"state": state, "sums": sums})
-  ckpt.close()
+        for r, c in enumerate(ckpts):
+          c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+  for r, c in enumerate(ckpts):
+    c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+    c.close()
   timing["wall_s"] = time.perf_counter() - t_start
   timing["steps_run"] = step - start_step
 
+  results = []
+  for r, (c, w, task) in enumerate(zip(configs, workdirs, run_tasks)):
+    s = run_state(state, r)
+    results.append(TrainedRun(c, w, task, s, train_ds, eval_ds,
+                              _finish(c, w, task, s, writers[r], timing, train_ds, eval_ds, step)))
+  return results
+
+
+def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step):
+  """``summary.json``, ``timing.json`` and the final figures of one run."""
   summary = dict(writer.history[-1]) if writer.history else {"step": step, "epoch": 0}
   metric_writers.write_json(os.path.join(workdir, "summary.json"), summary)
   metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
+  fig_dir = os.path.join(workdir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
   paths = task.final_figures(state, writer.history, fig_dir, train_ds, eval_ds)
   paths.append(figures.plot_style_examples(
@@ -293,45 +369,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   logging.info("kjax: done; %s; figures: %s",
                ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("eval/")),
                ", ".join(os.path.relpath(p, fig_dir) for p in paths))
-  if evaluate_at_end:
-    evaluate.evaluate(config, workdir, task, state, train_ds, eval_ds, classifier)
   return summary
-
-
-def save_frames(directory: str, epoch: int, frames: dict[str, np.ndarray]) -> None:
-  """Writes an epoch's ``Task.previews`` (uint8 tiles) to ``directory/epoch_NNNN.npz``
-  atomically (temporary file, then rename); a resumed run rewrites the same file."""
-  if not frames:
-    return
-  os.makedirs(directory, exist_ok=True)
-  path = os.path.join(directory, f"epoch_{epoch:04d}.npz")
-  with open(path + ".tmp", "wb") as f:
-    np.savez_compressed(f, **frames)
-  os.replace(path + ".tmp", path)
-
-
-def load_frames(directory: str) -> tuple[list[int], dict[str, list[np.ndarray]]]:
-  """The frames ``save_frames`` wrote: ``(epochs, {name: [uint8 [H, W] per epoch]})``,
-  ascending; ``([], {})`` when there are none."""
-  if not os.path.isdir(directory):
-    return [], {}
-  names = sorted(f for f in os.listdir(directory) if f.startswith("epoch_") and f.endswith(".npz"))
-  epochs, frames = [], {}
-  for name in names:
-    with np.load(os.path.join(directory, name)) as npz:
-      for k in npz.files:
-        frames.setdefault(k, []).append(npz[k])
-    epochs.append(int(name[len("epoch_"):-len(".npz")]))
-  return epochs, frames
-
-
-def _stop_non_finite(ckpt, writer, step, epoch):
-  latest = ckpt.latest_step()
-  ckpt.close()
-  writer.close()
-  raise errors.NonFiniteLossError(
-      f"the training loss became non-finite by step {step} (epoch {epoch + 1}); the last good "
-      f"checkpoint (step {latest}) is kept; lower config.optim.learning_rate and rerun")
 
 
 def _hms(seconds: float) -> str:

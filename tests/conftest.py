@@ -56,7 +56,7 @@ def train_kmnist_classifier(kmnist_dir, workdir, cache_dir):
   """A domain classifier trained for 2 epochs on 2,000 real KMNIST images (batch 64);
   returns its ``summary.json`` content."""
   from configs import classifier  # noqa: PLC0415
-  from kjax import train  # noqa: PLC0415
+  from kjax import experiment  # noqa: PLC0415
   config = classifier.get_config()
   config.data.data_dir = kmnist_dir
   config.data.train_split = "test[:2000]"
@@ -65,7 +65,7 @@ def train_kmnist_classifier(kmnist_dir, workdir, cache_dir):
   config.train.num_epochs = 2
   config.train.batch_size = 64
   config.train.checkpoint_every_steps = 1000
-  return train.train_and_evaluate(config, workdir)
+  return experiment.train_and_evaluate(config, workdir)
 
 
 @pytest.fixture(scope="session")

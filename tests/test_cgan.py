@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import cgan as cgan_config
-from kjax import checkpointing, objectives, tasks, train, validation
+from kjax import checkpointing, experiment, objectives, tasks, train, validation
 from kjax.models import cgan
 from tests.conftest import latest_checkpoint_state, on_real_kmnist
 
@@ -141,7 +141,7 @@ class _Killed(Exception):
 
 def test_cgan_run_is_deterministic_and_resumes_exactly(tiny_cgan, tmp_path, monkeypatch):
   full, again, resumed = (str(tmp_path / n) for n in ("full", "again", "resumed"))
-  summary = train.train_and_evaluate(tiny_cgan, full)
+  summary = experiment.train_and_evaluate(tiny_cgan, full)
   assert summary["step"] == 16 and summary["epoch"] == 2
   for key in ("train/d_loss", "train/g_loss", "eval/d_loss", "eval/g_loss"):
     assert np.isfinite(summary[key])
@@ -149,7 +149,7 @@ def test_cgan_run_is_deterministic_and_resumes_exactly(tiny_cgan, tmp_path, monk
   assert {"class_style_samples.png", "loss_curves.png", "style_examples.png"} <= figures
   assert sorted(os.listdir(os.path.join(full, "figures", "progress"))) == [
       "epoch_0001.png", "epoch_0002.png"]
-  train.train_and_evaluate(tiny_cgan, again)
+  experiment.train_and_evaluate(tiny_cgan, again)
 
   original_save = checkpointing.Checkpointer.save
   def save_then_die(self, step, items):
@@ -159,9 +159,9 @@ def test_cgan_run_is_deterministic_and_resumes_exactly(tiny_cgan, tmp_path, monk
       raise _Killed
   monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
   with pytest.raises(_Killed):
-    train.train_and_evaluate(tiny_cgan, resumed)
+    experiment.train_and_evaluate(tiny_cgan, resumed)
   monkeypatch.undo()
-  train.train_and_evaluate(tiny_cgan, resumed)
+  experiment.train_and_evaluate(tiny_cgan, resumed)
 
   metrics = open(os.path.join(full, "metrics.jsonl")).read()
   for other in (again, resumed):

@@ -12,7 +12,8 @@ import pytest
 from configs import beta_vae as beta_vae_config
 from configs import cgan as cgan_config
 from configs import cvae as cvae_config
-from kjax import errors, evaluate, launcher, train
+from kjax import errors, evaluate, experiment, launcher
+from kjax import frames as kframes
 from kjax import data as kdata
 from kjax.data import style
 from tests.conftest import on_real_kmnist, quick_eval
@@ -90,7 +91,7 @@ def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
                           train_split="test[:1000]", eval_split="test[9600:]", batch_size=100)
   config.eval.classifier_workdir = kmnist_classifier[0]
   workdir = str(tmp_path / "cvae")
-  train.train_and_evaluate(config, workdir)
+  experiment.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     result = json.load(f)
 
@@ -125,7 +126,7 @@ def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_conf
   tiny_config.model.latent_dim = 3
   tiny_config.eval.iwae_max_examples = 50
   workdir = str(tmp_path / "run")
-  train.train_and_evaluate(tiny_config, workdir)
+  experiment.train_and_evaluate(tiny_config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     result = json.load(f)
   metrics = result["metrics"]
@@ -134,8 +135,8 @@ def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_conf
   assert not SAMPLE_METRICS & set(result["metrics"])  # no classifier given
   assert "classifier_metrics" in result["protocol"] and result["classifier"] is None
   assert "eval/tsne.png" in result["figures"]
-  epochs, frames = train.load_frames(os.path.join(workdir, train.FRAMES_DIR))
-  assert epochs == [1, 2] and frames["samples"][0].shape == (8 * 29 + 1, 8 * 29 + 1)
+  epochs, tiles = kframes.load_frames(os.path.join(workdir, kframes.FRAMES_DIR))
+  assert epochs == [1, 2] and tiles["samples"][0].shape == (8 * 29 + 1, 8 * 29 + 1)
   _check_report(workdir, result)
 
 
@@ -146,7 +147,7 @@ def test_cgan_metrics_without_an_encoder(kmnist_dir, tmp_path, kmnist_classifier
   config.model.hidden = 32
   config.eval.classifier_workdir = kmnist_classifier[0]
   workdir = str(tmp_path / "gan")
-  train.train_and_evaluate(config, workdir)
+  experiment.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     result = json.load(f)
   assert SAMPLE_METRICS | CONDITIONAL_METRICS == set(result["metrics"])
@@ -160,12 +161,12 @@ def test_bad_evaluation_input_stops_before_anything_is_written(kmnist_dir, mnist
   config.eval.classifier_workdir = str(tmp_path / "nope")
   workdir = tmp_path / "never"
   with pytest.raises(errors.ConfigError, match="classifier_workdir=.*nope.* is not a kjax run"):
-    train.train_and_evaluate(config, str(workdir))
+    experiment.train_and_evaluate(config, str(workdir))
   assert not workdir.exists()
   config.data.name, config.data.data_dir = "mnist", mnist_dir  # a KMNIST classifier, MNIST run
   config.eval.classifier_workdir = kmnist_classifier[0]
   with pytest.raises(errors.ConfigError, match="is a classifier of kmnist; this run is on mnist"):
-    train.train_and_evaluate(config, str(workdir))
+    experiment.train_and_evaluate(config, str(workdir))
   assert not workdir.exists()
   with pytest.raises(errors.ConfigError, match="is not a kjax run"):
     evaluate.evaluate_workdir(config, str(workdir))
@@ -180,7 +181,7 @@ def test_an_iwae_bound_in_every_epochs_eval(kmnist_dir, tmp_path):
   config.eval.epoch_iwae_samples = 32
   config.eval.at_end_of_training = False
   workdir = tmp_path / "run"
-  train.train_and_evaluate(config, str(workdir))
+  experiment.train_and_evaluate(config, str(workdir))
   rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert len(rows) == 2
   for row in rows:  # k = 32 is a tighter bound than the ELBO (one sample) on the same images
@@ -203,13 +204,13 @@ def test_k49_class_metrics_are_balanced_over_49_classes(synthetic_k49_dir, tmp_p
 
   clf_config = on_synthetic_k49(classifier_config.get_config())
   clf_config.data.name = "k49"
-  train.train_and_evaluate(clf_config, str(tmp_path / "clf"))
+  experiment.train_and_evaluate(clf_config, str(tmp_path / "clf"))
   with open(tmp_path / "clf" / "eval" / "metrics.json") as f:
     assert 0 <= json.load(f)["metrics"]["balanced_accuracy"] <= 1
   config = on_synthetic_k49(cvae_config.get_config())  # data.name is k49, the default
   config.figures.samples_per_style = 1
   config.eval.classifier_workdir = str(tmp_path / "clf")
-  train.train_and_evaluate(config, str(tmp_path / "cvae"))
+  experiment.train_and_evaluate(config, str(tmp_path / "cvae"))
   with open(tmp_path / "cvae" / "eval" / "metrics.json") as f:
     metrics = json.load(f)["metrics"]
   per_class = metrics["class_accuracy_per_class"]

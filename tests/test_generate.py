@@ -11,7 +11,7 @@ import pytest
 
 from configs import cgan as cgan_config
 from configs import cvae as cvae_config
-from kjax import errors, generate, train
+from kjax import errors, experiment, generate
 from tests.conftest import REPO, quick_eval
 
 
@@ -72,7 +72,7 @@ def test_config_trains_on_official_format_k49(module, synthetic_k49_dir, tmp_pat
   config.data.eval_split = "test[:100]"
   config.train.num_epochs = 1
   config.figures.samples_per_style = 1
-  summary = train.train_and_evaluate(config, str(tmp_path / "run"))
+  summary = experiment.train_and_evaluate(config, str(tmp_path / "run"))
   assert summary["step"] == 300 // config.train.batch_size
   assert all(np.isfinite(v) for v in summary.values())
   assert (tmp_path / "run" / "figures" / "class_style_samples.png").exists()

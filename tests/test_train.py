@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kjax import checkpointing, errors, tasks, train, validation
+from kjax import checkpointing, errors, experiment, rng, tasks, train, validation
 from kjax.tasks import vae as vae_task
 from tests.conftest import latest_checkpoint_state
 
@@ -55,8 +55,8 @@ def test_train_step_is_vmappable_over_runs(tiny_config):
 
 def test_workdir_contract_and_determinism(tiny_config, tmp_path):
   a, b = str(tmp_path / "a"), str(tmp_path / "b")
-  summary = train.train_and_evaluate(tiny_config, a)
-  train.train_and_evaluate(tiny_config, b)
+  summary = experiment.train_and_evaluate(tiny_config, a)
+  experiment.train_and_evaluate(tiny_config, b)
   for name in ("config.json", "metrics.jsonl", "summary.json", "timing.json"):
     assert os.path.isfile(os.path.join(a, name)), name
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(a))
@@ -86,7 +86,7 @@ class _Killed(Exception):
 
 def test_resume_mid_epoch_equals_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
   full, resumed = str(tmp_path / "full"), str(tmp_path / "resumed")
-  train.train_and_evaluate(tiny_config, full)
+  experiment.train_and_evaluate(tiny_config, full)
 
   original_save = checkpointing.Checkpointer.save
   def save_then_die(self, step, items):
@@ -96,10 +96,10 @@ def test_resume_mid_epoch_equals_uninterrupted_run(tiny_config, tmp_path, monkey
       raise _Killed
   monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
   with pytest.raises(_Killed):
-    train.train_and_evaluate(tiny_config, resumed)
+    experiment.train_and_evaluate(tiny_config, resumed)
   assert not os.path.exists(os.path.join(resumed, "summary.json"))
   monkeypatch.undo()
-  train.train_and_evaluate(tiny_config, resumed)
+  experiment.train_and_evaluate(tiny_config, resumed)
 
   assert _summary(resumed) == _summary(full)
   assert open(os.path.join(resumed, "metrics.jsonl")).read() == open(
@@ -121,7 +121,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_p
     return state, {k: v * bad for k, v in metrics.items()}
   monkeypatch.setattr(vae_task.BetaVAETask, "train_step", poisoned)
   with pytest.raises(errors.NonFiniteLossError, match="non-finite by step 12.*step 8"):
-    train.train_and_evaluate(tiny_config, workdir)
+    experiment.train_and_evaluate(tiny_config, workdir)
   step, params = _params_of_latest_checkpoint(workdir)
   assert step == 8
   assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
@@ -130,20 +130,20 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_config, tmp_p
 def test_resume_with_a_different_experiment_is_refused(tiny_config, tmp_path):
   workdir = str(tmp_path / "w")
   tiny_config.train.num_epochs = 1
-  train.train_and_evaluate(tiny_config, workdir)
+  experiment.train_and_evaluate(tiny_config, workdir)
   tiny_config.objective.beta = 1.0
   with pytest.raises(validation.ConfigError, match="config.objective.beta=1.0 differs from 4.0"):
-    train.train_and_evaluate(tiny_config, workdir)
+    experiment.train_and_evaluate(tiny_config, workdir)
   # Extending training is allowed, and continues from the checkpoint.
   tiny_config.objective.beta = 4.0
   tiny_config.train.num_epochs = 2
-  assert train.train_and_evaluate(tiny_config, workdir)["step"] == 16
+  assert experiment.train_and_evaluate(tiny_config, workdir)["step"] == 16
 
 
 def test_scanned_chunk_equals_single_steps(tiny_config):
   """steps_per_call > 1 (lax.scan) runs the same steps, batches and keys as a Python loop."""
   task = tasks.get_task(tiny_config)
-  keys = train.stream_keys(0)
+  keys = rng.stream_keys(0)
   data = _batch(jax.random.key(1), (), 64)
   perm = jax.random.permutation(keys["data"], 64)
   def run(num_steps, calls):
@@ -169,7 +169,7 @@ def test_beta_vae_trains_on_official_format_k49(tiny_config, synthetic_k49_dir, 
   tiny_config.data.verify_checksums = False
   tiny_config.train.num_epochs = 1
   tiny_config.figures.interpolate_classes = (1, 48)
-  summary = train.train_and_evaluate(tiny_config, str(tmp_path / "k49"))
+  summary = experiment.train_and_evaluate(tiny_config, str(tmp_path / "k49"))
   assert summary["step"] == 300 // 32 and np.isfinite(summary["eval/nelbo"])
   assert (tmp_path / "k49" / "figures" / "style_examples.png").exists()
 

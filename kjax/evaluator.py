@@ -1,0 +1,95 @@
+"""The per-epoch evaluation: exact means over a whole split, for one run or a stack of runs.
+
+Used by the training loop after every epoch and by ``kjax.evaluate`` for the final
+likelihood numbers. Padded batches and a mask (big_vision's habit): no example is dropped
+and no example counts twice, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from kjax import data as kdata
+from kjax import tasks
+
+SHARING_MODES = ("vmap", "map")  # how a stack of runs shares one compiled program
+
+
+def over_runs(fn, sharing: str, in_axes: tuple):
+  """``fn`` applied to a leading run axis of the arguments whose ``in_axes`` entry is 0
+  (``None``: shared by every run): ``jax.vmap`` (one wide program) or ``jax.lax.map``
+  (runs one after another inside one program; a vmapped convolution becomes a grouped
+  convolution, a slow path on XLA:CPU, jax-ml/jax#26568).
+
+  Raises:
+    ValueError: ``sharing`` is not in ``SHARING_MODES``.
+  """
+  if sharing == "vmap":
+    return jax.vmap(fn, in_axes=in_axes)
+  if sharing != "map":
+    raise ValueError(f"sharing={sharing!r} is not one of {SHARING_MODES}")
+
+  def mapped(*args):
+    stacked = tuple(a for a, ax in zip(args, in_axes) if ax == 0)
+
+    def one(per_run):
+      it = iter(per_run)
+      return fn(*(next(it) if ax == 0 else a for a, ax in zip(args, in_axes)))
+
+    return jax.lax.map(one, stacked)
+
+  return mapped
+
+
+class Evaluator:
+  """Exact evaluation over a whole split: padded batches and a mask, no dropped remainder.
+
+  The split is put on the device once, padded to a multiple of ``batch_size``. Each
+  batch ``b`` uses the key ``fold_in(eval_key, b)``, so every evaluation of the run sees
+  the same noise and numbers are comparable across epochs.
+
+  Args:
+    task: the model family (its ``eval_sums`` and ``eval_metrics``).
+    ds: the split.
+    batch_size: images per compiled call (capped at the split size).
+    eval_key: the run's ``eval`` stream; for a stack of R runs, a key array ``[R]``.
+    sharing: None for one run; ``'vmap'`` or ``'map'`` for a stack (``over_runs``).
+  """
+
+  def __init__(self, task: tasks.Task, ds: kdata.Dataset, batch_size: int, eval_key: jax.Array,
+               sharing: str | None = None):
+    n = len(ds)
+    batch_size = min(batch_size, n)
+    num_batches = -(-n // batch_size)
+
+    def pad(a):
+      out = np.zeros((num_batches * batch_size, *a.shape[1:]), a.dtype)
+      out[:n] = a
+      return jax.device_put(out.reshape(num_batches, batch_size, *a.shape[1:]))
+
+    self._batches = {"images": pad(ds.images), "labels": pad(ds.labels.astype(np.int32)),
+                     "styles": pad(ds.styles.astype(np.int32))}
+    self._mask = pad(np.ones(n, bool))
+    fold = jax.random.fold_in if sharing is None else jax.vmap(jax.random.fold_in, (0, None))
+    self._keys = [fold(eval_key, b) for b in range(num_batches)]
+    fn = task.eval_sums if sharing is None else over_runs(task.eval_sums, sharing,
+                                                          (0, None, None, 0))
+    self._fn = jax.jit(fn)
+    self._names = task.eval_metrics
+    self._stacked = sharing is not None
+
+  def __call__(self, state) -> dict[str, float] | list[dict[str, float]]:
+    """Means over the split of the task's ``eval_metrics``; a list of them, one per run,
+    for a stack."""
+    total = None
+    for b, key in enumerate(self._keys):
+      batch = {k: v[b] for k, v in self._batches.items()}
+      sums = self._fn(state, batch, self._mask[b], key)
+      total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    total = jax.device_get(total)
+    if not self._stacked:
+      return {k: float(total[k] / total["count"]) for k in self._names}
+    return [{k: float(total[k][r] / total["count"][r]) for k in self._names}
+            for r in range(len(total["count"]))]

@@ -1,0 +1,92 @@
+"""The workdir contract (DESIGN.md): what a run's directory holds and who may continue it.
+
+``config.json`` (the resolved config), ``checkpoints/`` (orbax), ``metrics.jsonl``,
+``summary.json``, figures, ``eval/``. This module checks that a config may continue the run
+in a workdir, and restores a trained run (config and newest checkpoint) for ``kjax.generate``
+and ``kjax.evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+
+from kjax import checkpointing
+from kjax import errors
+from kjax import rng
+from kjax import tasks
+
+# Settings that may change when a run is resumed: they do not change its trajectory.
+RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
+                  "train.keep_checkpoints", "train.eval_batch_size", "train.steps_per_call",
+                  "data.data_dir", "data.tfds_data_dir", "data.cache_dir",
+                  "data.verify_checksums", "figures", "eval.", "sweep.")
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+  """A nested dict as ``{'a.b.c': leaf}`` (dicts are descended, everything else is a leaf)."""
+  out = {}
+  for k, v in config.items():
+    name = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(flatten(v, name + "."))
+    else:
+      out[name] = v
+  return out
+
+
+def check_resumable(workdir: str, config_dict: dict) -> None:
+  """Refuses ``config_dict`` if ``WORKDIR/config.json`` exists and differs from it in a
+  setting that changes the run's trajectory (all but ``RESUMABLE_KEYS``).
+
+  Raises:
+    ConfigError: naming the first differing setting and both values.
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = flatten(json.load(f))
+  new = flatten(json.loads(json.dumps(config_dict)))  # tuples as JSON lists
+  for key in sorted(set(old) | set(new)):
+    if key.startswith(RESUMABLE_KEYS):
+      continue
+    if old.get(key) != new.get(key):
+      raise errors.ConfigError(
+          f"config.{key}={new.get(key)!r} differs from {old.get(key)!r} in {path}; "
+          "use another --workdir for a different experiment")
+
+
+def read_config(workdir: str, flag: str = "--workdir") -> ml_collections.ConfigDict:
+  """The ``config.json`` of the run in ``workdir``.
+
+  Raises:
+    ConfigError: there is none (``flag`` names the setting that gave ``workdir``).
+  """
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise errors.ConfigError(f"{flag}={workdir!r} is not a kjax run: {path} not found")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: str,
+                  flag: str = "--workdir") -> Any:
+  """The train state of the newest checkpoint in ``workdir``, in the structure that
+  ``task.init_state`` builds for ``config``.
+
+  Raises:
+    ConfigError: no checkpoint yet. CheckpointMismatchError: it holds another model.
+  """
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), keep=1_000_000)
+  try:
+    template = task.init_state(rng.stream_keys(config.seed)["init"])
+    restored = ckpt.restore_latest({"state": template})
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise errors.ConfigError(f"{flag}={workdir!r} has no checkpoint yet; train it first")
+  return restored["state"]
