@@ -5,6 +5,11 @@ r"""Runs a kjax experiment: ``python launch.py --config=configs/beta_vae.py [--w
 existing run, with the same ``--config`` and overrides it was trained with (plus any
 ``--config.eval.*``, e.g. ``--config.eval.classifier_workdir=runs/classifier_kmnist``).
 
+A config with a ``sweep`` section (``configs/beta_vae_sweep.py``) runs a whole ablation
+study: every run in ``WORKDIR/runs/<settings>/``, then ``WORKDIR/results.csv``,
+``results.md``, ``figures/`` and ``report.html``; ``--mode=results`` rebuilds those from
+finished runs without training.
+
 Config values are overridden on the command line, e.g. ``--config.objective.beta=1.0``;
 the workdir defaults to ``runs/<config file name>``. Re-running resumes from the newest
 checkpoint in the workdir.
@@ -20,8 +25,9 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
-                          "train (then evaluate), or evaluate an existing run only.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "evaluate", "results"],
+                          "train (then evaluate); evaluate an existing run only; or, for a "
+                          "sweep, rebuild results.csv/md, figures and report.html only.")
 flags.mark_flags_as_required(["config"])
 
 

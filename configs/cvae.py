@@ -13,7 +13,8 @@ Offline, on the real KMNIST test split here:
     --config.data.train_split='test[:8000]' --config.data.eval_split='test[8000:]'
 
 Variants: --config.model.architecture=mlp_bn (the seed's Architecture 3) or conv (the
-β-VAE trunk); --config.data.style_reduction=mean (Architecture 1); --config.objective.beta.
+β-VAE trunk); --config.data.style_reduction=mean (Architecture 1); --config.objective.beta;
+--config.objective.name=beta_tc_vae | annealed_vae (see configs/beta_vae.py).
 Leaves the workdir contract plus figures/class_style_samples.png (every class, thin |
 thick), reconstructions, latent manifold, loss curves and figures/progress/epoch_*.png.
 Generate from the trained run: python -m kjax.generate --workdir=runs/cvae --label=0 --style=thick
@@ -42,6 +43,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.objective.beta = 1.0                # the seed's plain ELBO
   config.objective.likelihood = "bernoulli"  # BCE, as the seed
   config.objective.gaussian_variance = 0.5
+  # The β-VAE family (kjax.objectives.VAE_OBJECTIVES): "beta_vae" (rec + β·kl), "beta_tc_vae"
+  # (Chen et al. 2018: rec + kl + (β − 1)·TC) or "annealed_vae" (Burgess et al. 2018).
+  config.objective.name = "beta_vae"
+  config.objective.kl_warmup_steps = 0  # KL weight × min(1, step / this) in training; 0: off
+  # annealed_vae: rec + gamma·|kl − C|, C rising linearly to c_max nats over c_steps steps.
+  config.objective.gamma = 1000.0
+  config.objective.c_max = 25.0
+  config.objective.c_steps = 10000
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # Adam

@@ -564,6 +564,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict[st
   classifier = classifier_for(config)
   task = tasks.get_task(config)
   train_ds, eval_ds = kdata.load_datasets(config.data)
+  task.num_train_examples = len(train_ds)  # the β-TC-VAE's N (minibatch-weighted sampling)
   state = kworkdir.restore_state(task, config, workdir, "--workdir")
   return evaluate(config, workdir, task, state, train_ds, eval_ds, classifier)
 

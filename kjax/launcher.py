@@ -11,6 +11,7 @@ import ml_collections
 from kjax import errors
 from kjax import evaluate
 from kjax import experiment
+from kjax import sweep
 
 
 def _quiet_libraries() -> None:
@@ -24,13 +25,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train") ->
   """Trains (then evaluates) ``config`` in ``workdir``, or with ``mode='evaluate'`` only
   evaluates the run there (``kjax.evaluate.evaluate_workdir``); returns an exit status.
 
+  A config with a ``sweep`` section runs the whole study (``kjax.sweep.run_sweep``);
+  ``mode='results'`` rebuilds its table and figures from finished runs.
+
   Returns:
     0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
     split, data file or workdir (nothing is written) or a non-finite loss.
   """
   _quiet_libraries()
   try:
-    if mode == "evaluate":
+    if sweep.is_sweep(config):
+      {"evaluate": sweep.evaluate_sweep, "results": sweep.rebuild_results}.get(
+          mode, sweep.run_sweep)(config, workdir)
+    elif mode == "results":
+      raise errors.ConfigError("--mode=results needs a sweep config (with config.sweep)")
+    elif mode == "evaluate":
       evaluate.evaluate_workdir(config, workdir)
     else:
       experiment.train_and_evaluate(config, workdir)

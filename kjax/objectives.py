@@ -1,7 +1,8 @@
 """VAE and GAN objectives.
 
-VAE terms are written per example (sums over pixels / latent dimensions; means come last),
-in nats per image. GAN losses are batch means (seed 003 reports them so).
+VAE terms (the β-VAE family of ``VAE_OBJECTIVES``) are written per example (sums over
+pixels / latent dimensions; means come last), in nats per image. GAN losses are batch
+means (seed 003 reports them so).
 """
 
 from __future__ import annotations
@@ -101,6 +102,143 @@ def beta_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array, z_logvar:
   rec = reconstruction_nll(logits, x, likelihood, gaussian_variance)
   kl = kl_standard_normal(z_mean, z_logvar)
   return {"loss": rec + beta * kl, "rec": rec, "kl": kl, "nelbo": rec + kl}
+
+
+# --- The β-VAE family (``config.objective.name``) ---------------------------------------
+
+VAE_OBJECTIVES = ("beta_vae", "beta_tc_vae", "annealed_vae")
+
+
+def linear_warmup(step: jax.Array, warmup_steps: float | jax.Array) -> jax.Array:
+  """The KL warm-up weight ``min(1, step / warmup_steps)`` (Bowman et al. 2016, "KL cost
+  annealing"; Sønderby et al. 2016, "warm-up"); 1 when ``warmup_steps`` is 0 (no warm-up).
+
+  Args:
+    step: int or float ``[]``, the number of updates already made (0 for the first).
+    warmup_steps: ``[]`` ≥ 0, the number of steps over which the weight rises from 0 to 1.
+
+  Returns:
+    float32 ``[]`` in [0, 1].
+  """
+  step = jnp.asarray(step, jnp.float32)
+  warmup_steps = jnp.asarray(warmup_steps, jnp.float32)
+  on = warmup_steps > 0
+  return jnp.where(on, jnp.minimum(1.0, step / jnp.where(on, warmup_steps, 1.0)), 1.0)
+
+
+def annealed_capacity(step: jax.Array, c_max: float | jax.Array,
+                      c_steps: float | jax.Array) -> jax.Array:
+  """The capacity ``C = c_max · min(1, step / c_steps)`` of Burgess et al. 2018 §5, raised
+  linearly from 0 nats to ``c_max`` over ``c_steps`` updates, then held.
+
+  Args:
+    step: int or float ``[]``, the number of updates already made (0 for the first).
+    c_max: ``[]`` ≥ 0, nats per image. c_steps: ``[]`` ≥ 1.
+
+  Returns:
+    float32 ``[]``, nats per image.
+  """
+  step = jnp.asarray(step, jnp.float32)
+  return jnp.asarray(c_max, jnp.float32) * jnp.minimum(
+      1.0, step / jnp.asarray(c_steps, jnp.float32))
+
+
+def gaussian_log_density(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+  """``log N(z; mean, exp(logvar))`` per coordinate (no sum), broadcasting its arguments."""
+  return -0.5 * (math.log(2 * math.pi) + logvar + jnp.square(z - mean) * jnp.exp(-logvar))
+
+
+def mws_total_correlation(z: jax.Array, z_mean: jax.Array, z_logvar: jax.Array,
+                          num_train_examples: int, mask: jax.Array | None = None
+                          ) -> jax.Array:
+  """Total correlation ``TC_i = log q(z_i) − log prod_d q(z_id)`` of the aggregate posterior
+  at each example's sample, by minibatch-weighted sampling (Chen et al. 2018, §4.1 and
+  App. C.1; their code's ``mss=False``):
+
+  ``log q(z_i) ≈ logsumexp_j log q(z_i | x_j) − log(N M)`` and
+  ``log q(z_id) ≈ logsumexp_j log q(z_id | x_j) − log(N M)``, with j over the M examples
+  of the batch and N the size of the data set.
+
+  The batch mean is the estimate of TC = KL(q(z) ‖ prod_d q(z_d)). The estimator is
+  biased, and its bias does not vanish as M grows: when every posterior in the batch is
+  the same factorised Gaussian (true TC = 0) each term comes out exactly
+  ``(latent_dim − 1) · log N``. The offset does not depend on the parameters, so the
+  gradients are those of the batch-aggregate TC; but reported values are not ≈ 0 for a
+  factorised code (``latent_dim`` = 10, N = 60,000: ≈ 99 nats).
+
+  Args:
+    z: float ``[B, latent_dim]``, z_i ~ q(z | x_i) (reparameterised, for gradients).
+    z_mean, z_logvar: float ``[B, latent_dim]`` of q(z | x_j).
+    num_train_examples: N, the size of the train split (> 0).
+    mask: optional bool ``[B]``: only the rows j with ``mask[j]`` enter the sums (M =
+      their number), for padded evaluation batches. Masked rows i get values too; ignore them.
+
+  Returns:
+    float ``[B]``, nats per image.
+  """
+  # log q(z_i,d | x_j): [B_i, B_j, latent_dim].
+  log_q = gaussian_log_density(z[:, None, :], z_mean[None, :, :], z_logvar[None, :, :])
+  if mask is None:
+    m = jnp.asarray(z.shape[0], jnp.float32)
+  else:
+    log_q = jnp.where(mask[None, :, None], log_q, -jnp.inf)
+    m = mask.sum().astype(jnp.float32)
+  log_nm = math.log(num_train_examples) + jnp.log(m)
+  log_qz = jax.nn.logsumexp(log_q.sum(-1), axis=1) - log_nm
+  log_prod_qzd = (jax.nn.logsumexp(log_q, axis=1) - log_nm).sum(-1)
+  return log_qz - log_prod_qzd
+
+
+def beta_tc_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array, z_logvar: jax.Array,
+                      z: jax.Array, beta: float | jax.Array, num_train_examples: int,
+                      likelihood: str = "bernoulli", gaussian_variance: float = 0.5,
+                      kl_weight: float | jax.Array = 1.0, mask: jax.Array | None = None
+                      ) -> dict[str, jax.Array]:
+  """Per-example β-TCVAE objective (Chen et al. 2018, Eq. 4 with α = γ = 1), to minimise.
+
+  KL(q(z|x) ‖ p(z)) averaged over the data splits into index-code mutual information + total
+  correlation + dimension-wise KL (their Eq. 2); only the TC gets weight β:
+  ``loss = rec + w · (kl + (β − 1) · tc)``, with the closed-form ``kl`` and the MWS
+  estimate ``tc`` (``mws_total_correlation``), and ``w`` the KL warm-up weight (1 = none).
+  With β = 1 and w = 1 the loss equals ``nelbo`` exactly.
+
+  Args:
+    logits: float ``[B, 28, 28, 1]``; x: float ``[B, 28, 28, 1]`` in [0, 1];
+    z_mean, z_logvar: float ``[B, latent_dim]``; z: float ``[B, latent_dim]``, a
+      reparameterised sample of q(z | x) (for the TC estimate); beta: scalar ≥ 0;
+    num_train_examples: N of the MWS estimator; kl_weight: scalar in [0, 1];
+    mask: optional bool ``[B]`` of the real rows (``mws_total_correlation``).
+
+  Returns:
+    ``{'loss', 'rec', 'kl', 'nelbo', 'tc'}``, each float ``[B]`` in nats per image.
+  """
+  rec = reconstruction_nll(logits, x, likelihood, gaussian_variance)
+  kl = kl_standard_normal(z_mean, z_logvar)
+  tc = mws_total_correlation(z, z_mean, z_logvar, num_train_examples, mask)
+  return {"loss": rec + kl_weight * (kl + (beta - 1.0) * tc), "rec": rec, "kl": kl,
+          "nelbo": rec + kl, "tc": tc}
+
+
+def annealed_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array,
+                       z_logvar: jax.Array, gamma: float | jax.Array,
+                       capacity: float | jax.Array, likelihood: str = "bernoulli",
+                       gaussian_variance: float = 0.5) -> dict[str, jax.Array]:
+  """Per-example objective of the capacity-annealed β-VAE (Burgess et al. 2018, Eq. 8):
+  ``loss = rec + γ · |kl − C|``.
+
+  Args:
+    logits: float ``[B, 28, 28, 1]``; x: float ``[B, 28, 28, 1]`` in [0, 1];
+    z_mean, z_logvar: float ``[B, latent_dim]``; gamma: scalar ≥ 0;
+    capacity: scalar C in nats (``annealed_capacity``).
+
+  Returns:
+    ``{'loss', 'rec', 'kl', 'nelbo', 'capacity'}``, each float ``[B]`` in nats per image
+    (``capacity`` is C repeated per example).
+  """
+  rec = reconstruction_nll(logits, x, likelihood, gaussian_variance)
+  kl = kl_standard_normal(z_mean, z_logvar)
+  return {"loss": rec + gamma * jnp.abs(kl - capacity), "rec": rec, "kl": kl,
+          "nelbo": rec + kl, "capacity": jnp.broadcast_to(capacity, rec.shape).astype(rec.dtype)}
 
 
 # --- Conditional GAN objectives (seed 003 §4.3; hinge and WGAN-GP as its "future work") ---

@@ -11,7 +11,7 @@ from kjax.data import catalog, style
 from kjax.errors import ConfigError  # noqa: F401  (raised here, re-exported)
 from kjax.models import cgan, cvae
 from kjax.models.vae import UPSAMPLE_METHODS
-from kjax.objectives import GAN_LOSSES, LIKELIHOODS
+from kjax.objectives import GAN_LOSSES, LIKELIHOODS, VAE_OBJECTIVES
 
 
 def _check(ok: bool, name: str, value, allowed: str) -> None:
@@ -70,6 +70,28 @@ def _validate_eval(config) -> None:
   _check(config.eval.num_generated != 1, "eval.num_generated", 1, "expected 0 or >= 2")
 
 
+def _validate_vae_objective(config) -> None:
+  """``config.objective`` of ``beta_vae`` / ``cvae``; the β-VAE family's fields are
+  checked when present (configs written before them default to the β-VAE)."""
+  _real(config, "objective.beta", 0)
+  _one_of(config, "objective.likelihood", LIKELIHOODS)
+  _real(config, "objective.gaussian_variance", 0, low_open=True)
+  objective = config.objective
+  if "name" in objective:
+    _one_of(config, "objective.name", VAE_OBJECTIVES)
+  for name in ("gamma", "c_max"):
+    if name in objective:
+      _real(config, f"objective.{name}", 0)
+  if "c_steps" in objective:
+    _int(config, "objective.c_steps", 1)
+  if "kl_warmup_steps" in objective:
+    _int(config, "objective.kl_warmup_steps", 0)
+    _check(objective.kl_warmup_steps == 0 or objective.get("name") != "annealed_vae",
+           "objective.kl_warmup_steps", objective.kl_warmup_steps,
+           "expected 0 with objective.name='annealed_vae' (its capacity schedule is the "
+           "warm-up)")
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Validates a kjax config (``model.name`` ``beta_vae``, ``cvae``, ``cgan`` or ``classifier``).
 
@@ -98,9 +120,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     return
   _int(config, "model.latent_dim", 1)
   if model in ("beta_vae", "cvae"):
-    _real(config, "objective.beta", 0)
-    _one_of(config, "objective.likelihood", LIKELIHOODS)
-    _real(config, "objective.gaussian_variance", 0, low_open=True)
+    _validate_vae_objective(config)
   if model == "beta_vae":
     _one_of(config, "model.upsample", UPSAMPLE_METHODS)
     classes = tuple(config.figures.interpolate_classes)

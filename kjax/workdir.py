@@ -40,7 +40,9 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
 
 def check_resumable(workdir: str, config_dict: dict) -> None:
   """Refuses ``config_dict`` if ``WORKDIR/config.json`` exists and differs from it in a
-  setting that changes the run's trajectory (all but ``RESUMABLE_KEYS``).
+  setting that changes the run's trajectory (all but ``RESUMABLE_KEYS``). Settings added
+  to kjax after the run was made (absent from its ``config.json``) are not compared: their
+  defaults reproduce the older behaviour (e.g. ``objective.name='beta_vae'``).
 
   Raises:
     ConfigError: naming the first differing setting and both values.
@@ -52,8 +54,8 @@ def check_resumable(workdir: str, config_dict: dict) -> None:
     old = flatten(json.load(f))
   new = flatten(json.loads(json.dumps(config_dict)))  # tuples as JSON lists
   for key in sorted(set(old) | set(new)):
-    if key.startswith(RESUMABLE_KEYS):
-      continue
+    if key.startswith(RESUMABLE_KEYS) or key not in old:
+      continue  # a key the run's kjax did not have yet keeps its old behaviour by default
     if old.get(key) != new.get(key):
       raise errors.ConfigError(
           f"config.{key}={new.get(key)!r} differs from {old.get(key)!r} in {path}; "

@@ -1,8 +1,11 @@
 """The β-VAE (seeds 000–002, 004) and the conditional VAE (seed 003) as training tasks.
 
-Both minimise ``rec + β · kl`` (Higgins et al. 2017, Eq. 4; β = 1 is the ELBO of Kingma &
-Welling 2014 and, with labels, of the CVAE of Sohn et al. 2015). They differ only in what
-the networks see: the CVAE's encoder and decoder also get the class and thick/thin style.
+Both minimise ``rec + β · kl`` by default (Higgins et al. 2017, Eq. 4; β = 1 is the ELBO of
+Kingma & Welling 2014 and, with labels, of the CVAE of Sohn et al. 2015), or another member
+of the β-VAE family chosen by ``config.objective.name`` (``kjax.objectives.VAE_OBJECTIVES``):
+``beta_tc_vae`` (Chen et al. 2018) or ``annealed_vae`` (Burgess et al. 2018). They differ
+only in what the networks see: the CVAE's encoder and decoder also get the class and
+thick/thin style.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from kjax import errors
 from kjax import figures
 from kjax import metrics
 from kjax import objectives
@@ -23,27 +27,49 @@ from kjax.models import vae
 from kjax.tasks import base
 
 METRICS = ("loss", "rec", "kl", "nelbo")
+# Metrics beyond METRICS, per config.objective.name.
+EXTRA_METRICS = {"beta_vae": (), "beta_tc_vae": ("tc",), "annealed_vae": ("capacity",)}
+# Defaults of the objective's fields, for configs (config.json files) written before them.
+OBJECTIVE_DEFAULTS = {"name": "beta_vae", "kl_warmup_steps": 0, "gamma": 1000.0,
+                      "c_max": 25.0, "c_steps": 10000}
+TC_KEY = 7  # fold_in(step key, TC_KEY): the z sample of the TC estimate
 
 
 class BetaVAETask(base.Task):
-  """β-VAE with the Keras-example conv networks (``kjax.models.vae.BetaVAE``)."""
+  """β-VAE with the Keras-example conv networks (``kjax.models.vae.BetaVAE``).
+
+  Attributes:
+    objective: ``config.objective.name``, one of ``objectives.VAE_OBJECTIVES``.
+    num_train_examples: N, the size of the train split, which the ``beta_tc_vae``
+      objective's TC estimate needs; the training loop sets it before compiling.
+  """
 
   name = "beta_vae"
   conditional = False
   train_metrics = eval_metrics = METRICS
   log_metrics = ("loss",)
+  num_train_examples: int | None = None
 
   def __init__(self, config, info):
     super().__init__(config, info)
     self.model = self.create_model()
     self.likelihood = config.objective.likelihood
     self.gaussian_variance = config.objective.gaussian_variance
+    self.objective = self._objective_field("name")
+    if self.objective not in objectives.VAE_OBJECTIVES:
+      raise errors.ConfigError(f"config.objective.name={self.objective!r} is not allowed: "
+                               f"expected one of {objectives.VAE_OBJECTIVES}")
+    self.train_metrics = METRICS + EXTRA_METRICS[self.objective]
+    self.eval_metrics = self.train_metrics
     # An IWAE bound in every epoch's evaluation (a smaller k than the final report's).
     evaluation = config.get("eval", {})
     self.epoch_iwae_samples = evaluation.get("epoch_iwae_samples", 0)
     self.iwae_chunk_size = evaluation.get("iwae_chunk_size", 100)
     if self.epoch_iwae_samples:
-      self.eval_metrics = METRICS + ("iwae_nll",)
+      self.eval_metrics = self.train_metrics + ("iwae_nll",)
+
+  def _objective_field(self, name):
+    return self.config.objective.get(name, OBJECTIVE_DEFAULTS[name])
 
   def create_model(self) -> nn.Module:
     m = self.config.model
@@ -107,57 +133,122 @@ class BetaVAETask(base.Task):
 
   # --- pure functions -----------------------------------------------------------------
 
+  def objective_hparams(self, *, beta=None, gamma=None, c_max=None, c_steps=None,
+              kl_warmup_steps=None) -> dict[str, jax.Array]:
+    """The objective's per-run hyper-parameters, float32 ``[]`` each (``state.hparams``).
+
+    Always ``beta``; ``gamma``, ``c_max``, ``c_steps`` for ``annealed_vae`` (which does not
+    use ``beta``); ``kl_warmup_steps`` for ``beta_vae`` / ``beta_tc_vae`` when
+    ``config.objective.kl_warmup_steps`` > 0 or it is passed here (pass it, 0 included,
+    to stack runs with and without warm-up). So the default β-VAE keeps exactly
+    ``{'beta'}``, and its checkpoints and trajectory are those of before the family.
+    Arguments left ``None`` come from ``config.objective``; arrays are fine (``vmap``).
+
+    Raises:
+      ValueError: an argument the objective does not use.
+    """
+    annealed = self.objective == "annealed_vae"
+    unused = ([k for k, v in (("gamma", gamma), ("c_max", c_max), ("c_steps", c_steps))
+               if v is not None and not annealed]
+              + (["kl_warmup_steps"] if kl_warmup_steps is not None and annealed else []))
+    if unused:
+      raise ValueError(f"{', '.join(unused)} not used by config.objective.name="
+                       f"{self.objective!r}")
+    field = self._objective_field
+    values = {"beta": self.config.objective.beta if beta is None else beta}
+    if annealed:
+      values.update(gamma=field("gamma") if gamma is None else gamma,
+                    c_max=field("c_max") if c_max is None else c_max,
+                    c_steps=field("c_steps") if c_steps is None else c_steps)
+    elif kl_warmup_steps is not None or field("kl_warmup_steps"):
+      values["kl_warmup_steps"] = (field("kl_warmup_steps") if kl_warmup_steps is None
+                                   else kl_warmup_steps)
+    return {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
+
   def init_state(self, key: jax.Array, *, beta: float | jax.Array | None = None,
-                 learning_rate: float | jax.Array | None = None) -> base.TrainState:
+                 learning_rate: float | jax.Array | None = None,
+                 **overrides) -> base.TrainState:
     """Parameters from ``key``, Adam's state, step 0.
 
     ``beta`` and ``learning_rate`` default to ``config.objective.beta`` and
-    ``config.optim.learning_rate``; pass arrays to ``vmap`` over a sweep, e.g.
+    ``config.optim.learning_rate``; ``overrides`` (``gamma``, ``c_max``, ``c_steps``,
+    ``kl_warmup_steps``: see ``objective_hparams``) to ``config.objective``. Pass arrays
+    to ``vmap`` over a sweep, e.g.
     ``jax.vmap(lambda k, b: task.init_state(k, beta=b))(keys, betas)``.
+
+    Raises:
+      ValueError: a hyper-parameter the objective does not use.
     """
+    hparams = self.objective_hparams(beta=beta, **overrides)
     variables = self._init_variables(key)
     lr = self.config.optim.learning_rate if learning_rate is None else learning_rate
-    beta = self.config.objective.beta if beta is None else beta
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
     return base.TrainState.create(
-        apply_fn=self.model.apply, params=variables["params"], tx=tx,
-        hparams={"beta": jnp.asarray(beta, jnp.float32)},
+        apply_fn=self.model.apply, params=variables["params"], tx=tx, hparams=hparams,
         batch_stats=variables.get("batch_stats", {}))
 
-  def _terms(self, outputs, x, beta):
+  def _terms(self, outputs, x, state, key, train, mask=None):
+    """Per-example terms of ``config.objective.name`` (``objectives.*_terms``), float ``[B]``.
+
+    The step index is ``state.step`` (updates made before this one). The KL warm-up weight
+    applies in training only: evaluation reports the objective at full weight, so that eval
+    losses are comparable across the warm-up and with runs without it. The annealed
+    capacity C is the one reached at ``state.step`` in both.
+    """
     logits, z_mean, z_logvar = outputs
+    hp = state.hparams
+    if self.objective == "annealed_vae":
+      capacity = objectives.annealed_capacity(state.step, hp["c_max"], hp["c_steps"])
+      return objectives.annealed_vae_terms(logits, x, z_mean, z_logvar, hp["gamma"], capacity,
+                                           self.likelihood, self.gaussian_variance)
+    weight = (objectives.linear_warmup(state.step, hp["kl_warmup_steps"])
+              if train and "kl_warmup_steps" in hp else None)
+    if self.objective == "beta_tc_vae":
+      if self.num_train_examples is None:
+        raise ValueError("BetaVAETask.num_train_examples is None: the beta_tc_vae objective "
+                         "needs the train split size; set it before tracing the step")
+      noise = jax.random.normal(jax.random.fold_in(key, TC_KEY), z_mean.shape, z_mean.dtype)
+      z = z_mean + jnp.exp(0.5 * z_logvar) * noise
+      return objectives.beta_tc_vae_terms(
+          logits, x, z_mean, z_logvar, z, hp["beta"], self.num_train_examples,
+          self.likelihood, self.gaussian_variance, 1.0 if weight is None else weight, mask)
+    beta = hp["beta"] if weight is None else hp["beta"] * weight
     return objectives.beta_vae_terms(logits, x, z_mean, z_logvar, beta, self.likelihood,
                                      self.gaussian_variance)
 
   def train_step(self, state, batch, key):
-    """One Adam step on the batch-mean β-VAE loss.
+    """One Adam step on the batch-mean loss of ``config.objective.name``.
 
     Args:
-      state: ``TrainState`` (params, Adam state, ``hparams['beta']``, batch stats).
+      state: ``TrainState`` (params, Adam state, ``hparams``, batch stats).
       batch: ``{'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}``.
       key: the step's PRNG key (reparameterisation noise).
 
     Returns:
-      The new state and the batch means ``{'loss', 'rec', 'kl', 'nelbo'}`` (nats per image).
+      The new state and the batch means of ``train_metrics``: ``{'loss', 'rec', 'kl',
+      'nelbo'}`` (nats per image), plus ``'tc'`` (``beta_tc_vae``) or ``'capacity'``
+      (``annealed_vae``).
     """
     x = base.to_unit_interval(batch["images"])
 
     def loss_fn(params):
       outputs, batch_stats = self._forward(params, state.batch_stats, x, batch, key, True)
-      means = {k: v.mean() for k, v in self._terms(outputs, x, state.hparams["beta"]).items()}
+      means = {k: v.mean() for k, v in self._terms(outputs, x, state, key, True).items()}
       return means["loss"], (means, batch_stats)
 
     grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
     return state.apply_gradients(grads=grads).replace(batch_stats=batch_stats), metrics
 
   def eval_sums(self, state, batch, mask, key):
-    """Sums of the per-example ``loss``, ``rec``, ``kl``, ``nelbo`` (nats) over unmasked
-    rows; with ``config.eval.epoch_iwae_samples`` = k > 0 also ``iwae_nll``, the IWAE
-    bound on −log p(x) with k samples."""
+    """Sums of the per-example ``loss``, ``rec``, ``kl``, ``nelbo`` (nats) and ``tc`` or
+    ``capacity`` (``_terms``, at full KL weight) over unmasked rows; with
+    ``config.eval.epoch_iwae_samples`` = k > 0 also ``iwae_nll``, the IWAE bound on
+    −log p(x) with k samples. The TC estimate uses the unmasked rows of the batch only, so
+    it depends on ``config.train.eval_batch_size`` (M)."""
     x = base.to_unit_interval(batch["images"])
     outputs, _ = self._forward(state.params, state.batch_stats, x, batch, key, False)
     sums = {k: jnp.sum(jnp.where(mask, v, 0.0))
-            for k, v in self._terms(outputs, x, state.hparams["beta"]).items()}
+            for k, v in self._terms(outputs, x, state, key, False, mask).items()}
     if self.epoch_iwae_samples:
       bound = self.log_likelihood_bound(state, batch, jax.random.fold_in(key, 1),
                                         self.epoch_iwae_samples, self.iwae_chunk_size)
@@ -167,13 +258,26 @@ class BetaVAETask(base.Task):
 
   # --- captions and figures -----------------------------------------------------------
 
+  def objective_caption(self) -> str:
+    """``β=4`` for the β-VAE; with the objective's name and weights otherwise."""
+    field = self._objective_field
+    if self.objective == "annealed_vae":
+      return (f"annealed VAE γ={field('gamma'):g}, C_max={field('c_max'):g} nats over "
+              f"{field('c_steps')} steps")
+    caption = f"β={self.config.objective.beta:g}"
+    if self.objective == "beta_tc_vae":
+      caption = f"β-TCVAE {caption}"
+    if field("kl_warmup_steps"):
+      caption += f", KL warm-up {field('kl_warmup_steps')} steps"
+    return caption
+
   def describe(self):
     c = self.config
-    return (f"{c.data.name} {c.data.train_split}, β={c.objective.beta:g}, "
+    return (f"{c.data.name} {c.data.train_split}, {self.objective_caption()}, "
             f"latent_dim={c.model.latent_dim}, {c.objective.likelihood}, seed={c.seed}")
 
   def loss_panels(self):
-    return (("loss", "nelbo", "iwae_nll"), ("rec",), ("kl",))
+    return (("loss", "nelbo", "iwae_nll"), ("rec",), ("kl",) + EXTRA_METRICS[self.objective])
 
   def start_figures(self, train_ds, eval_ds, key):
     self._eval = eval_ds
@@ -254,7 +358,7 @@ class CVAETask(BetaVAETask):
   def describe(self):
     c = self.config
     return (f"CVAE ({c.model.architecture}) on {c.data.name} {c.data.train_split}, "
-            f"β={c.objective.beta:g}, latent_dim={c.model.latent_dim}, seed={c.seed}")
+            f"{self.objective_caption()}, latent_dim={c.model.latent_dim}, seed={c.seed}")
 
   def start_figures(self, train_ds, eval_ds, key):
     base.Task.start_figures(self, train_ds, eval_ds, key)

@@ -1,0 +1,24 @@
+r"""CGAN study: losses (non-saturating ``bce``, ``hinge``) × learning rates {1e-4, 2e-4} ×
+seeds {0, 1, 2} = 12 runs of ``configs/cgan.py``. The learning rates and seeds of a loss
+share one compiled program (they live in the optimiser's state); each loss is a group.
+
+  python launch.py --config=configs/cgan_sweep.py --workdir=runs/cgan_sweep \
+    --config.data.name=kmnist --config.data.data_dir=../shared/data/kmnist \
+    --config.data.train_split='test[:8000]' --config.data.eval_split='test[8000:]'
+"""
+
+import ml_collections
+
+from configs import cgan
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The loss × learning rate × seed study of the CGAN."""
+  config = cgan.get_config()
+  config.sweep = ml_collections.ConfigDict()
+  config.sweep.loss = ("bce", "hinge")
+  config.sweep.learning_rate = (1e-4, 2e-4)
+  config.sweep.seed = (0, 1, 2)
+  config.sweep.max_runs = 64
+  config.sweep.sharing = "auto"
+  return config

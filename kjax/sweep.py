@@ -1,0 +1,355 @@
+r"""Many runs: a sweep (ablation study) as data in the config, trained group by group.
+
+``config.sweep`` lists values to vary, combined as a grid::
+
+  config.sweep.beta = (0.5, 1.0, 2.0, 4.0, 8.0)   # objective.beta
+  config.sweep.latent_dim = (2, 10)               # model.latent_dim
+  config.sweep.seed = (0, 1, 2)                   # seed
+  config.sweep.max_runs = 64                      # refuse larger grids
+  config.sweep.sharing = "auto"                   # how a group's runs share a program
+
+An entry is named by the last part of the config key it varies when that is unique
+(``beta`` → ``objective.beta``); otherwise by its trailing parts joined with ``__``
+(``objective__name``). Override on the command line with tuples, e.g.
+``--config.sweep.beta='(1.0,4.0)'``.
+
+Runs whose settings leave every array shape and the step's code unchanged (``STACKABLE``:
+seeds and the hyper-parameters a state carries as arrays) form one group, trained by one
+compiled program (``kjax.train.train_runs``); other settings (latent_dim, architecture,
+loss, likelihood, data) split groups that run one after another. Each run lives in
+``WORKDIR/runs/<name>/`` with the whole workdir contract of a single run; finished runs are
+reused, so a killed sweep resumes and a sweep extended with more values trains only the new
+runs. ``kjax.results`` then writes ``results.csv``, ``results.md``, figures and
+``report.html``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import ml_collections
+
+from kjax import data as kdata
+from kjax import errors
+from kjax import evaluate
+from kjax import metric_writers
+from kjax import results
+from kjax import train
+from kjax import validation
+from kjax import workdir as kworkdir
+
+RUNS_DIR = "runs"
+SETTINGS = ("max_runs", "sharing")  # settings of the sweep itself, not axes
+SHARING = ("auto", "vmap", "map", "sequential")
+# Keys whose values live in arrays of the train state (per-run hyper-parameters, PRNG
+# seeds) or do not touch training at all: runs differing only in them share a program.
+STACKABLE = ("seed", "objective.beta", "objective.gamma", "objective.c_max",
+             "objective.c_steps", "objective.label_smoothing", "objective.gp_weight",
+             "optim.learning_rate", "optim.g_learning_rate", "optim.d_learning_rate",
+             "optim.b1", "optim.b2")
+_NOT_TRAINING = ("figures.", "eval.")
+
+
+@dataclasses.dataclass
+class Run:
+  """One run of a sweep.
+
+  Attributes:
+    name: its directory name under ``WORKDIR/runs/``, e.g. ``beta=4.0,latent_dim=2,seed=0``.
+    settings: ``{full config key: value}`` of the swept keys, in the sweep's order.
+    config: the resolved config of the run (no ``sweep`` section): a plain run's config.
+    workdir: ``WORKDIR/runs/<name>``.
+  """
+
+  name: str
+  settings: dict[str, Any]
+  config: ml_collections.ConfigDict
+  workdir: str
+
+
+def is_sweep(config: ml_collections.ConfigDict) -> bool:
+  """Whether ``config`` has a ``sweep`` section (a plain config runs one experiment)."""
+  return "sweep" in config
+
+
+def _keys(config: ml_collections.ConfigDict) -> list[str]:
+  return [k for k in kworkdir.flatten(config.to_dict()) if not k.startswith("sweep.")]
+
+
+def resolve_axis(name: str, keys: list[str]) -> str:
+  """The full config key of the sweep entry ``name`` (``beta`` → ``objective.beta``).
+
+  Raises:
+    ConfigError: no key or more than one key ends with ``name``.
+  """
+  suffix = name.replace("__", ".")
+  matches = [k for k in keys if k == suffix or k.endswith("." + suffix)]
+  if len(matches) == 1:
+    return matches[0]
+  if not matches:
+    raise errors.ConfigError(f"config.sweep.{name} names no config key; expected the last part "
+                             f"of one of {tuple(sorted({k.rsplit('.', 1)[-1] for k in keys}))}")
+  hint = ", ".join(f"{'__'.join(m.split('.')[-2:])}" for m in matches)
+  raise errors.ConfigError(f"config.sweep.{name} is ambiguous: it could be any of {matches}; "
+                           f"name it by its last two parts ({hint})")
+
+
+def axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
+  """The sweep's axes, ``{full config key: values}``, in the section's (sorted) order.
+
+  Raises:
+    ConfigError: an axis that is not a non-empty tuple or list, an unknown or ambiguous
+      name, two names for one key, ``sharing`` or ``max_runs`` out of range.
+  """
+  sweep = config.sweep
+  validation_max = sweep.get("max_runs", 64)
+  if not (isinstance(validation_max, int) and not isinstance(validation_max, bool)
+          and validation_max >= 1):
+    raise errors.ConfigError(f"config.sweep.max_runs={validation_max!r} is not allowed: "
+                             "expected an integer >= 1")
+  if sweep.get("sharing", "auto") not in SHARING:
+    raise errors.ConfigError(f"config.sweep.sharing={sweep.get('sharing')!r} is not allowed: "
+                             f"expected one of {SHARING}")
+  keys = _keys(config)
+  out: dict[str, tuple] = {}
+  for name, values in sweep.items():
+    if name in SETTINGS:
+      continue
+    if not isinstance(values, (tuple, list)) or not values:
+      raise errors.ConfigError(f"config.sweep.{name}={values!r} is not allowed: expected a "
+                               "non-empty tuple of values, e.g. '(1.0,4.0)'")
+    key = resolve_axis(name, keys)
+    if key in out:
+      raise errors.ConfigError(f"config.sweep.{name} varies config.{key} a second time")
+    if len(set(map(repr, values))) != len(values):
+      raise errors.ConfigError(f"config.sweep.{name}={values!r} is not allowed: values repeat")
+    out[key] = tuple(values)
+  if not out:
+    raise errors.ConfigError("config.sweep has no axis: add one, e.g. "
+                             "--config.sweep.seed='(0,1,2)' in the config file")
+  return out
+
+
+def _format(value: Any) -> str:
+  text = repr(value) if isinstance(value, float) else str(value)
+  return text.replace("/", "_").replace(" ", "")
+
+
+def run_name(settings: dict[str, Any]) -> str:
+  """A run's directory name from its settings: ``beta=4.0,latent_dim=2,seed=0`` (the last
+  part of each key; floats by ``repr``, so that distinct values give distinct names)."""
+  return ",".join(f"{k.rsplit('.', 1)[-1]}={_format(v)}" for k, v in settings.items())
+
+
+def _set(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  *parents, leaf = key.split(".")
+  section = config
+  for p in parents:
+    section = section[p]
+  old = section[leaf]
+  if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)  # beta=1 on the command line means 1.0
+  with section.ignore_type():
+    section[leaf] = value
+
+
+def expand(config: ml_collections.ConfigDict, workdir: str) -> list[Run]:
+  """The grid of runs of a sweep config, each validated like a single run.
+
+  Raises:
+    ConfigError: a bad sweep section (``axes``), a grid larger than
+      ``config.sweep.max_runs``, or a value invalid for its key (the message names the run).
+  """
+  grid = axes(config)
+  count = 1
+  for values in grid.values():
+    count *= len(values)
+  max_runs = config.sweep.get("max_runs", 64)
+  if count > max_runs:
+    raise errors.ConfigError(f"the sweep has {count} runs, more than config.sweep.max_runs="
+                             f"{max_runs}; raise it or sweep fewer values")
+  base = ml_collections.ConfigDict(config.to_dict())
+  del base["sweep"]
+  runs = []
+  for combo in itertools.product(*grid.values()):
+    settings = dict(zip(grid, combo))
+    run_config = ml_collections.ConfigDict(base.to_dict())
+    for key, value in settings.items():
+      _set(run_config, key, value)
+    name = run_name(settings)
+    try:
+      validation.validate_config(run_config)
+    except errors.ConfigError as e:
+      raise errors.ConfigError(f"sweep run {name}: {e}") from None
+    runs.append(Run(name, settings, run_config, os.path.join(workdir, RUNS_DIR, name)))
+  return runs
+
+
+def group_key(run: Run) -> tuple:
+  """Runs with equal keys share one compiled program: the swept settings that change an
+  array shape or the step's code (everything but ``STACKABLE`` and non-training keys)."""
+  return tuple((k, repr(v)) for k, v in run.settings.items()
+               if k not in STACKABLE and not k.startswith(_NOT_TRAINING))
+
+
+def default_sharing(platform: str, config: ml_collections.ConfigDict) -> str:
+  """How a group's runs share a program by default, measured by ``benchmarks/sweep.py``.
+
+  On XLA:CPU a vmapped convolution is a grouped convolution, a slow path
+  (jax-ml/jax#26568): conv models run one after another (``sequential``), MLPs are vmapped.
+  On GPUs and TPUs every model is vmapped (one wide step).
+  """
+  if platform != "cpu":
+    return "vmap"
+  m = config.model
+  conv = m.name == "beta_vae" or m.get("architecture", "") in ("conv", "dcgan")
+  return "sequential" if conv else "vmap"
+
+
+def groups(runs: list[Run], sharing: str, platform: str) -> list[tuple[str, list[Run]]]:
+  """``runs`` split by ``group_key`` (in first-appearance order), each with its sharing
+  mode: ``'vmap'``, ``'map'`` or ``'sequential'`` (``'auto'``: ``default_sharing``)."""
+  by_key: dict[tuple, list[Run]] = {}
+  for run in runs:
+    by_key.setdefault(group_key(run), []).append(run)
+  out = []
+  for members in by_key.values():
+    mode = default_sharing(platform, members[0].config) if sharing == "auto" else sharing
+    out.append((mode, members))
+  return out
+
+
+def _finished(run: Run) -> str:
+  """``'done'`` (trained and evaluated), ``'trained'`` (evaluation missing) or ``''``."""
+  summary = os.path.join(run.workdir, "summary.json")
+  if not os.path.exists(summary):
+    return ""
+  with open(summary) as f:
+    epoch = json.load(f).get("epoch", 0)
+  if epoch < run.config.train.num_epochs:
+    return ""
+  at_end = run.config.eval.get("at_end_of_training", False)
+  return "trained" if at_end and not os.path.exists(
+      os.path.join(run.workdir, evaluate.EVAL_DIR, "metrics.json")) else "done"
+
+
+def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs every run of the sweep in ``config`` under ``WORKDIR/runs/``, then writes the
+  study's results (``kjax.results.write_results``).
+
+  Everything is checked before anything is written: the sweep section, every run's config,
+  the data, and that each existing run directory belongs to the same experiment.
+
+  Returns:
+    ``{'runs': number of runs, 'trained': runs trained now, 'results': the table rows}``.
+
+  Raises:
+    ConfigError, DataError, DataFileNotFoundError, ChecksumError: bad input, nothing
+      written. NonFiniteLossError: a run diverged (its last good checkpoint is kept).
+  """
+  runs = expand(config, workdir)
+  if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise errors.ConfigError(f"--workdir={workdir!r} holds a single run; a sweep needs its own "
+                             "workdir")
+  platform = jax.devices()[0].platform
+  plan = groups(runs, config.sweep.get("sharing", "auto"), platform)
+  datasets: dict[str, tuple[kdata.Dataset, kdata.Dataset]] = {}
+  classifier = None
+  prepared = {}
+  for run in runs:  # every check before the first write
+    data_key = json.dumps(run.config.data.to_dict(), sort_keys=True)
+    if data_key not in datasets:
+      datasets[data_key] = kdata.load_datasets(run.config.data)
+    try:
+      prepared[run.name] = train.prepare(run.config, run.workdir, datasets[data_key])
+    except errors.ConfigError as e:
+      raise errors.ConfigError(f"sweep run {run.name}: {e}") from None
+    if run.config.eval.at_end_of_training and classifier is None:
+      classifier = evaluate.classifier_for(run.config)
+
+  os.makedirs(workdir, exist_ok=True)
+  metric_writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  status = {run.name: _finished(run) for run in runs}
+  todo = [r for r in runs if status[r.name] != "done"]
+  images = {r.name: r.config.train.batch_size * (len(prepared[r.name][1])
+                                                 // r.config.train.batch_size)
+            * r.config.train.num_epochs for r in runs}
+  logging.info("kjax: sweep of %d runs in %d groups on %s (%d finished, %d to run) -> %s",
+               len(runs), len(plan), platform, len(runs) - len(todo), len(todo), workdir)
+  t0 = time.perf_counter()
+  timing = {"platform": platform, "groups": []}
+  done = len(runs) - len(todo)
+  for mode, members in plan:
+    members = [r for r in members if status[r.name] != "done"]
+    if not members:
+      continue
+    t_group = time.perf_counter()
+    to_train = [r for r in members if status[r.name] == ""]
+    later = sum(images[r.name] for r in todo) - sum(images[r.name] for r in to_train)
+    trained: list[train.TrainedRun] = []
+    if to_train:
+      data = datasets[json.dumps(to_train[0].config.data.to_dict(), sort_keys=True)]
+      chunks = [[r] for r in to_train] if mode == "sequential" or len(to_train) == 1 else [to_train]
+      for chunk in chunks:
+        progress = {"runs_done": done, "runs_total": len(runs), "images_after": later}
+        later -= sum(images[r.name] for r in chunk)
+        trained += train.train_runs([r.config for r in chunk], [r.workdir for r in chunk],
+                                    None if len(chunk) == 1 else mode, data, progress)
+        done += len(chunk)
+    for run in members:
+      if not run.config.eval.at_end_of_training:
+        continue
+      match = [t for t in trained if t.workdir == run.workdir]
+      if match:
+        t = match[0]
+        evaluate.evaluate(run.config, run.workdir, t.task, t.state, t.train_ds, t.eval_ds,
+                          classifier)
+      else:  # trained before the sweep was killed, not yet evaluated
+        evaluate.evaluate_workdir(run.config, run.workdir)
+        done += 1
+    timing["groups"].append({"sharing": mode, "runs": [r.name for r in members],
+                             "wall_s": round(time.perf_counter() - t_group, 2)})
+  timing["wall_s"] = round(time.perf_counter() - t0, 2)
+  timing["runs_trained"] = len(todo)
+  metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
+  rows = write_results(runs, workdir)
+  return {"runs": len(runs), "trained": len(todo), "results": rows}
+
+
+def write_results(runs: list[Run], workdir: str) -> list[dict[str, Any]]:
+  """``kjax.results.write_results`` for the runs of a sweep (finished ones tabulated)."""
+  return results.write_results(workdir, [
+      {"name": r.name, "settings": r.settings, "workdir": r.workdir} for r in runs])
+
+
+def rebuild_results(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """``--mode=results``: the study's table, figures and report from its finished runs,
+  training nothing.
+
+  Raises:
+    ConfigError: a bad sweep section, or ``workdir`` holds no run of this sweep.
+  """
+  runs = expand(config, workdir)
+  if not any(os.path.exists(os.path.join(r.workdir, "summary.json")) for r in runs):
+    raise errors.ConfigError(f"--workdir={workdir!r} holds no finished run of this sweep")
+  return write_results(runs, workdir)
+
+
+def evaluate_sweep(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """``--mode=evaluate`` on a sweep: re-evaluates every trained run, then the results.
+
+  Raises:
+    ConfigError: as ``kjax.evaluate.evaluate_workdir`` for the first run that fails.
+  """
+  runs = expand(config, workdir)
+  for run in runs:
+    if os.path.exists(os.path.join(run.workdir, "checkpoints")):
+      evaluate.evaluate_workdir(run.config, run.workdir)
+  write_results(runs, workdir)
