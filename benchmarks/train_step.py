@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from kjax import tasks
-from kjax import rng
+from kjax import rng as krng
 from kjax import train
 
 
@@ -59,7 +59,7 @@ def main():
     config.model.upsample = args.upsample
   batch_size = config.train.batch_size
   task = tasks.get_task(config)
-  keys = rng.stream_keys(0)
+  keys = krng.stream_keys(0)
   state = task.init_state(keys["init"])
   sums = train.zero_sums(task.train_metrics)
   rng = np.random.default_rng(0)
