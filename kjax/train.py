@@ -288,7 +288,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         t0 = time.perf_counter()
         chunks[n] = chunks[n].lower(state, sum_tree, data, perm, train_key).compile()
         timing["compile_s"] = time.perf_counter() - t0
-        t_log = time.perf_counter()
+        t_log = t_first = time.perf_counter()
       state, sum_tree = chunks[n](state, sum_tree, data, perm, train_key)
       step += n
       save_due = step // config.train.checkpoint_every_steps != (
@@ -303,6 +303,8 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         rate = (step - step_log) * images_per_step / max(now - t_log, 1e-9)
         if step_log > start_step:  # skip the window that includes the first call
           timing["steady_images_per_s"] = rate
+        # The ETA uses the mean rate since the first call, epoch-end work included.
+        overall = (step - start_step) * images_per_step / max(now - t_first, 1e-9)
         images_left = (total_steps - step) * images_per_step + (progress or {}).get(
             "images_after", 0)
         prefix = ""
@@ -312,7 +314,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         logging.info("%sepoch %d/%d step %d/%d %s | %.0f images/s | ETA %s", prefix,
                      epoch + 1, config.train.num_epochs, step, total_steps,
                      " ".join(f"train/{k} {means[0][k]:.3f}" for k in rep.log_metrics),
-                     rate, _hms(images_left / max(rate, 1e-9)))
+                     rate, _hms(images_left / max(overall, 1e-9)))
         t_log, step_log = now, step
       if step == epoch_end:
         train_means = epoch_means(sum_tree)
@@ -338,6 +340,8 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
       if save_due:
         for r, c in enumerate(ckpts):
           c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+      if step == epoch_end:
+        t_log = time.perf_counter()  # the shown rate is of training steps only
   for r, c in enumerate(ckpts):
     c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
     c.close()
