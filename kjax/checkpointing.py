@@ -68,8 +68,9 @@ class Checkpointer:
     return {k: restored[k] for k in templates}
 
   def save(self, step: int, items: dict[str, Any]) -> None:
-    """Starts an asynchronous save of ``items`` as ``step`` (a no-op if ``step`` exists)."""
-    if self._manager.latest_step() != step:
+    """Starts an asynchronous save of ``items`` as ``step`` (a no-op if ``step`` exists:
+    a deterministic run that replays steps writes the same state again)."""
+    if step not in self._manager.all_steps():
       self._manager.save(step, args=ocp.args.Composite(
           **{k: ocp.args.StandardSave(v) for k, v in items.items()}), force=True)
 

@@ -26,7 +26,15 @@ class ChecksumError(KjaxError, ValueError):
 
 
 class NonFiniteLossError(KjaxError, FloatingPointError):
-  """The training loss became NaN or infinite."""
+  """The training loss became NaN or infinite.
+
+  Attributes:
+    workdir: the run that diverged (a sweep marks it and trains the others on).
+  """
+
+  def __init__(self, message: str, workdir: str = ""):
+    super().__init__(message)
+    self.workdir = workdir
 
 
 class CheckpointMismatchError(KjaxError):

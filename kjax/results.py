@@ -52,12 +52,13 @@ def _scalars(path: str, prefix: str = "") -> dict[str, float]:
 
 def run_metrics(workdir: str) -> dict[str, float] | None:
   """The final metrics of a finished run: ``summary.json``'s ``train/*`` and ``eval/*`` and
-  ``eval/metrics.json``'s scalars as ``eval/<name>`` (the summary's value wins where both
-  have one). None when the run has no ``summary.json``."""
+  ``eval/metrics.json``'s scalars as ``eval/<name>`` (the final evaluation's value wins
+  where both have one, e.g. ``iwae_nll`` with its large k). None when the run has no
+  ``summary.json``."""
   if not os.path.exists(os.path.join(workdir, "summary.json")):
     return None
-  out = _scalars(os.path.join(workdir, "eval", "metrics.json"), "eval/")
-  out.update(_scalars(os.path.join(workdir, "summary.json")))
+  out = _scalars(os.path.join(workdir, "summary.json"))
+  out.update(_scalars(os.path.join(workdir, "eval", "metrics.json"), "eval/"))
   return out
 
 
@@ -288,13 +289,18 @@ def write_results(workdir: str, runs: Sequence[dict[str, Any]]) -> list[dict[str
   finished, missing = [], []
   for r in runs:
     m = run_metrics(r["workdir"])
-    if m is None:
+    if os.path.exists(os.path.join(r["workdir"], "diverged.json")):
+      missing.append(f"{r['name']} (diverged)")
+    elif m is None:
       missing.append(r["name"])
     else:
       finished.append({**r, "metrics": m})
   keys, names, rows = table(finished)
   write_csv(os.path.join(workdir, "results.csv"), keys, names, rows)
-  _write(os.path.join(workdir, "results.md"), markdown(keys, names, rows))
+  text = markdown(keys, names, rows)
+  if missing:
+    text += "\nNot in the table: " + ", ".join(missing) + "\n"
+  _write(os.path.join(workdir, "results.md"), text)
   fig_dir = os.path.join(workdir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
   paths = [plot_rate_distortion(os.path.join(fig_dir, "rate_distortion.png"), finished, keys)]
@@ -331,7 +337,7 @@ def write_report(workdir, keys, names, rows, finished, missing, paths) -> str:
           f"img{{max-width:100%}}</style></head><body><h1>kjax study: {len(finished)} runs</h1>"
           f"<p>Mean ± sample std over seeds; every metric in results.csv and results.md.</p>"
           f"<table><tr>{th}</tr>{body}</table>"
-          + (f"<p>Not finished: {html.escape(', '.join(missing))}</p>" if missing else "")
+          + (f"<p>Not in the table: {html.escape(', '.join(missing))}</p>" if missing else "")
           + "".join(figs) + f"<h2>Runs</h2><ul>{links}</ul></body></html>\n")
   path = os.path.join(workdir, "report.html")
   _write(path, page)

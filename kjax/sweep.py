@@ -54,7 +54,12 @@ STACKABLE = ("seed", "objective.beta", "objective.gamma", "objective.c_max",
              "objective.c_steps", "objective.label_smoothing", "objective.gp_weight",
              "optim.learning_rate", "optim.g_learning_rate", "optim.d_learning_rate",
              "optim.b1", "optim.b2")
-_NOT_TRAINING = ("figures.", "eval.")
+# Read only by the evaluation after training (each run's own): they do not split groups.
+# Other eval.* and figures.* keys are read by the loop for every epoch and do.
+FINAL_EVAL_ONLY = ("eval.iwae_samples", "eval.iwae_batch_size", "eval.iwae_max_examples",
+                   "eval.num_generated", "eval.kid_subsets", "eval.kid_subset_size",
+                   "eval.tsne_max_points", "eval.classifier_workdir", "eval.at_end_of_training")
+DIVERGED = "diverged.json"  # in a run's workdir: its loss became non-finite (message)
 
 
 @dataclasses.dataclass
@@ -148,14 +153,22 @@ def run_name(settings: dict[str, Any]) -> str:
   return ",".join(f"{k.rsplit('.', 1)[-1]}={_format(v)}" for k, v in settings.items())
 
 
+def _coerce(config: ml_collections.ConfigDict, key: str, value: Any) -> Any:
+  """``value`` in the type of ``config.<key>`` where that is lossless (``1`` → ``1.0`` for a
+  float field), so that ``beta=1`` and ``beta=1.0`` name the same run."""
+  old = config
+  for part in key.split("."):
+    old = old[part]
+  if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  return value
+
+
 def _set(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
   *parents, leaf = key.split(".")
   section = config
   for p in parents:
     section = section[p]
-  old = section[leaf]
-  if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
-    value = float(value)  # beta=1 on the command line means 1.0
   with section.ignore_type():
     section[leaf] = value
 
@@ -177,6 +190,11 @@ def expand(config: ml_collections.ConfigDict, workdir: str) -> list[Run]:
                              f"{max_runs}; raise it or sweep fewer values")
   base = ml_collections.ConfigDict(config.to_dict())
   del base["sweep"]
+  for key, values in list(grid.items()):
+    grid[key] = tuple(_coerce(base, key, v) for v in values)
+    if len(set(map(repr, grid[key]))) != len(values):
+      raise errors.ConfigError(f"config.sweep.{key.rsplit('.', 1)[-1]}={values!r} is not "
+                               "allowed: values repeat")
   runs = []
   for combo in itertools.product(*grid.values()):
     settings = dict(zip(grid, combo))
@@ -196,7 +214,7 @@ def group_key(run: Run) -> tuple:
   """Runs with equal keys share one compiled program: the swept settings that change an
   array shape or the step's code (everything but ``STACKABLE`` and non-training keys)."""
   return tuple((k, repr(v)) for k, v in run.settings.items()
-               if k not in STACKABLE and not k.startswith(_NOT_TRAINING))
+               if k not in STACKABLE and k not in FINAL_EVAL_ONLY)
 
 
 def default_sharing(platform: str, config: ml_collections.ConfigDict) -> str:
@@ -230,7 +248,10 @@ def groups(runs: list[Run], sharing: str, platform: str) -> list[tuple[str, list
 
 
 def _finished(run: Run) -> str:
-  """``'done'`` (trained and evaluated), ``'trained'`` (evaluation missing) or ``''``."""
+  """``'done'`` (trained and evaluated, or diverged), ``'trained'`` (evaluation missing) or
+  ``''``."""
+  if os.path.exists(os.path.join(run.workdir, DIVERGED)):
+    return "done"  # diverged: reported as such, not retrained (a re-run would diverge again)
   summary = os.path.join(run.workdir, "summary.json")
   if not os.path.exists(summary):
     return ""
@@ -264,7 +285,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   platform = jax.devices()[0].platform
   plan = groups(runs, config.sweep.get("sharing", "auto"), platform)
   datasets: dict[str, tuple[kdata.Dataset, kdata.Dataset]] = {}
-  classifier = None
+  classifiers: dict[tuple, Any] = {}
   prepared = {}
   for run in runs:  # every check before the first write
     data_key = json.dumps(run.config.data.to_dict(), sort_keys=True)
@@ -274,8 +295,10 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       prepared[run.name] = train.prepare(run.config, run.workdir, datasets[data_key])
     except errors.ConfigError as e:
       raise errors.ConfigError(f"sweep run {run.name}: {e}") from None
-    if run.config.eval.at_end_of_training and classifier is None:
-      classifier = evaluate.classifier_for(run.config)
+    if run.config.eval.at_end_of_training:
+      key = (run.config.eval.classifier_workdir, run.config.data.name)
+      if key not in classifiers:
+        classifiers[key] = evaluate.classifier_for(run.config)
 
   os.makedirs(workdir, exist_ok=True)
   metric_writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
@@ -301,12 +324,12 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       chunks = [[r] for r in to_train] if mode == "sequential" or len(to_train) == 1 else [to_train]
       for chunk in chunks:  # each chunk is one compiled program, then its runs' evaluations
         remaining -= sum(images[r.name] for r in chunk)
-        progress = {"runs_done": done, "runs_total": len(runs), "images_after": remaining}
-        for t in train.train_runs([r.config for r in chunk], [r.workdir for r in chunk],
-                                  None if len(chunk) == 1 else mode, data, progress):
+        for t in _train_chunk(chunk, mode, data, {"runs_done": done, "runs_total": len(runs),
+                                                  "images_after": remaining}):
           if t.config.eval.at_end_of_training:
             evaluate.evaluate(t.config, t.workdir, t.task, t.state, t.train_ds, t.eval_ds,
-                              classifier)
+                              classifiers[(t.config.eval.classifier_workdir,
+                                           t.config.data.name)])
         done += len(chunk)
     for run in members:  # trained before the sweep was killed, not yet evaluated
       if status[run.name] == "trained":
@@ -319,6 +342,21 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
   rows = write_results(runs, workdir)
   return {"runs": len(runs), "trained": len(todo), "results": rows}
+
+
+def _train_chunk(chunk: list[Run], mode: str, data, progress) -> list[train.TrainedRun]:
+  """``train.train_runs`` on ``chunk``; a run whose loss becomes non-finite is marked
+  (``WORKDIR/runs/<name>/diverged.json``, its last good checkpoint kept) and the others
+  train on without it, so one diverging setting does not stop the study."""
+  while chunk:
+    try:
+      return train.train_runs([r.config for r in chunk], [r.workdir for r in chunk],
+                              None if len(chunk) == 1 else mode, data, progress)
+    except errors.NonFiniteLossError as e:
+      logging.warning("kjax: sweep: %s; the other runs go on", e)
+      metric_writers.write_json(os.path.join(e.workdir, DIVERGED), {"error": str(e)})
+      chunk = [r for r in chunk if r.workdir != e.workdir]
+  return []
 
 
 def write_results(runs: list[Run], workdir: str) -> list[dict[str, Any]]:

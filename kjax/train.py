@@ -161,18 +161,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainedRun:
   return train_runs([config], [workdir])[0]
 
 
-def _restore(runs, ckpts, states, sums):
-  """Restores every run at the newest step all of them have (a sweep killed while saving
-  can leave its runs one checkpoint apart); fresh states when any run has none."""
+def _restore(ckpts, states, sums):
+  """Restores every run at the newest step all of them have kept. A sweep killed while
+  its runs were saving, or extended with a new run, can leave them at different steps;
+  without a common step every run starts afresh (a run is deterministic, so replayed steps
+  give the checkpoints it already has, which are kept)."""
   latest = [c.latest_step() for c in ckpts]
   if any(step is None for step in latest):
     return states, sums, 0
   common = min(latest)
-  for run, ckpt in zip(runs, ckpts):
-    if common not in ckpt.all_steps():
-      raise errors.ConfigError(
-          f"the runs of this program have no common checkpoint: {run} lacks step {common}; "
-          "raise config.train.keep_checkpoints or delete the run's workdir")
+  if any(common not in c.all_steps() for c in ckpts):
+    return states, sums, 0
   restored = [c.restore(common, {"state": s, "sums": m}) for c, s, m in zip(ckpts, states, sums)]
   return [r["state"] for r in restored], [r["sums"] for r in restored], common
 
@@ -221,7 +220,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   sums = [zero_sums(rep.train_metrics) for _ in configs]
   ckpts = [checkpointing.Checkpointer(os.path.join(w, "checkpoints"), c.train.keep_checkpoints)
            for c, w in zip(configs, workdirs)]
-  states, sums, start_step = _restore(workdirs, ckpts, states, sums)
+  states, sums, start_step = _restore(ckpts, states, sums)
   if start_step:
     logging.info("kjax: resumed from the checkpoint at step %d", start_step)
   writers = [metric_writers.MetricWriter(w, resume_step=start_step) for w in workdirs]
@@ -266,7 +265,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     raise errors.NonFiniteLossError(
         f"the training loss of {workdirs[r]} became non-finite by step {step} (epoch "
         f"{epoch + 1}); the last good checkpoint (step {latest}) is kept; "
-        "lower config.optim.learning_rate and rerun")
+        "lower config.optim.learning_rate and rerun", workdirs[r])
 
   def epoch_means(tree):
     host = jax.device_get(tree)

@@ -53,6 +53,9 @@ def check_resumable(workdir: str, config_dict: dict) -> None:
   with open(path) as f:
     old = flatten(json.load(f))
   new = flatten(json.loads(json.dumps(config_dict)))  # tuples as JSON lists
+  if any(k.startswith("sweep.") for k in old) and not any(k.startswith("sweep.") for k in new):
+    raise errors.ConfigError(f"--workdir={workdir!r} holds a sweep; a single run needs its "
+                             "own workdir (each run of the sweep is in its runs/ folder)")
   for key in sorted(set(old) | set(new)):
     if key.startswith(RESUMABLE_KEYS) or key not in old:
       continue  # a key the run's kjax did not have yet keeps its old behaviour by default

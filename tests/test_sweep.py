@@ -53,6 +53,11 @@ def test_axes_names_resolve_and_refuse(kmnist_dir, tmp_path):
   assert runs[-1].config.objective.beta == 8.0 and runs[-1].config.model.latent_dim == 10
   assert "sweep" not in runs[0].config
   assert len({r.name for r in runs}) == 30
+  config.sweep.beta = (1, 4.0)  # an int for a float key is the float: same run name
+  assert sweep.expand(config, "w")[0].name == "beta=1.0,latent_dim=2,seed=0"
+  config.sweep.beta = (1, 1.0)
+  with pytest.raises(errors.ConfigError, match="values repeat"):
+    sweep.expand(config, "w")
 
 
 def test_groups_split_by_shape_and_stack_per_run_hyperparameters(kmnist_dir, tmp_path):
@@ -223,6 +228,8 @@ def test_a_sweep_run_is_a_normal_run(kmnist_dir, tmp_path):
   assert loaded.config.seed == 1
   before = _summary(run.workdir)
   assert train.train(run.config, run.workdir).summary == before  # nothing left to train
+  with pytest.raises(errors.ConfigError, match="holds a sweep; a single run needs its own"):
+    train.train(run.config, workdir)
 
 
 def test_results_arithmetic_against_a_hand_computation(tmp_path):
@@ -268,3 +275,25 @@ def test_study_configs_expand(tmp_path):
   assert len(cvae_runs) == 12 and len(sweep.groups(cvae_runs, "auto", "cpu")) == 4
   assert cvae_runs[0].name == "architecture=mlp,latent_dim=2,seed=0"
   assert len(sweep.expand(cgan_sweep.get_config(), str(tmp_path))) == 12
+
+
+def test_a_diverging_run_is_marked_and_the_others_finish(kmnist_dir, tmp_path, monkeypatch):
+  from kjax.tasks import vae as vae_task  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  original = vae_task.BetaVAETask.train_step
+  def poisoned(self, state, batch, key):  # β = 8 blows up, β = 1 trains
+    state, metrics = original(self, state, batch, key)
+    bad = jnp.where(state.hparams["beta"] > 5.0, jnp.nan, 1.0)
+    return state, {k: v * bad for k, v in metrics.items()}
+  monkeypatch.setattr(vae_task.BetaVAETask, "train_step", poisoned)
+  config = _tiny_sweep(kmnist_dir, tmp_path, beta=(1.0, 8.0), latent_dim=(2,), seed=(0,))
+  config.sweep.sharing = "vmap"
+  workdir = str(tmp_path / "sweep")
+  out = sweep.run_sweep(config, workdir)
+  good, bad = sweep.expand(config, workdir)
+  assert os.path.isfile(os.path.join(bad.workdir, "diverged.json"))
+  assert not os.path.exists(os.path.join(bad.workdir, "summary.json"))
+  assert np.isfinite(_summary(good.workdir)["eval/nelbo"])
+  assert [row["n"] for row in out["results"]] == [1]
+  assert "beta=8.0,latent_dim=2,seed=0 (diverged)" in open(os.path.join(workdir, "results.md")).read()
+  assert sweep.run_sweep(config, workdir)["trained"] == 0  # not retried
