@@ -347,6 +347,11 @@ class _Evaluation:
     if self.z_mean.shape[1] <= 2:
       self.protocol["tsne"] = "not drawn: the latent has <= 2 dimensions (see latent_manifold)"
       return
+    if not self.metrics.get("active_units", 1):
+      # A collapsed posterior (every z_mean constant) has no structure to embed, and
+      # scikit-learn's PCA-initialised t-SNE divides by its zero spread (NaN, then a crash).
+      self.protocol["tsne"] = "not drawn: no active unit (the posterior has collapsed)"
+      return
     n = min(self.ev.tsne_max_points, len(self.z_mean))
     self._figure(figures.plot_tsne(
         os.path.join(self.out_dir, "tsne.png"), self.z_mean[:n], self.eval_ds.labels[:n],

@@ -216,3 +216,12 @@ def test_k49_class_metrics_are_balanced_over_49_classes(synthetic_k49_dir, tmp_p
   per_class = metrics["class_accuracy_per_class"]
   assert len(per_class) == 49 and None not in per_class  # every class among 98 eval images
   assert np.mean(per_class) == pytest.approx(metrics["class_balanced_accuracy"])
+
+
+def test_tsne_is_skipped_for_a_collapsed_posterior():
+  """No active unit: no t-SNE (scikit-learn's PCA init divides by the zero spread)."""
+  ev = evaluate._Evaluation.__new__(evaluate._Evaluation)
+  ev.z_mean = np.zeros((50, 10), np.float32)
+  ev.metrics, ev.protocol, ev.figures = {"active_units": 0}, {}, []
+  ev.tsne()
+  assert ev.figures == [] and "collapsed" in ev.protocol["tsne"]
