@@ -130,6 +130,10 @@ def axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
     if not isinstance(values, (tuple, list)) or not values:
       raise errors.ConfigError(f"config.sweep.{name}={values!r} is not allowed: expected a "
                                "non-empty tuple of values, e.g. '(1.0,4.0)'")
+    if len(values) == 1 and isinstance(values[0], str) and values[0].startswith(("(", "[")):
+      raise errors.ConfigError(f"config.sweep.{name}={values!r} is not allowed: quote string "
+                               f"values on the command line, e.g. --config.sweep.{name}="
+                               "\"('a','b')\"")
     key = resolve_axis(name, keys)
     if key in out:
       raise errors.ConfigError(f"config.sweep.{name} varies config.{key} a second time")
@@ -339,7 +343,14 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
                              "wall_s": round(time.perf_counter() - t_group, 2)})
   timing["wall_s"] = round(time.perf_counter() - t0, 2)
   timing["runs_trained"] = len(todo)
-  metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
+  path = os.path.join(workdir, "timing.json")
+  earlier = []
+  if os.path.exists(path):  # one record per invocation: a resumed sweep keeps the earlier ones
+    with open(path) as f:
+      earlier = json.load(f).get("invocations", [])
+  invocations = earlier + [timing]
+  metric_writers.write_json(path, {"invocations": invocations,
+                                   "wall_s": round(sum(i["wall_s"] for i in invocations), 2)})
   rows = write_results(runs, workdir)
   return {"runs": len(runs), "trained": len(todo), "results": rows}
 
