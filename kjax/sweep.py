@@ -114,10 +114,10 @@ def axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
       name, two names for one key, ``sharing`` or ``max_runs`` out of range.
   """
   sweep = config.sweep
-  validation_max = sweep.get("max_runs", 64)
-  if not (isinstance(validation_max, int) and not isinstance(validation_max, bool)
-          and validation_max >= 1):
-    raise errors.ConfigError(f"config.sweep.max_runs={validation_max!r} is not allowed: "
+  max_runs = sweep.get("max_runs", 64)
+  if not (isinstance(max_runs, int) and not isinstance(max_runs, bool)
+          and max_runs >= 1):
+    raise errors.ConfigError(f"config.sweep.max_runs={max_runs!r} is not allowed: "
                              "expected an integer >= 1")
   if sweep.get("sharing", "auto") not in SHARING:
     raise errors.ConfigError(f"config.sweep.sharing={sweep.get('sharing')!r} is not allowed: "
@@ -137,8 +137,6 @@ def axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
     key = resolve_axis(name, keys)
     if key in out:
       raise errors.ConfigError(f"config.sweep.{name} varies config.{key} a second time")
-    if len(set(map(repr, values))) != len(values):
-      raise errors.ConfigError(f"config.sweep.{name}={values!r} is not allowed: values repeat")
     out[key] = tuple(values)
   if not out:
     raise errors.ConfigError("config.sweep has no axis: add one, e.g. "

@@ -268,9 +268,12 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         "lower config.optim.learning_rate and rerun", workdirs[r])
 
   def epoch_means(tree):
+    """The running sums → per-run means (one host sync)."""
     host = jax.device_get(tree)
-    return [{k: float(run_state(host, r)[k] / run_state(host, r)["count"])
-             for k in rep.train_metrics} for r in range(num_runs)]
+    if sharing is None:
+      host = jax.tree.map(lambda a: a[None], host)
+    return [{k: float(host[k][r] / host["count"][r]) for k in rep.train_metrics}
+            for r in range(num_runs)]
 
   timing = {"compile_s": None, "steady_images_per_s": None, "runs_in_program": num_runs,
             "sharing": sharing or "single"}
@@ -316,7 +319,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
                      rate, _hms(images_left / max(overall, 1e-9)))
         t_log, step_log = now, step
       if step == epoch_end:
-        train_means = epoch_means(sum_tree)
+        train_means = means  # logged above: every epoch end is a log step
         evals = evaluator(state)
         evals = [evals] if sharing is None else evals
         for r, (task, w) in enumerate(zip(run_tasks, workdirs)):
@@ -334,8 +337,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
                 w, "figures", "progress", f"epoch_{epoch + 1:04d}.png"))
           logging.info("epoch %d%s: %s", epoch + 1, f" ({w})" if num_runs > 1 else "",
                        " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-        sum_tree = zero_sums(rep.train_metrics) if sharing is None else stack(
-            [zero_sums(rep.train_metrics)] * num_runs)
+        sum_tree = jax.tree.map(jnp.zeros_like, sum_tree)
       if save_due:
         for r, c in enumerate(ckpts):
           c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})

@@ -76,6 +76,29 @@ def kmnist_classifier(kmnist_dir, tmp_path_factory):
   return workdir, train_kmnist_classifier(kmnist_dir, workdir, str(root / "cache"))
 
 
+class Killed(Exception):
+  """Raised by ``die_after_save``: a run "killed" right after a checkpoint was written."""
+
+
+def die_after_save(monkeypatch, step: int, nth: int = 1) -> None:
+  """Patches ``Checkpointer.save`` so that the ``nth`` save of ``step`` completes and then
+  raises ``Killed``, as a SIGKILL just after that checkpoint would; ``monkeypatch.undo()``
+  restores it."""
+  from kjax import checkpointing  # noqa: PLC0415
+  original = checkpointing.Checkpointer.save
+  seen = []
+
+  def save_then_die(self, s, items):
+    original(self, s, items)
+    if s == step:
+      seen.append(s)
+      if len(seen) == nth:
+        self.close()
+        raise Killed
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
+
+
 def latest_checkpoint_state(workdir):
   """``(step, state)`` of a run's newest checkpoint, restored as plain arrays."""
   manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))

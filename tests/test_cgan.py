@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from configs import cgan as cgan_config
-from kjax import checkpointing, experiment, objectives, tasks, train, validation
+from kjax import experiment, objectives, tasks, validation
 from kjax.models import cgan
-from tests.conftest import latest_checkpoint_state, on_real_kmnist
+from tests.conftest import Killed, die_after_save, latest_checkpoint_state, on_real_kmnist
 
 
 def _inputs(n, num_classes, latent_dim=64, seed=0):
@@ -135,10 +135,6 @@ def tiny_cgan(kmnist_dir, tmp_path):
   return config
 
 
-class _Killed(Exception):
-  pass
-
-
 def test_cgan_run_is_deterministic_and_resumes_exactly(tiny_cgan, tmp_path, monkeypatch):
   full, again, resumed = (str(tmp_path / n) for n in ("full", "again", "resumed"))
   summary = experiment.train_and_evaluate(tiny_cgan, full)
@@ -151,14 +147,8 @@ def test_cgan_run_is_deterministic_and_resumes_exactly(tiny_cgan, tmp_path, monk
       "epoch_0001.png", "epoch_0002.png"]
   experiment.train_and_evaluate(tiny_cgan, again)
 
-  original_save = checkpointing.Checkpointer.save
-  def save_then_die(self, step, items):
-    original_save(self, step, items)
-    if step == 12:  # mid-epoch 2
-      self.close()
-      raise _Killed
-  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
-  with pytest.raises(_Killed):
+  die_after_save(monkeypatch, 12)  # mid-epoch 2
+  with pytest.raises(Killed):
     experiment.train_and_evaluate(tiny_cgan, resumed)
   monkeypatch.undo()
   experiment.train_and_evaluate(tiny_cgan, resumed)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from configs import beta_vae_sweep, cgan, cgan_sweep, cvae_sweep
-from kjax import checkpointing, errors, experiment, generate, launcher, results, sweep, train
-from tests.conftest import latest_checkpoint_state, on_real_kmnist
+from kjax import errors, experiment, generate, launcher, results, sweep, train
+from tests.conftest import Killed, die_after_save, latest_checkpoint_state, on_real_kmnist
 
 
 def _tiny_sweep(kmnist_dir, tmp_path, **axes):
@@ -157,10 +157,6 @@ def test_cgan_sweep_runs_equal_solo_runs(kmnist_dir, tmp_path):
   assert _summary(runs[0].workdir)["train/d_loss"] != _summary(runs[1].workdir)["train/d_loss"]
 
 
-class _Killed(Exception):
-  pass
-
-
 def test_killed_sweep_resumes_to_the_same_results_and_extends(kmnist_dir, tmp_path,
                                                              monkeypatch):
   config = _tiny_sweep(kmnist_dir, tmp_path, beta=(1.0, 4.0), latent_dim=(2,), seed=(0,))
@@ -169,16 +165,8 @@ def test_killed_sweep_resumes_to_the_same_results_and_extends(kmnist_dir, tmp_pa
   full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
   sweep.run_sweep(config, full)
 
-  original_save = checkpointing.Checkpointer.save
-  saves = []
-  def save_then_die(self, step, items):
-    original_save(self, step, items)
-    saves.append(step)
-    if step == 4 and len(saves) == 1:  # mid-epoch 1, after the first run's save only
-      self.close()
-      raise _Killed
-  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
-  with pytest.raises(_Killed):
+  die_after_save(monkeypatch, 4)  # end of epoch 1, after the first run's save only
+  with pytest.raises(Killed):
     sweep.run_sweep(config, killed)
   monkeypatch.undo()
   sweep.run_sweep(config, killed)

@@ -10,7 +10,7 @@ import pytest
 
 from kjax import checkpointing, errors, experiment, rng, tasks, train, validation
 from kjax.tasks import vae as vae_task
-from tests.conftest import latest_checkpoint_state
+from tests.conftest import Killed, die_after_save, latest_checkpoint_state
 
 
 def _batch(key, lead, n, num_classes=10):
@@ -80,22 +80,12 @@ def test_workdir_contract_and_determinism(tiny_config, tmp_path):
     np.testing.assert_array_equal(x, y)
 
 
-class _Killed(Exception):
-  pass
-
-
 def test_resume_mid_epoch_equals_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
   full, resumed = str(tmp_path / "full"), str(tmp_path / "resumed")
   experiment.train_and_evaluate(tiny_config, full)
 
-  original_save = checkpointing.Checkpointer.save
-  def save_then_die(self, step, items):
-    original_save(self, step, items)
-    if step == 12:  # mid-epoch 2 (8 steps per epoch); epoch 1's line is already logged
-      self.close()
-      raise _Killed
-  monkeypatch.setattr(checkpointing.Checkpointer, "save", save_then_die)
-  with pytest.raises(_Killed):
+  die_after_save(monkeypatch, 12)  # mid-epoch 2 (8 steps per epoch); epoch 1 is logged
+  with pytest.raises(Killed):
     experiment.train_and_evaluate(tiny_config, resumed)
   assert not os.path.exists(os.path.join(resumed, "summary.json"))
   monkeypatch.undo()
