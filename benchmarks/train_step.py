@@ -28,6 +28,39 @@ from kjax import rng as krng
 from kjax import train
 
 
+def kjax_runner(config, steps_per_call: int, num_images: int = 8000, seed: int = 0):
+  """The compiled chunk that ``kjax.train`` runs for ``config``, on synthetic uint8 images.
+
+  Returns ``(run, compile_s)``: ``run()`` dispatches one call of ``steps_per_call`` train
+  steps (asynchronously; ``run.sync()`` waits for it), warmed up by three calls;
+  ``compile_s`` is the seconds ``lower().compile()`` took.
+  """
+  task = tasks.get_task(config)
+  keys = krng.stream_keys(seed)
+  rng = np.random.default_rng(seed)
+  data = jax.device_put({
+      "images": rng.integers(0, 256, (num_images, 28, 28, 1), dtype=np.uint8),
+      "labels": rng.integers(0, task.info.num_classes, num_images).astype(np.int32),
+      "styles": rng.integers(0, 2, num_images).astype(np.int32)})
+  perm = jax.random.permutation(keys["data"], num_images)
+  batch_size = config.train.batch_size
+  chunk = train.make_train_chunk(task.train_step, num_images // batch_size, batch_size,
+                                 steps_per_call)
+  carry = [task.init_state(keys["init"]), train.zero_sums(task.train_metrics)]
+  t0 = time.perf_counter()
+  compiled = chunk.lower(*carry, data, perm, keys["train"]).compile()
+  compile_s = time.perf_counter() - t0
+
+  def run():
+    carry[:] = compiled(*carry, data, perm, keys["train"])
+
+  run.sync = lambda: jax.block_until_ready(carry)
+  for _ in range(3):  # warm-up
+    run()
+  run.sync()
+  return run, compile_s
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default="beta_vae", choices=tuple(tasks.TASKS))
@@ -58,30 +91,12 @@ def main():
   if args.model == "beta_vae":
     config.model.upsample = args.upsample
   batch_size = config.train.batch_size
-  task = tasks.get_task(config)
-  keys = krng.stream_keys(0)
-  state = task.init_state(keys["init"])
-  sums = train.zero_sums(task.train_metrics)
-  rng = np.random.default_rng(0)
-  data = jax.device_put({
-      "images": rng.integers(0, 256, (args.num_images, 28, 28, 1), dtype=np.uint8),
-      "labels": rng.integers(0, task.info.num_classes, args.num_images).astype(np.int32),
-      "styles": rng.integers(0, 2, args.num_images).astype(np.int32)})
-  perm = jax.random.permutation(keys["data"], args.num_images)
-  steps_per_epoch = args.num_images // batch_size
-  chunk = train.make_train_chunk(task.train_step, steps_per_epoch, batch_size,
-                                 args.steps_per_call)
-  t0 = time.perf_counter()
-  compiled = chunk.lower(state, sums, data, perm, keys["train"]).compile()
-  compile_s = time.perf_counter() - t0
-  for _ in range(3):  # warm-up
-    state, sums = compiled(state, sums, data, perm, keys["train"])
-  jax.block_until_ready(sums)
+  run, compile_s = kjax_runner(config, args.steps_per_call, args.num_images)
   calls, t0 = 0, time.perf_counter()
   while time.perf_counter() - t0 < args.seconds:
-    state, sums = compiled(state, sums, data, perm, keys["train"])
+    run()
     calls += 1
-  jax.block_until_ready(sums)
+  run.sync()
   elapsed = time.perf_counter() - t0
   device = jax.devices()[0]
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None

@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.latent_dim = 64
   config.model.hidden = 256          # width of the seed's "mlp" G and D
   config.model.channels = (64, 128)  # "dcgan" only
+  config.model.conv_impl = "auto"    # "dcgan" only; see configs/beta_vae.py
 
   config.objective = ml_collections.ConfigDict()
   config.objective.loss = "bce"          # "bce" (non-saturating) | "hinge" | "wgan_gp"

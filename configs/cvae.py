@@ -38,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.latent_dim = 2
   config.model.hidden = 144          # 12 × 12, the seed's hidden width
   config.model.channels = (32, 64)   # "conv" only
+  config.model.conv_impl = "auto"    # "conv" only; see configs/beta_vae.py
 
   config.objective = ml_collections.ConfigDict()
   config.objective.beta = 1.0                # the seed's plain ELBO

@@ -9,7 +9,7 @@ import ml_collections
 
 from kjax.data import catalog, style
 from kjax.errors import ConfigError  # noqa: F401  (raised here, re-exported)
-from kjax.models import cgan, cvae
+from kjax.models import cgan, conv, cvae
 from kjax.models.vae import UPSAMPLE_METHODS
 from kjax.objectives import GAN_LOSSES, LIKELIHOODS, VAE_OBJECTIVES
 
@@ -119,6 +119,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _int(config, "augment.max_shift", 0, 8)
     return
   _int(config, "model.latent_dim", 1)
+  if "conv_impl" in config.model:
+    _one_of(config, "model.conv_impl", conv.IMPLS)
   if model in ("beta_vae", "cvae"):
     _validate_vae_objective(config)
   if model == "beta_vae":

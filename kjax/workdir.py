@@ -22,6 +22,7 @@ from kjax import tasks
 # Settings that may change when a run is resumed: they do not change its trajectory.
 RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
                   "train.keep_checkpoints", "train.eval_batch_size", "train.steps_per_call",
+                  "model.conv_impl",
                   "data.data_dir", "data.tfds_data_dir", "data.cache_dir",
                   "data.verify_checksums", "figures", "eval.", "sweep.")
 

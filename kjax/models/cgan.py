@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from kjax import errors
+from kjax.models import conv
 from kjax.models import vae
 from kjax.models.cvae import one_hot_condition
 
@@ -63,6 +64,7 @@ class Generator(nn.Module):
     hidden: the MLP's hidden width (seed 003: 256).
     channels: ``'dcgan'`` channels, finest first (``(64, 128)``: 7×7×128 → 14×14×128 →
       28×28×64 → 28×28×1).
+    conv_impl: ``'dcgan'`` only: ``kjax.models.conv.IMPLS``.
   """
 
   num_classes: int
@@ -70,6 +72,7 @@ class Generator(nn.Module):
   output: str = "sigmoid"
   hidden: int = 256
   channels: Sequence[int] = (64, 128)
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
@@ -84,7 +87,7 @@ class Generator(nn.Module):
         h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
       h = nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
     else:
-      h = vae.ConvDecoder(tuple(self.channels))(h)
+      h = vae.ConvDecoder(tuple(self.channels), conv_impl=self.conv_impl)(h)
     return jnp.tanh(h) if self.output == "tanh" else jax.nn.sigmoid(h)
 
 
@@ -96,12 +99,14 @@ class Discriminator(nn.Module):
     architecture: ``'mlp'`` | ``'mlp_large'`` | ``'dcgan'``.
     hidden: the MLP's hidden width (seed 003: 256).
     channels: ``'dcgan'`` conv channels (``(64, 128)``), one stride-2 stage each.
+    conv_impl: ``'dcgan'`` only: ``kjax.models.conv.IMPLS``.
   """
 
   num_classes: int
   architecture: str = "mlp"
   hidden: int = 256
   channels: Sequence[int] = (64, 128)
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
@@ -119,6 +124,6 @@ class Discriminator(nn.Module):
       planes = jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))
       h = jnp.concatenate([x, planes], -1)
       for ch in self.channels:
-        h = nn.leaky_relu(nn.Conv(ch, (3, 3), strides=(2, 2), padding="SAME")(h), 0.2)
+        h = nn.leaky_relu(conv.Conv(ch, (3, 3), strides=(2, 2), impl=self.conv_impl)(h), 0.2)
       h = h.reshape(x.shape[0], -1)
     return nn.Dense(1)(h)[:, 0]

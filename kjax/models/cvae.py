@@ -61,6 +61,7 @@ class ConditionalVAE(nn.Module):
     architecture: ``'mlp'`` | ``'mlp_bn'`` | ``'conv'``.
     hidden: the MLP's hidden width (seed 003: 144).
     channels: the conv trunk's channels (``'conv'`` only).
+    conv_impl: ``'conv'`` only: ``kjax.models.conv.IMPLS``.
   """
 
   num_classes: int
@@ -68,14 +69,16 @@ class ConditionalVAE(nn.Module):
   architecture: str = "mlp"
   hidden: int = 144
   channels: Sequence[int] = (32, 64)
+  conv_impl: str = "auto"
 
   def setup(self):
     if self.architecture not in ARCHITECTURES:
       raise errors.ConfigError(f"config.model.architecture={self.architecture!r} is not one of "
                        f"{ARCHITECTURES}")
     if self.architecture == "conv":
-      self.encoder_trunk = vae.ConvEncoder(self.latent_dim, tuple(self.channels), 16)
-      self.decoder_trunk = vae.ConvDecoder(tuple(self.channels))
+      self.encoder_trunk = vae.ConvEncoder(self.latent_dim, tuple(self.channels), 16,
+                                           self.conv_impl)
+      self.decoder_trunk = vae.ConvDecoder(tuple(self.channels), conv_impl=self.conv_impl)
     else:
       bn = self.architecture == "mlp_bn"
       self.encoder_trunk = _DenseStack((256, 128) if bn else (self.hidden,), bn)

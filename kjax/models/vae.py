@@ -16,14 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from kjax import errors
+from kjax.models import conv
 
-UPSAMPLE_METHODS = ("subpixel", "conv_transpose")
+UPSAMPLE_METHODS = ("conv_transpose", "subpixel")
 
-# For a 3-tap, stride-2, 'SAME' transposed convolution (lax.conv_transpose), output row
-# 2m + a reads input rows m - 1 + u (u = 0, 1) through kernel tap _TAP[a][u]; tap 3 is a
-# zero pad. Derivation: the transposed conv dilates the input by 2 and pads it by 2 on each
-# side, so y[o] = sum_t K[t] x[(o + t - 2) / 2] over the t that make the index integral.
-_TAP = np.array([[0, 2], [3, 1]])
+_TAP = np.array(conv.TAP)  # output phase a, input shift u → kernel tap (3: a zero pad)
 
 
 def subpixel_kernel(kernel: jax.Array) -> jax.Array:
@@ -52,18 +49,21 @@ class Upsample2x(nn.Module):
 
   Both methods compute the same function of the same parameters (``kernel`` HWIO
   ``[3, 3, C_in, features]``, ``bias`` ``[features]``):
-  ``'conv_transpose'`` calls ``lax.conv_transpose`` (as ``flax.linen.ConvTranspose``);
+  ``'conv_transpose'`` is ``lax.conv_transpose`` (as ``flax.linen.ConvTranspose``), with
+  the kernel gradient as matmuls under ``impl='matmul'`` (``kjax.models.conv``);
   ``'subpixel'`` runs a stride-1 2×2 convolution with ``subpixel_kernel`` (as an im2col
-  matmul) and a depth-to-space shuffle, whose gradient avoids XLA:CPU's slow
-  transposed-convolution backward pass (see DESIGN.md and ``benchmarks/``).
+  matmul) and a depth-to-space shuffle (kjax's first answer to XLA:CPU's slow
+  transposed-convolution gradient; ``conv_transpose`` with ``impl='matmul'`` is faster).
 
   Attributes:
     features: output channels.
-    method: ``'subpixel'`` or ``'conv_transpose'``.
+    method: ``'conv_transpose'`` or ``'subpixel'``.
+    impl: ``kjax.models.conv.IMPLS``.
   """
 
   features: int
-  method: str = "subpixel"
+  method: str = "conv_transpose"
+  impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -72,8 +72,7 @@ class Upsample2x(nn.Module):
                         (3, 3, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
     if self.method == "conv_transpose":
-      y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = conv.conv_transpose2x(x, kernel, self.impl)
     elif self.method == "subpixel":
       # The stride-1 2×2 convolution as one matmul over 4 shifted copies (im2col): its
       # gradient is two matmuls, ~2× faster on XLA:CPU than a convolution's.
@@ -103,19 +102,28 @@ class ConvEncoder(nn.Module):
     latent_dim: dimension of z.
     channels: conv channels, one stride-2 stage each (Keras example: ``(32, 64)``).
     hidden: width of the dense layer before the heads (Keras example: 16).
+    conv_impl: ``kjax.models.conv.IMPLS``.
   """
 
   latent_dim: int
   channels: Sequence[int] = (32, 64)
   hidden: int = 16
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)``, each float ``[B, latent_dim]``."""
-    for c in self.channels:
-      x = nn.relu(nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME")(x))
-    x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
-    return nn.Dense(self.latent_dim, name="z_mean")(x), nn.Dense(self.latent_dim, name="z_logvar")(x)
+    convs = [conv.Conv(c, (3, 3), strides=(2, 2), impl=self.conv_impl) for c in self.channels]
+    dense = nn.Dense(self.hidden)
+    heads = nn.Dense(self.latent_dim, name="z_mean"), nn.Dense(self.latent_dim, name="z_logvar")
+
+    def trunk(x):
+      for layer in convs:
+        x = nn.relu(layer(x))
+      x = nn.relu(dense(x.reshape(x.shape[0], -1)))
+      return heads[0](x), heads[1](x)
+
+    return conv.over_batch_chunks(trunk, x, self.conv_impl)
 
 
 class ConvDecoder(nn.Module):
@@ -123,24 +131,32 @@ class ConvDecoder(nn.Module):
 
   Attributes:
     channels: the encoder's channels; the decoder upsamples through them in reverse.
-    upsample: ``Upsample2x`` method, ``'subpixel'`` or ``'conv_transpose'``.
+    upsample: ``Upsample2x`` method, ``'conv_transpose'`` or ``'subpixel'``.
     image_size: output height and width (28).
+    conv_impl: ``kjax.models.conv.IMPLS``.
   """
 
   channels: Sequence[int] = (32, 64)
-  upsample: str = "subpixel"
+  upsample: str = "conv_transpose"
   image_size: int = 28
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
     """float ``[B, latent_dim]`` → logits float ``[B, 28, 28, 1]``."""
     sizes = _stage_sizes(self.image_size, len(self.channels))
     s = sizes[-1]
-    x = nn.relu(nn.Dense(s * s * self.channels[-1])(z)).reshape(z.shape[0], s, s, -1)
-    for c, target in zip(reversed(self.channels), reversed(sizes[:-1])):
-      x = Upsample2x(c, self.upsample)(x)[:, :target, :target]  # 8 → 7 where sizes are odd
-      x = nn.relu(x)
-    return nn.Conv(1, (3, 3), padding="SAME", name="logits")(x)
+    dense = nn.Dense(s * s * self.channels[-1])
+    ups = [Upsample2x(c, self.upsample, self.conv_impl) for c in reversed(self.channels)]
+    logits = conv.Conv(1, (3, 3), impl=self.conv_impl, name="logits")
+
+    def trunk(z):
+      x = nn.relu(dense(z)).reshape(z.shape[0], s, s, -1)
+      for up, target in zip(ups, reversed(sizes[:-1])):
+        x = nn.relu(up(x)[:, :target, :target])  # 8 → 7 where sizes are odd
+      return logits(x)
+
+    return conv.over_batch_chunks(trunk, z, self.conv_impl)
 
 
 class BetaVAE(nn.Module):
@@ -154,17 +170,21 @@ class BetaVAE(nn.Module):
     latent_dim: dimension of z (seed 000: 2).
     channels: encoder conv channels (``(32, 64)``; ``(32, 64, 128)`` for seed 004 §1.1).
     hidden: encoder dense width (16).
-    upsample: decoder upsampling method (``'subpixel'`` | ``'conv_transpose'``).
+    upsample: decoder upsampling method (``'conv_transpose'`` | ``'subpixel'``).
+    conv_impl: how convolutions are computed (``kjax.models.conv.IMPLS``): the same
+      function either way; ``'auto'`` is the fastest measured on the platform.
   """
 
   latent_dim: int = 2
   channels: Sequence[int] = (32, 64)
   hidden: int = 16
-  upsample: str = "subpixel"
+  upsample: str = "conv_transpose"
+  conv_impl: str = "auto"
 
   def setup(self):
-    self.encoder = ConvEncoder(self.latent_dim, tuple(self.channels), self.hidden)
-    self.decoder = ConvDecoder(tuple(self.channels), self.upsample)
+    self.encoder = ConvEncoder(self.latent_dim, tuple(self.channels), self.hidden,
+                               self.conv_impl)
+    self.decoder = ConvDecoder(tuple(self.channels), self.upsample, conv_impl=self.conv_impl)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)`` float ``[B, latent_dim]``."""

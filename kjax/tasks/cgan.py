@@ -50,10 +50,11 @@ class CGANTask(base.Task):
   def __init__(self, config, info):
     super().__init__(config, info)
     m = config.model
+    conv_impl = m.get("conv_impl", "auto")
     self.generator = cgan.Generator(info.num_classes, m.architecture, m.output, m.hidden,
-                                    tuple(m.channels))
+                                    tuple(m.channels), conv_impl)
     self.discriminator = cgan.Discriminator(info.num_classes, m.architecture, m.hidden,
-                                            tuple(m.channels))
+                                            tuple(m.channels), conv_impl)
     self.loss = config.objective.loss
     self.d_steps = config.objective.d_steps
     self.train_metrics = self.eval_metrics + (("gp",) if self.loss == "wgan_gp" else ())

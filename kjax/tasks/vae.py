@@ -74,7 +74,7 @@ class BetaVAETask(base.Task):
   def create_model(self) -> nn.Module:
     m = self.config.model
     return vae.BetaVAE(latent_dim=m.latent_dim, channels=tuple(m.channels), hidden=m.hidden,
-                       upsample=m.upsample)
+                       upsample=m.upsample, conv_impl=m.get("conv_impl", "auto"))
 
   # The model's three calls; the CVAE overrides them to pass the labels.
   def _init_variables(self, key: jax.Array) -> dict:
@@ -327,7 +327,8 @@ class CVAETask(BetaVAETask):
     m = self.config.model
     return cvae.ConditionalVAE(num_classes=self.info.num_classes, latent_dim=m.latent_dim,
                                architecture=m.architecture, hidden=m.hidden,
-                               channels=tuple(m.channels))
+                               channels=tuple(m.channels),
+                               conv_impl=m.get("conv_impl", "auto"))
 
   def _init_variables(self, key):
     params_key, latent_key = jax.random.split(key)
