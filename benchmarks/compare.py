@@ -106,8 +106,9 @@ def main():
   rows = []
   for model in args.models.split(","):
     config = kjax_config(model)
-    steps_per_call = autotune.steps_per_call(config, platform)
     batch_size = config.train.batch_size
+    steps_per_call = autotune.steps_per_call(config.train.steps_per_call,
+                                             args.num_images // batch_size, platform)
     run_kjax, compile_s = train_step.kjax_runner(config, steps_per_call, args.num_images)
     num_classes = 49 if model != "beta_vae" else 10
     images = rng.integers(0, 256, (args.num_images, 28, 28, 1), dtype=np.uint8)

@@ -4,7 +4,7 @@ r"""Benchmark of a kjax train step: steady-state images/s, compile time, peak me
   python benchmarks/train_step.py --model=cvae             # seed 003's CVAE, batch 100
   python benchmarks/train_step.py --model=cgan             # seed 003's CGAN, batch 128
   python benchmarks/train_step.py --model=cgan --architecture=dcgan --steps_per_call=50
-  python benchmarks/train_step.py --upsample=conv_transpose --steps_per_call=10
+  python benchmarks/train_step.py --conv_impl=xla --steps_per_call=10
 
 It times the same compiled program that ``kjax.train`` runs (batches gathered on the
 device from a resident uint8 split, ``steps_per_call`` steps per dispatch), on synthetic
@@ -23,9 +23,11 @@ import time
 import jax
 import numpy as np
 
+from kjax import autotune
 from kjax import tasks
 from kjax import rng as krng
 from kjax import train
+from kjax.models import conv
 
 
 def kjax_runner(config, steps_per_call: int, num_images: int = 8000, seed: int = 0):
@@ -69,9 +71,12 @@ def main():
   parser.add_argument("--latent_dim", type=int, default=None, help="default: the config's")
   parser.add_argument("--architecture", default=None, help="cvae/cgan; default: the config's")
   parser.add_argument("--loss", default=None, help="cgan: bce | hinge | wgan_gp")
-  parser.add_argument("--upsample", default="subpixel", choices=("subpixel", "conv_transpose"))
+  parser.add_argument("--upsample", default=None, choices=("conv_transpose", "subpixel"),
+                      help="β-VAE; default: the config's")
+  parser.add_argument("--conv_impl", default=None, choices=("auto", "xla", "matmul"),
+                      help="conv models; default: the config's ('auto')")
   parser.add_argument("--channels", default=None, help="e.g. 32,64; default: the config's")
-  parser.add_argument("--steps_per_call", type=int, default=1)
+  parser.add_argument("--steps_per_call", default="auto", help="an integer or 'auto'")
   parser.add_argument("--num_images", type=int, default=8000)
   parser.add_argument("--seconds", type=float, default=20.0, help="timed duration")
   args = parser.parse_args()
@@ -88,10 +93,13 @@ def main():
     config.objective.loss = args.loss
   if args.channels:
     config.model.channels = tuple(int(c) for c in args.channels.split(","))
-  if args.model == "beta_vae":
+  if args.upsample:
     config.model.upsample = args.upsample
+  if args.conv_impl:
+    config.model.conv_impl = args.conv_impl
   batch_size = config.train.batch_size
-  run, compile_s = kjax_runner(config, args.steps_per_call, args.num_images)
+  steps_per_call = autotune.steps_per_call(args.steps_per_call, args.num_images // batch_size)
+  run, compile_s = kjax_runner(config, steps_per_call, args.num_images)
   calls, t0 = 0, time.perf_counter()
   while time.perf_counter() - t0 < args.seconds:
     run()
@@ -105,15 +113,17 @@ def main():
       "model": args.model, "platform": device.platform, "device": device.device_kind,
       "jax": jax.__version__, "batch_size": batch_size,
       "architecture": config.model.get("architecture", "conv"),
-      "channels": list(config.model.channels), "steps_per_call": args.steps_per_call,
-      "images_per_s": calls * args.steps_per_call * batch_size / elapsed,
+      "channels": list(config.model.channels), "steps_per_call": steps_per_call,
+      "images_per_s": calls * steps_per_call * batch_size / elapsed,
       "compile_s": compile_s,
       "peak_memory_mib": (peak / 2**20 if peak else
                           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
       "peak_memory_kind": "device allocator" if peak else "process max RSS",
   }
   if args.model == "beta_vae":
-    result["upsample"] = args.upsample
+    result["upsample"] = config.model.upsample
+  if "conv_impl" in config.model:
+    result["conv_impl"] = conv.resolve_impl(config.model.conv_impl)
   if args.model == "cgan":
     result["loss"] = config.objective.loss
   print(json.dumps(result))

@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "classifier"
   config.model.channels = (32, 64)
+  config.model.conv_impl = "auto"  # see configs/beta_vae.py
   config.model.hidden = 128
   config.model.dropout_rate = 0.5
 
@@ -37,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-3  # Adam
+  config.optim.schedule = "cosine"   # decayed to 0 over the run; or "constant"
 
   config.train = common.train(num_epochs=30, batch_size=128, log_every_steps=100,
                               checkpoint_every_steps=500)

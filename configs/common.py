@@ -25,7 +25,9 @@ def train(num_epochs: int, batch_size: int, log_every_steps: int,
   section.num_epochs = num_epochs
   section.batch_size = batch_size
   section.eval_batch_size = 1000
-  section.steps_per_call = 1  # train steps per compiled call (lax.scan); see benchmarks/
+  # Train steps per compiled call (lax.scan): 'auto' is 1 on CPU and up to 100 on GPU/TPU
+  # (kjax.autotune, measured); or an integer.
+  section.steps_per_call = "auto"
   section.log_every_steps = log_every_steps
   section.checkpoint_every_steps = checkpoint_every_steps
   section.keep_checkpoints = 3

@@ -535,7 +535,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
     result["protocol"]["classifier_metrics"] = ("not computed: set "
                                                 "config.eval.classifier_workdir")
   metric_writers.write_json(os.path.join(workdir, EVAL_DIR, "metrics.json"), result)
+  t_report = time.perf_counter()
   report.write_report(workdir, config.to_dict(), result, METRIC_DOCS)
+  # Returned (kjax.experiment logs it with the run's phases), not in metrics.json.
+  result["timing_s"]["report"] = round(time.perf_counter() - t_report, 2)
+  result["timing_s"]["total"] = round(time.perf_counter() - t0, 2)
   logging.info("kjax: evaluation written to %s and %s (%.0f s)",
                os.path.join(workdir, EVAL_DIR, "metrics.json"),
                os.path.join(workdir, "report.html"), result["timing_s"]["total"])

@@ -6,11 +6,16 @@ trained state. A sweep (``kjax.sweep``) builds on the same two functions for man
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from typing import Any
 
+from absl import logging
 import ml_collections
 
 from kjax import evaluate
+from kjax import metric_writers
 from kjax import train
 from kjax import validation
 
@@ -30,12 +35,51 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: bad input (nothing
       written). NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
   """
+  t_start = time.perf_counter()
   evaluate_at_end = config.get("eval", {}).get("at_end_of_training", False)
   if evaluate_at_end:
     validation.validate_config(config)  # a bad value names itself before the classifier
   classifier = evaluate.classifier_for(config) if evaluate_at_end else None
   run = train.train(config, workdir)
+  t_trained = time.perf_counter()
+  evaluation = None
   if evaluate_at_end:
-    evaluate.evaluate(config, workdir, run.task, run.state, run.train_ds, run.eval_ds,
-                      classifier)
+    evaluation = evaluate.evaluate(config, workdir, run.task, run.state, run.train_ds,
+                                   run.eval_ds, classifier)
+  record_phases(workdir, t_trained - t_start, evaluation, time.perf_counter() - t_start)
   return run.summary
+
+
+def record_phases(workdir: str, training_s: float, evaluation: dict[str, Any] | None,
+                  total_s: float) -> dict[str, Any]:
+  """Adds the run's phases (seconds) to ``WORKDIR/timing.json`` as ``phases_s`` and logs
+  them on one line: loading the data and training (its compile, per-epoch evaluation and
+  final figures inside), then the evaluation (each of its parts) and the report.
+
+  Returns:
+    ``phases_s``: ``{'training': s, 'compile': s, 'final_figures': s, 'evaluation': s,
+    'evaluation_parts': {name: s}, 'total': s}``.
+  """
+  path = os.path.join(workdir, "timing.json")
+  with open(path) as f:
+    timing = json.load(f)
+  phases = {"training": round(training_s, 1), "compile": round(timing.get("compile_s") or 0, 1),
+            "final_figures": timing.get("final_figures_s")}
+  if evaluation is not None:
+    parts = dict(evaluation["timing_s"])
+    phases["evaluation"] = parts.pop("total")
+    phases["evaluation_parts"] = parts
+  phases["total"] = round(total_s, 1)
+  timing["phases_s"] = phases
+  timing["peak_rss_mib"] = round(train.peak_rss_mib())
+  metric_writers.write_json(path, timing)
+  evaluation_line = ""
+  if evaluation is not None:
+    evaluation_line = (f", evaluation {phases['evaluation']:.1f} s ("
+                       + ", ".join(f"{k} {v:.1f}" for k, v in phases["evaluation_parts"].items())
+                       + ")")
+  logging.info("kjax: phases: training %.1f s (compile %.1f, final figures %.1f)%s; "
+               "total %.1f s; peak RSS %.0f MiB", phases["training"], phases["compile"],
+               phases["final_figures"] or 0.0, evaluation_line, phases["total"],
+               timing["peak_rss_mib"])
+  return phases

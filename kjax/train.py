@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import math
 import os
+import resource
 import time
 from typing import Any, Callable, Sequence
 
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from kjax import autotune
 from kjax import checkpointing
 from kjax import errors
 from kjax import data as kdata
@@ -38,6 +40,7 @@ from kjax import rng
 from kjax import tasks
 from kjax import validation
 from kjax import workdir as kworkdir
+from kjax.models import conv
 
 
 def zero_sums(names: tuple[str, ...]) -> dict[str, jax.Array]:
@@ -240,7 +243,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   data = device_data(train_ds)
   permutation = jax.jit(lambda key, epoch: jax.random.permutation(
       jax.random.fold_in(key, epoch), len(train_ds)))
-  chunk_size = config.train.steps_per_call
+  chunk_size = autotune.steps_per_call(config.train.steps_per_call, steps_per_epoch)
   # Looked up through the class, so that a test can patch the step.
   step_fn = functools.partial(type(rep).train_step, rep)
   chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing)
@@ -276,7 +279,13 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
             for r in range(num_runs)]
 
   timing = {"compile_s": None, "steady_images_per_s": None, "runs_in_program": num_runs,
-            "sharing": sharing or "single"}
+            "sharing": sharing or "single",
+            "choices": {"platform": autotune.platform(),
+                        "device": jax.devices()[0].device_kind,
+                        "steps_per_call": chunk_size,
+                        "conv_impl": conv.resolve_impl(config.model.get("conv_impl", "auto")),
+                        "batch_chunks": conv.batch_chunks(
+                            config.model.get("conv_impl", "auto"))}}
   step = start_step
   t_log, step_log = time.perf_counter(), step
   t_start = t_log
@@ -361,20 +370,28 @@ def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, ste
   """``summary.json``, ``timing.json`` and the final figures of one run."""
   summary = dict(writer.history[-1]) if writer.history else {"step": step, "epoch": 0}
   metric_writers.write_json(os.path.join(workdir, "summary.json"), summary)
-  metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
   fig_dir = os.path.join(workdir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
+  t0 = time.perf_counter()
   paths = task.final_figures(state, writer.history, fig_dir, train_ds, eval_ds)
   paths.append(figures.plot_style_examples(
       os.path.join(fig_dir, "style_examples.png"), train_ds.images, train_ds.labels,
       train_ds.styles, train_ds.info,
       title=f"Thin vs thick strokes in {config.data.train_split} (per-class "
             f"{config.data.style_reduction} of pixels > {config.data.style_pixel_threshold})"))
+  metric_writers.write_json(os.path.join(workdir, "timing.json"), {
+      **timing, "final_figures_s": round(time.perf_counter() - t0, 2),
+      "peak_rss_mib": round(peak_rss_mib())})
   writer.close()
   logging.info("kjax: done; %s; figures: %s",
                ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("eval/")),
                ", ".join(os.path.relpath(p, fig_dir) for p in paths))
   return summary
+
+
+def peak_rss_mib() -> float:
+  """The process's peak resident set size so far, MiB (Linux ``ru_maxrss`` is in KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _hms(seconds: float) -> str:

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import ml_collections
 
+from kjax import autotune
 from kjax.data import catalog, style
 from kjax.errors import ConfigError  # noqa: F401  (raised here, re-exported)
 from kjax.models import cgan, conv, cvae
@@ -108,19 +109,22 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _int(config, "model.hidden", 1)
   _channels(config)
   _real(config, "optim.learning_rate", 0, low_open=True)
-  for name in ("num_epochs", "batch_size", "eval_batch_size", "steps_per_call",
+  for name in ("num_epochs", "batch_size", "eval_batch_size",
                "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     _int(config, f"train.{name}", 1)
+  autotune.steps_per_call(config.train.steps_per_call, 1, "cpu")  # 'auto' or an int >= 1
 
   _validate_eval(config)
   model = config.model.name
+  if "conv_impl" in config.model:
+    _one_of(config, "model.conv_impl", conv.IMPLS)
   if model == "classifier":
+    if "schedule" in config.optim:
+      _one_of(config, "optim.schedule", ("constant", "cosine"))
     _real(config, "model.dropout_rate", 0, 1)
     _int(config, "augment.max_shift", 0, 8)
     return
   _int(config, "model.latent_dim", 1)
-  if "conv_impl" in config.model:
-    _one_of(config, "model.conv_impl", conv.IMPLS)
   if model in ("beta_vae", "cvae"):
     _validate_vae_objective(config)
   if model == "beta_vae":

@@ -11,6 +11,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
+from kjax.models import conv
+
 
 class CNNClassifier(nn.Module):
   """Per stage a 3×3 conv and a stride-2 3×3 conv (ReLU); a dense feature layer (ReLU),
@@ -21,12 +23,14 @@ class CNNClassifier(nn.Module):
     channels: conv channels per stage (``(32, 64)``: 28 → 14 → 7 pixels).
     hidden: width of the feature layer (128): the features of ``features``.
     dropout_rate: dropout on the features in training (0 disables it).
+    conv_impl: ``kjax.models.conv.IMPLS``: on CPU the trunk runs over chunks of the batch.
   """
 
   num_classes: int
   channels: Sequence[int] = (32, 64)
   hidden: int = 128
   dropout_rate: float = 0.0
+  conv_impl: str = "auto"
 
   def setup(self):
     self.convs = [(nn.Conv(c, (3, 3), padding="SAME"),
@@ -37,9 +41,12 @@ class CNNClassifier(nn.Module):
 
   def features(self, x: jax.Array) -> jax.Array:
     """float ``[B, 28, 28, 1]`` in [0, 1] → penultimate features float ``[B, hidden]`` (≥ 0)."""
-    for conv, down in self.convs:
-      x = nn.relu(down(nn.relu(conv(x))))
-    return nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+    def trunk(x):
+      for same, down in self.convs:
+        x = nn.relu(down(nn.relu(same(x))))
+      return nn.relu(self.dense(x.reshape(x.shape[0], -1)))
+
+    return conv.over_batch_chunks(trunk, x, self.conv_impl)
 
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     """float ``[B, 28, 28, 1]`` in [0, 1] → class logits float ``[B, num_classes]``.

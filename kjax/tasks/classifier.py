@@ -29,24 +29,39 @@ def random_shift(x: jax.Array, key: jax.Array, max_shift: int) -> jax.Array:
 
 
 class ClassifierTask(base.Task):
-  """Trains ``kjax.models.classifier.CNNClassifier`` on (image, class) pairs."""
+  """Trains ``kjax.models.classifier.CNNClassifier`` on (image, class) pairs.
+
+  Attributes:
+    num_train_examples: N, the train split's size (the cosine schedule's length); the
+      training loop sets it before ``init_state``.
+  """
 
   name = "classifier"
   conditional = False
   train_metrics = eval_metrics = ("loss", "accuracy")
   log_metrics = ("loss", "accuracy")
+  num_train_examples: int | None = None
 
   def __init__(self, config, info):
     super().__init__(config, info)
     m = config.model
     self.model = classifier.CNNClassifier(info.num_classes, tuple(m.channels), m.hidden,
-                                          m.dropout_rate)
+                                          m.dropout_rate, m.get("conv_impl", "auto"))
     self.max_shift = config.augment.max_shift
 
   def init_state(self, key: jax.Array, *, learning_rate=None) -> base.TrainState:
-    """Parameters from ``key``, Adam's state (``optim.learning_rate``), step 0."""
+    """Parameters from ``key``, Adam's state, step 0. The learning rate is
+    ``optim.learning_rate``, constant, or with ``optim.schedule='cosine'`` decayed to 0 over
+    the run's steps (Loshchilov & Hutter 2017, SGDR, without restarts), which needs
+    ``num_train_examples`` (set by the training loop; a template for restoring a checkpoint
+    has the same structure without it).
+    """
     params = self.model.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
     lr = self.config.optim.learning_rate if learning_rate is None else learning_rate
+    if self.config.optim.get("schedule", "constant") == "cosine":
+      train = self.config.train
+      total = train.num_epochs * ((self.num_train_examples or 0) // train.batch_size)
+      lr = optax.cosine_decay_schedule(lr, max(total, 1))
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
     return base.TrainState.create(apply_fn=self.model.apply, params=params, tx=tx, hparams={})
 
