@@ -31,16 +31,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.channels = (32, 64)
   config.model.conv_impl = "auto"  # see configs/beta_vae.py
   config.model.hidden = 128
-  config.model.dropout_rate = 0.5
+  config.model.dropout_rate = 0.25
 
   config.augment = ml_collections.ConfigDict()
   config.augment.max_shift = 2  # random translations of up to 2 pixels; 0: none
 
   config.optim = ml_collections.ConfigDict()
-  config.optim.learning_rate = 1e-3  # Adam
-  config.optim.schedule = "cosine"   # decayed to 0 over the run; or "constant"
+  # Adam at 3e-3 decayed to 0 by a cosine: 97.5% on KMNIST test[8000:] in 12 epochs, as
+  # the constant 1e-3 (dropout 0.5) of before issue 10 reached in 30 (README, Performance).
+  config.optim.learning_rate = 3e-3
+  config.optim.schedule = "cosine"   # or "constant"
 
-  config.train = common.train(num_epochs=30, batch_size=128, log_every_steps=100,
+  config.train = common.train(num_epochs=12, batch_size=128, log_every_steps=100,
                               checkpoint_every_steps=500)
 
   config.eval = common.evaluation()

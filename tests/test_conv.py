@@ -1,0 +1,112 @@
+"""kjax.models.conv computes XLA's convolutions, their gradients and Flax's parameters."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kjax import autotune
+from kjax import errors
+from kjax.models import classifier
+from kjax.models import conv
+from kjax.models import vae
+
+
+def _grads(fn, x, kernel):
+  """Gradients of a non-linear scalar of ``fn(x, kernel)`` in x and the kernel."""
+  return jax.grad(lambda x, k: jnp.sum(jnp.sin(fn(x, k))), argnums=(0, 1))(x, kernel)
+
+
+@pytest.mark.parametrize("size,c_in,c_out,stride", [
+    (28, 1, 32, 2),   # the encoder's first conv: custom VJP
+    (14, 32, 64, 2),  # the encoder's second: im2col
+    (7, 5, 6, 2),     # odd size, stride 2: 'SAME' pads one more at the end
+    (28, 32, 1, 1),   # the logits layer: matmul then shifted sum
+    (9, 3, 2, 1),     # small C_out, odd size
+    (14, 8, 8, 1),    # stays XLA's
+])
+def test_conv2d_matmul_equals_xla_with_gradients(size, c_in, c_out, stride):
+  x = jax.random.normal(jax.random.key(0), (3, size, size, c_in))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, c_in, c_out)) * 0.3
+  ref = conv.conv2d(x, kernel, stride, "xla")
+  got = conv.conv2d(x, kernel, stride, "matmul")
+  assert got.shape == ref.shape == (3, -(-size // stride), -(-size // stride), c_out)
+  np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+  for a, b in zip(_grads(lambda x, k: conv.conv2d(x, k, stride, "matmul"), x, kernel),
+                  _grads(lambda x, k: conv.conv2d(x, k, stride, "xla"), x, kernel)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size,c_in,c_out", [(7, 64, 64), (14, 6, 5), (4, 3, 2)])
+def test_conv_transpose_matmul_gradient_equals_xla(size, c_in, c_out):
+  x = jax.random.normal(jax.random.key(2), (2, size, size, c_in))
+  kernel = jax.random.normal(jax.random.key(3), (3, 3, c_in, c_out)) * 0.3
+  got = conv.conv_transpose2x(x, kernel, "matmul")
+  ref = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  assert got.shape == (2, 2 * size, 2 * size, c_out)
+  np.testing.assert_array_equal(got, ref)  # the same XLA op forward
+  for a, b in zip(_grads(lambda x, k: conv.conv_transpose2x(x, k, "matmul"), x, kernel),
+                  _grads(lambda x, k: conv.conv_transpose2x(x, k, "xla"), x, kernel)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_module_is_flax_conv():
+  """Same parameter names, shapes and initial values as flax.linen.Conv; same outputs."""
+  x = jax.random.normal(jax.random.key(4), (2, 14, 14, 3))
+  ref = nn.Conv(8, (3, 3), strides=(2, 2), padding="SAME")
+  for impl in ("xla", "matmul"):
+    mine = conv.Conv(8, (3, 3), strides=(2, 2), impl=impl)
+    p_ref, p_mine = ref.init(jax.random.key(5), x), mine.init(jax.random.key(5), x)
+    assert jax.tree.structure(p_ref) == jax.tree.structure(p_mine)
+    for a, b in zip(jax.tree.leaves(p_ref), jax.tree.leaves(p_mine)):
+      np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(mine.apply(p_ref, x), ref.apply(p_ref, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [64, 300])  # unrolled chunks (training), lax.map chunks
+def test_batch_chunks_give_the_same_values_and_gradients(batch):
+  x = jax.random.uniform(jax.random.key(6), (batch, 28, 28, 1))
+  models = {impl: vae.BetaVAE(latent_dim=2, conv_impl=impl) for impl in ("xla", "matmul")}
+  params = models["xla"].init({"params": jax.random.key(0), "latent": jax.random.key(1)}, x[:1])
+  outs = {impl: m.apply(params, x, rngs={"latent": jax.random.key(2)})
+          for impl, m in models.items()}
+  for a, b in zip(outs["matmul"], outs["xla"]):
+    assert a.shape == b.shape and a.shape[0] == batch
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-5)
+  if batch <= conv.CHUNK * conv.MAX_CHUNKS:  # training batches: gradients too
+    def loss(p, impl):
+      logits, z_mean, _ = models[impl].apply(p, x, rngs={"latent": jax.random.key(2)})
+      return jnp.mean(jax.nn.sigmoid(logits)) + jnp.mean(z_mean ** 2)
+    g = {impl: jax.grad(loss)(params, impl) for impl in models}
+    for a, b in zip(jax.tree.leaves(g["matmul"]), jax.tree.leaves(g["xla"])):
+      np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
+
+
+def test_classifier_features_are_the_same_in_chunks():
+  x = jax.random.uniform(jax.random.key(7), (70, 28, 28, 1))
+  xla, mm = classifier.CNNClassifier(10, conv_impl="xla"), classifier.CNNClassifier(10, conv_impl="matmul")
+  params = xla.init(jax.random.key(0), x[:1])
+  np.testing.assert_allclose(mm.apply(params, x), xla.apply(params, x), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_resolves_by_platform_and_bad_values_name_themselves():
+  assert conv.resolve_impl("auto") == ("matmul" if jax.default_backend() == "cpu" else "xla")
+  assert conv.resolve_impl("xla") == "xla"
+  with pytest.raises(errors.ConfigError, match="config.model.conv_impl='cudnn' is not one of"):
+    conv.resolve_impl("cudnn")
+
+
+@pytest.mark.parametrize("value,steps_per_epoch,backend,expected", [
+    ("auto", 62, "cpu", 1), ("auto", 62, "gpu", 62), ("auto", 600, "gpu", 100),
+    ("auto", 468, "tpu", 78), ("auto", 127, "gpu", 100), ("auto", 3, "gpu", 3),
+    (5, 62, "gpu", 5), ("10", 62, "cpu", 10)])
+def test_steps_per_call_auto(value, steps_per_epoch, backend, expected):
+  assert autotune.steps_per_call(value, steps_per_epoch, backend) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, "many", 2.5, True])
+def test_steps_per_call_refuses_bad_values(value):
+  with pytest.raises(errors.ConfigError, match="config.train.steps_per_call=.* expected 'auto'"):
+    autotune.steps_per_call(value, 10, "cpu")
