@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
 import torch  # noqa: E402  (the optional 'bench' extra)
 import torch_reference  # noqa: E402
 import train_step  # noqa: E402
@@ -108,7 +109,8 @@ def main():
     config = kjax_config(model)
     batch_size = config.train.batch_size
     steps_per_call = autotune.steps_per_call(config.train.steps_per_call,
-                                             args.num_images // batch_size, platform)
+                                             args.num_images // batch_size, platform,
+                                             autotune.has_convolutions(config.model))
     run_kjax, compile_s = train_step.kjax_runner(config, steps_per_call, args.num_images)
     num_classes = 49 if model != "beta_vae" else 10
     images = rng.integers(0, 256, (args.num_images, 28, 28, 1), dtype=np.uint8)

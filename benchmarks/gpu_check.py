@@ -56,6 +56,11 @@ def _json(path: str) -> dict:
     return json.load(f)
 
 
+def _rate(timing: dict) -> str:
+  rate = timing.get("steady_images_per_s")
+  return f"{rate:.0f} images/s steady" if rate else "too short for a steady rate"
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="markdown file to write")
@@ -142,7 +147,7 @@ def main():
     p = t["phases_s"]
     return (f"training {p['training']:.1f} s (compile {p['compile']:.1f}), evaluation "
             f"{p.get('evaluation', 0):.1f} s, whole job {secs:.1f} s; "
-            f"{t['steady_images_per_s']:.0f} images/s; choices {t['choices']}")
+            f"{_rate(t)}; choices {t['choices']}")
   step("β-VAE main job, 25 epochs of 60,000 images + evaluation", main_job)
 
   def cvae():
@@ -159,7 +164,7 @@ def main():
       return f"exit {rc}: {last}"
     t = _json(os.path.join(workdir, "timing.json"))
     return (f"training {t['wall_s']:.1f} s (compile {t['compile_s']:.1f}), "
-            f"{t['steady_images_per_s']:.0f} images/s, whole command {secs:.1f} s; "
+            f"{_rate(t)}, whole command {secs:.1f} s; "
             f"choices {t['choices']}")
   step("CVAE (seed 003), 100 epochs at K49's size", cvae)
 

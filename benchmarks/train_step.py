@@ -17,13 +17,16 @@ Prints one JSON line.
 import argparse
 import importlib
 import json
+import os
 import resource
+import sys
 import time
 
 import jax
 import numpy as np
 
-from kjax import autotune
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
+from kjax import autotune  # noqa: E402
 from kjax import tasks
 from kjax import rng as krng
 from kjax import train
@@ -98,7 +101,8 @@ def main():
   if args.conv_impl:
     config.model.conv_impl = args.conv_impl
   batch_size = config.train.batch_size
-  steps_per_call = autotune.steps_per_call(args.steps_per_call, args.num_images // batch_size)
+  steps_per_call = autotune.steps_per_call(args.steps_per_call, args.num_images // batch_size,
+                                           convolutional=autotune.has_convolutions(config.model))
   run, compile_s = kjax_runner(config, steps_per_call, args.num_images)
   calls, t0 = 0, time.perf_counter()
   while time.perf_counter() - t0 < args.seconds:

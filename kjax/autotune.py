@@ -6,13 +6,18 @@ choices in ``timing.json`` (``choices``).
 
 Measured (``benchmarks/train_step.py --steps_per_call=N``, same machine, same session):
 
-* XLA:CPU (2 cores, jax 0.10.2): a ``lax.scan`` of train steps is slower than one step per
-  call for every kjax model: the conv β-VAE ran at 37 vs 690 images/s with N = 10 vs 1
-  (DESIGN.md), and ops inside a loop lose XLA:CPU's parallel runtime (the β-VAE gradient
-  took 422 ms inside a one-iteration scan against 123 ms outside). So 1.
+* XLA:CPU (2 cores, jax 0.10.2), models with convolutions: a ``lax.scan`` of train steps
+  is much slower than one step per call: the conv β-VAE ran at 37 vs 690 images/s with
+  N = 10 vs 1 (DESIGN.md), and its gradient took 422 ms inside a one-iteration scan
+  against 123 ms outside. So 1.
+* XLA:CPU, MLP models (the CVAE's ``mlp``/``mlp_bn``, the CGAN's ``mlp``/``mlp_large``):
+  a step is short enough that dispatch shows; a scan of 50 steps ran the seed-003 CVAE at
+  70,000 vs 59,600 images/s and its CGAN at 28,800 vs 25,300 (README, Speed). So many.
 * GPU/TPU: a step of these small models is dispatch-bound (microseconds of work per
-  kernel), so many steps per call; the largest divisor of the epoch's steps up to
-  ``MAX_STEPS_PER_CALL`` keeps every call the same program.
+  kernel), so many steps per call.
+
+"Many" is the largest divisor of the epoch's steps up to ``MAX_STEPS_PER_CALL``, so that
+every call is the same program.
 """
 
 from __future__ import annotations
@@ -34,25 +39,34 @@ def platform() -> str:
   return jax.default_backend()
 
 
-def steps_per_call(value, steps_per_epoch: int, backend: str | None = None) -> int:
+def has_convolutions(model: dict) -> bool:
+  """Whether ``config.model`` describes a network with convolutions (the β-VAE, the
+  classifier, the CVAE's ``conv``, the CGAN's ``dcgan``)."""
+  return (model.get("name") in ("beta_vae", "classifier")
+          or model.get("architecture") in ("conv", "dcgan"))
+
+
+def steps_per_call(value, steps_per_epoch: int, backend: str | None = None,
+                   convolutional: bool = True) -> int:
   """Resolves ``config.train.steps_per_call``.
 
   Args:
     value: a positive int (or its decimal string), or ``'auto'``.
     steps_per_epoch: train steps in one epoch (≥ 1).
     backend: the platform (default: JAX's default backend).
+    convolutional: whether the model has convolutions (``has_convolutions``).
 
   Returns:
     The number of train steps per compiled call: ``value`` as given, or for ``'auto'``
-    1 on CPU and, on GPU/TPU, the largest divisor of ``steps_per_epoch`` up to
-    ``MAX_STEPS_PER_CALL`` (or ``min(MAX_STEPS_PER_CALL, steps_per_epoch)`` when that
+    1 for a convolutional model on CPU, else the largest divisor of ``steps_per_epoch`` up
+    to ``MAX_STEPS_PER_CALL`` (or ``min(MAX_STEPS_PER_CALL, steps_per_epoch)`` when that
     divisor is below ``MIN_USEFUL_DIVISOR``).
 
   Raises:
     ConfigError: ``value`` is neither ``'auto'`` nor a positive integer.
   """
   if value == "auto":
-    if (backend or platform()) == "cpu":
+    if convolutional and (backend or platform()) == "cpu":
       return 1
     best = max(d for d in range(1, min(MAX_STEPS_PER_CALL, steps_per_epoch) + 1)
                if steps_per_epoch % d == 0)

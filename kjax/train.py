@@ -243,7 +243,8 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   data = device_data(train_ds)
   permutation = jax.jit(lambda key, epoch: jax.random.permutation(
       jax.random.fold_in(key, epoch), len(train_ds)))
-  chunk_size = autotune.steps_per_call(config.train.steps_per_call, steps_per_epoch)
+  chunk_size = autotune.steps_per_call(config.train.steps_per_call, steps_per_epoch,
+                                       convolutional=autotune.has_convolutions(config.model))
   # Looked up through the class, so that a test can patch the step.
   step_fn = functools.partial(type(rep).train_step, rep)
   chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing)

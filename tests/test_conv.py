@@ -98,12 +98,19 @@ def test_auto_resolves_by_platform_and_bad_values_name_themselves():
     conv.resolve_impl("cudnn")
 
 
-@pytest.mark.parametrize("value,steps_per_epoch,backend,expected", [
-    ("auto", 62, "cpu", 1), ("auto", 62, "gpu", 62), ("auto", 600, "gpu", 100),
-    ("auto", 468, "tpu", 78), ("auto", 127, "gpu", 100), ("auto", 3, "gpu", 3),
-    (5, 62, "gpu", 5), ("10", 62, "cpu", 10)])
-def test_steps_per_call_auto(value, steps_per_epoch, backend, expected):
-  assert autotune.steps_per_call(value, steps_per_epoch, backend) == expected
+@pytest.mark.parametrize("value,steps_per_epoch,backend,conv_model,expected", [
+    ("auto", 62, "cpu", True, 1), ("auto", 80, "cpu", False, 80), ("auto", 62, "gpu", True, 62),
+    ("auto", 600, "gpu", True, 100), ("auto", 468, "tpu", False, 78),
+    ("auto", 127, "gpu", True, 100), ("auto", 3, "gpu", True, 3),
+    (5, 62, "gpu", True, 5), ("10", 62, "cpu", True, 10)])
+def test_steps_per_call_auto(value, steps_per_epoch, backend, conv_model, expected):
+  assert autotune.steps_per_call(value, steps_per_epoch, backend, conv_model) == expected
+
+
+def test_which_models_are_convolutional():
+  assert autotune.has_convolutions({"name": "beta_vae"})
+  assert autotune.has_convolutions({"name": "cgan", "architecture": "dcgan"})
+  assert not autotune.has_convolutions({"name": "cvae", "architecture": "mlp_bn"})
 
 
 @pytest.mark.parametrize("value", [0, -1, "many", 2.5, True])
