@@ -61,9 +61,9 @@ def resolve_impl(impl: str) -> str:
 # Examples per chunk of a training batch under 'matmul', an unrolled loop of at most
 # MAX_CHUNKS chunks (measured, gradient at batch 128, ms, whole / 64 / 32 / 16: β-VAE
 # 102 / 93 / 91 / 83, classifier 182 / 142 / 106 / 87; 16 compiles the β-VAE step in
-# 8.9 s against 6.4 s for 32, near the 10 s budget of a program).
-CHUNK = 32
-MAX_CHUNKS = 8
+# 8.9 s against 6.4 s for 32, within the 10 s budget of a program).
+CHUNK = 16
+MAX_CHUNKS = 16
 # A larger batch (evaluation, IWAE, sampling: forward only) is a lax.map over chunks of
 # MAP_CHUNK (the conv decoder's forward at batch 2000 ran at 1,970 images/s whole and at
 # 5,720 / 5,410 / 5,030 / 3,030 images/s in chunks of 32 / 64 / 128 / 256).
