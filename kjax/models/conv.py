@@ -8,8 +8,9 @@ over shifted or strided views of the activations (im2col), exactly the same func
 the same parameters; ``impl='xla'`` leaves every convolution and its autodiff gradient to
 XLA (cuDNN on GPUs). ``'auto'`` picks ``'matmul'`` on CPU and ``'xla'`` elsewhere.
 
-Measured on a 2-core CPU (jax 0.10.2, batch 128, fwd + grad of params and input, ms;
-``/tmp``-free script: ``benchmarks/conv_layers.py``):
+Measured on a 2-core CPU (jax 0.10.2, batch 128, one layer's forward + gradient in its
+input and kernel, ms, means of 20 calls; the README's Speed section has the whole-step
+numbers from ``benchmarks/compare.py``):
 
 =====================================  ======  ======  =========================
 layer of the β-VAE                     xla     matmul  matmul form
