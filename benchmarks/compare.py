@@ -35,6 +35,7 @@ import torch_reference  # noqa: E402
 import train_step  # noqa: E402
 
 from kjax import autotune  # noqa: E402
+from kjax.data import catalog  # noqa: E402
 
 MODELS = ("beta_vae", "cvae", "cgan")
 # Seeds 000/004 (β-VAE) and 003 (the MLP CVAE and CGAN, on K49).
@@ -103,7 +104,6 @@ def main():
   device = "cuda" if platform == "gpu" else "cpu"
   threads = os.cpu_count()
   torch.set_num_threads(threads)
-  rng = np.random.default_rng(0)
   rows = []
   for model in args.models.split(","):
     config = kjax_config(model)
@@ -111,11 +111,10 @@ def main():
     steps_per_call = autotune.steps_per_call(config.train.steps_per_call,
                                              args.num_images // batch_size, platform,
                                              autotune.has_convolutions(config.model))
-    run_kjax, compile_s = train_step.kjax_runner(config, steps_per_call, args.num_images)
-    num_classes = 49 if model != "beta_vae" else 10
-    images = rng.integers(0, 256, (args.num_images, 28, 28, 1), dtype=np.uint8)
-    labels = rng.integers(0, num_classes, args.num_images)
-    styles = rng.integers(0, 2, args.num_images)
+    num_classes = catalog.get_dataset_info(config.data.name).num_classes
+    split = train_step.synthetic_split(args.num_images, num_classes)
+    run_kjax, compile_s = train_step.kjax_runner(config, steps_per_call, split=split)
+    images, labels, styles = split["images"], split["labels"], split["styles"]
     runners = {"kjax": (run_kjax, steps_per_call * batch_size),
                "torch eager": (torch_runner(model, images, labels, styles, num_classes,
                                             device, False), batch_size)}

@@ -33,8 +33,18 @@ from kjax import train
 from kjax.models import conv
 
 
-def kjax_runner(config, steps_per_call: int, num_images: int = 8000, seed: int = 0):
-  """The compiled chunk that ``kjax.train`` runs for ``config``, on synthetic uint8 images.
+def synthetic_split(num_images: int, num_classes: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """Random uint8 images ``[N, 28, 28, 1]`` with int32 labels and styles ``[N]``."""
+  rng = np.random.default_rng(seed)
+  return {"images": rng.integers(0, 256, (num_images, 28, 28, 1), dtype=np.uint8),
+          "labels": rng.integers(0, num_classes, num_images).astype(np.int32),
+          "styles": rng.integers(0, 2, num_images).astype(np.int32)}
+
+
+def kjax_runner(config, steps_per_call: int, num_images: int = 8000, seed: int = 0,
+                split: dict[str, np.ndarray] | None = None):
+  """The compiled chunk that ``kjax.train`` runs for ``config``, on ``split`` (default:
+  ``synthetic_split`` of ``num_images`` with the config's classes).
 
   Returns ``(run, compile_s)``: ``run()`` dispatches one call of ``steps_per_call`` train
   steps (asynchronously; ``run.sync()`` waits for it), warmed up by three calls;
@@ -42,11 +52,10 @@ def kjax_runner(config, steps_per_call: int, num_images: int = 8000, seed: int =
   """
   task = tasks.get_task(config)
   keys = krng.stream_keys(seed)
-  rng = np.random.default_rng(seed)
-  data = jax.device_put({
-      "images": rng.integers(0, 256, (num_images, 28, 28, 1), dtype=np.uint8),
-      "labels": rng.integers(0, task.info.num_classes, num_images).astype(np.int32),
-      "styles": rng.integers(0, 2, num_images).astype(np.int32)})
+  if split is None:
+    split = synthetic_split(num_images, task.info.num_classes, seed)
+  num_images = len(split["images"])
+  data = jax.device_put(split)
   perm = jax.random.permutation(keys["data"], num_images)
   batch_size = config.train.batch_size
   chunk = train.make_train_chunk(task.train_step, num_images // batch_size, batch_size,
@@ -83,6 +92,8 @@ def main():
   parser.add_argument("--num_images", type=int, default=8000)
   parser.add_argument("--seconds", type=float, default=20.0, help="timed duration")
   args = parser.parse_args()
+  if args.upsample and args.model != "beta_vae":
+    parser.error(f"--upsample={args.upsample} applies to --model=beta_vae only")
 
   config = importlib.import_module(f"configs.{args.model}").get_config()
   config.data.name = args.dataset

@@ -6,7 +6,6 @@ trained state. A sweep (``kjax.sweep``) builds on the same two functions for man
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -46,23 +45,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if evaluate_at_end:
     evaluation = evaluate.evaluate(config, workdir, run.task, run.state, run.train_ds,
                                    run.eval_ds, classifier)
-  record_phases(workdir, t_trained - t_start, evaluation, time.perf_counter() - t_start)
+  record_phases(workdir, run.timing, t_trained - t_start, evaluation,
+                time.perf_counter() - t_start)
   return run.summary
 
 
-def record_phases(workdir: str, training_s: float, evaluation: dict[str, Any] | None,
-                  total_s: float) -> dict[str, Any]:
-  """Adds the run's phases (seconds) to ``WORKDIR/timing.json`` as ``phases_s`` and logs
-  them on one line: loading the data and training (its compile, per-epoch evaluation and
-  final figures inside), then the evaluation (each of its parts) and the report.
+def record_phases(workdir: str, timing: dict[str, Any], training_s: float,
+                  evaluation: dict[str, Any] | None, total_s: float) -> dict[str, Any]:
+  """Rewrites ``WORKDIR/timing.json`` as the training loop's ``timing`` plus the run's
+  phases (seconds, ``phases_s``) and logs them on one line: loading the data and training
+  (its compile, per-epoch evaluation and final figures inside), then the evaluation (each
+  of its parts) and the report.
 
   Returns:
     ``phases_s``: ``{'training': s, 'compile': s, 'final_figures': s, 'evaluation': s,
     'evaluation_parts': {name: s}, 'total': s}``.
   """
-  path = os.path.join(workdir, "timing.json")
-  with open(path) as f:
-    timing = json.load(f)
+  timing = dict(timing)
   phases = {"training": round(training_s, 1), "compile": round(timing.get("compile_s") or 0, 1),
             "final_figures": timing.get("final_figures_s")}
   if evaluation is not None:
@@ -72,7 +71,7 @@ def record_phases(workdir: str, training_s: float, evaluation: dict[str, Any] | 
   phases["total"] = round(total_s, 1)
   timing["phases_s"] = phases
   timing["peak_rss_mib"] = round(train.peak_rss_mib())
-  metric_writers.write_json(path, timing)
+  metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
   evaluation_line = ""
   if evaluation is not None:
     evaluation_line = (f", evaluation {phases['evaluation']:.1f} s ("

@@ -111,7 +111,8 @@ def unstack(tree: Any, r: int) -> Any:
 
 @dataclasses.dataclass
 class TrainedRun:
-  """A finished run: its config, workdir, task, final state, splits and ``summary.json``."""
+  """A finished run: its config, workdir, task, final state, splits, ``summary.json`` and
+  ``timing.json``."""
 
   config: ml_collections.ConfigDict
   workdir: str
@@ -120,6 +121,7 @@ class TrainedRun:
   train_ds: kdata.Dataset
   eval_ds: kdata.Dataset
   summary: dict[str, Any]
+  timing: dict[str, Any]
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str,
@@ -243,8 +245,10 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   data = device_data(train_ds)
   permutation = jax.jit(lambda key, epoch: jax.random.permutation(
       jax.random.fold_in(key, epoch), len(train_ds)))
+  convolutional = autotune.has_convolutions(config.model)
+  conv_impl = config.model.get("conv_impl", "auto")
   chunk_size = autotune.steps_per_call(config.train.steps_per_call, steps_per_epoch,
-                                       convolutional=autotune.has_convolutions(config.model))
+                                       convolutional=convolutional)
   # Looked up through the class, so that a test can patch the step.
   step_fn = functools.partial(type(rep).train_step, rep)
   chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing)
@@ -284,9 +288,9 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
             "choices": {"platform": autotune.platform(),
                         "device": jax.devices()[0].device_kind,
                         "steps_per_call": chunk_size,
-                        "conv_impl": conv.resolve_impl(config.model.get("conv_impl", "auto")),
-                        "batch_chunks": conv.batch_chunks(
-                            config.model.get("conv_impl", "auto"))}}
+                        # How convolutions run; None for the MLP models.
+                        "conv_impl": conv.resolve_impl(conv_impl) if convolutional else None,
+                        "batch_chunks": conv.batch_chunks(conv_impl) if convolutional else None}}
   step = start_step
   t_log, step_log = time.perf_counter(), step
   t_start = t_log
@@ -363,12 +367,13 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   for r, (c, w, task) in enumerate(zip(configs, workdirs, run_tasks)):
     s = run_state(state, r)
     results.append(TrainedRun(c, w, task, s, train_ds, eval_ds,
-                              _finish(c, w, task, s, writers[r], timing, train_ds, eval_ds, step)))
+                              *_finish(c, w, task, s, writers[r], timing, train_ds, eval_ds, step)))
   return results
 
 
 def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step):
-  """``summary.json``, ``timing.json`` and the final figures of one run."""
+  """``summary.json``, ``timing.json`` and the final figures of one run; returns the first
+  two."""
   summary = dict(writer.history[-1]) if writer.history else {"step": step, "epoch": 0}
   metric_writers.write_json(os.path.join(workdir, "summary.json"), summary)
   fig_dir = os.path.join(workdir, "figures")
@@ -380,14 +385,14 @@ def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, ste
       train_ds.styles, train_ds.info,
       title=f"Thin vs thick strokes in {config.data.train_split} (per-class "
             f"{config.data.style_reduction} of pixels > {config.data.style_pixel_threshold})"))
-  metric_writers.write_json(os.path.join(workdir, "timing.json"), {
-      **timing, "final_figures_s": round(time.perf_counter() - t0, 2),
-      "peak_rss_mib": round(peak_rss_mib())})
+  timing = {**timing, "final_figures_s": round(time.perf_counter() - t0, 2),
+            "peak_rss_mib": round(peak_rss_mib())}
+  metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
   writer.close()
   logging.info("kjax: done; %s; figures: %s",
                ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("eval/")),
                ", ".join(os.path.relpath(p, fig_dir) for p in paths))
-  return summary
+  return summary, timing
 
 
 def peak_rss_mib() -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
+from absl import logging
 import ml_collections
 
 from kjax import autotune
@@ -118,6 +119,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   model = config.model.name
   if "conv_impl" in config.model:
     _one_of(config, "model.conv_impl", conv.IMPLS)
+    if config.model.conv_impl != "auto" and not autotune.has_convolutions(config.model):
+      logging.warning("kjax: config.model.conv_impl=%r is ignored: the %s %r network has no "
+                      "convolutions", config.model.conv_impl, model,
+                      config.model.get("architecture", ""))
   if model == "classifier":
     if "schedule" in config.optim:
       _one_of(config, "optim.schedule", ("constant", "cosine"))

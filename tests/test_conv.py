@@ -1,5 +1,6 @@
 """kjax.models.conv computes XLA's convolutions, their gradients and Flax's parameters."""
 
+from absl import logging as absl_logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,7 +8,9 @@ import numpy as np
 import pytest
 
 from kjax import autotune
+from configs import cvae as cvae_config
 from kjax import errors
+from kjax import validation
 from kjax.models import classifier
 from kjax.models import conv
 from kjax.models import vae
@@ -126,3 +129,12 @@ def test_which_models_are_convolutional():
 def test_steps_per_call_refuses_bad_values(value):
   with pytest.raises(errors.ConfigError, match="config.train.steps_per_call=.* expected 'auto'"):
     autotune.steps_per_call(value, 10, "cpu")
+
+
+def test_conv_impl_on_an_mlp_is_warned_about(caplog):
+  config = cvae_config.get_config()
+  config.model.conv_impl = "xla"
+  absl_logging.get_absl_logger().propagate = True
+  with caplog.at_level("WARNING"):
+    validation.validate_config(config)
+  assert "config.model.conv_impl='xla' is ignored" in caplog.text

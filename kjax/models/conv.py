@@ -87,9 +87,7 @@ def over_batch_chunks(fn, x: jax.Array, impl: str):
     return jax.tree.map(lambda a: a.reshape(m * MAP_CHUNK, *a.shape[2:])[:b], out)
   bounds = [b * i // n for i in range(n + 1)]
   outs = [fn(x[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
-  if isinstance(outs[0], tuple):
-    return tuple(jnp.concatenate(parts) for parts in zip(*outs))
-  return jnp.concatenate(outs)
+  return jax.tree.map(lambda *parts: jnp.concatenate(parts), *outs)
 
 
 def batch_chunks(impl: str) -> dict[str, int] | None:
