@@ -15,7 +15,7 @@ The run leaves in the workdir: config.json, metrics.jsonl (one line per epoch wi
 train/ and eval/ loss, rec, kl, nelbo in nats per image), summary.json, checkpoints/
 (orbax; a re-run resumes), TensorBoard events, and figures/: the latent manifold coloured
 by class, the decoded 2-D latent grid, the class 1 → 8 interpolation (PNG + GIF),
-reconstructions, prior samples and loss curves; then the evaluation (kjax.evaluate):
+reconstructions, prior samples and loss curves; then the evaluation (kjax.evaluation):
 eval/metrics.json (IWAE bound with k = 5000, reconstruction MSE, KL per dimension, active
 units, inpainting; FD, KID with --config.eval.classifier_workdir=runs/classifier_kmnist),
 eval/ figures and report.html.
@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict()
   config.model.name = "beta_vae"
   config.model.latent_dim = 2
+  config.model.architecture = "conv"  # or "mlp": tanh MLPs of mlp_widths (configs/iwae_mnist.py)
+  config.model.mlp_widths = (200, 200)
   config.model.channels = (32, 64)
   config.model.hidden = 16
   config.model.upsample = "conv_transpose"  # or "subpixel": the same function (kjax.models.vae)

@@ -15,6 +15,9 @@ def data(name: str) -> ml_collections.ConfigDict:
   section.style_pixel_threshold = 0   # foreground: pixel value > this (0..254)
   section.style_reduction = "median"  # or "mean" (seed 003, Architecture 1)
   section.cache_dir = ""              # empty: $KJAX_CACHE_DIR or ~/.cache/kjax
+  # "none": grey levels in [0, 1]; "dynamic": train batches binarised afresh each step
+  # (Burda et al. 2015), the eval split once; "static": both splits once (kjax.data.loading).
+  section.binarize = "none"
   return section
 
 
@@ -35,17 +38,21 @@ def train(num_epochs: int, batch_size: int, log_every_steps: int,
 
 
 def evaluation(iwae_samples: int = 5000) -> ml_collections.ConfigDict:
-  """``config.eval``: what ``kjax.evaluate`` measures after training or with ``--mode=evaluate``."""
+  """``config.eval``: what ``kjax.evaluation`` measures after training or with ``--mode=evaluate``."""
   section = ml_collections.ConfigDict()
   section.at_end_of_training = True  # evaluate and write report.html when training ends
-  section.classifier_workdir = ""    # a configs/classifier.py run on the same data set;
-                                     # empty: no FD, KID, class or inpainting-class metrics
+  # The domain evaluator of FD, KID, precision/recall, density/coverage, class accuracy:
+  # empty: the reference evaluator shipped for the data set (KMNIST, MNIST; K49 has none);
+  # a configs/classifier.py workdir on the same data set; 'none': skip those metrics.
+  section.classifier_workdir = ""
   section.iwae_samples = iwae_samples  # k of the IWAE bound (Burda et al. 2015)
   section.iwae_chunk_size = 100      # samples per chunk of the streamed log-sum-exp
   section.iwae_batch_size = 20       # eval images per chunk (chunk × batch decoder calls)
   section.iwae_max_examples = 0      # eval images in the IWAE estimate; 0: all
   section.epoch_iwae_samples = 0     # k of an IWAE bound in every epoch's eval; 0: none
   section.num_generated = 0          # samples for FD, KID, class and style; 0: eval size
+  section.prdc_k = 5                 # k of the k-NN balls of precision/recall/density/coverage
+  section.cas_epochs = 5             # epochs of the CAS classifier on samples; 0: no CAS
   section.kid_subsets = 10
   section.kid_subset_size = 1000
   section.tsne_max_points = 2000

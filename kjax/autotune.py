@@ -42,8 +42,9 @@ def platform() -> str:
 def has_convolutions(model: dict) -> bool:
   """Whether ``config.model`` describes a network with convolutions (the β-VAE, the
   classifier, the CVAE's ``conv``, the CGAN's ``dcgan``)."""
-  return (model.get("name") in ("beta_vae", "classifier")
-          or model.get("architecture") in ("conv", "dcgan"))
+  if model.get("name") == "beta_vae":
+    return model.get("architecture", "conv") == "conv"
+  return model.get("name") == "classifier" or model.get("architecture") in ("conv", "dcgan")
 
 
 def steps_per_call(value, steps_per_epoch: int, backend: str | None = None,

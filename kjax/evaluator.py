@@ -1,6 +1,6 @@
 """The per-epoch evaluation: exact means over a whole split, for one run or a stack of runs.
 
-Used by the training loop after every epoch and by ``kjax.evaluate`` for the final
+Used by the training loop after every epoch and by ``kjax.evaluation`` for the final
 likelihood numbers. Padded batches and a mask (big_vision's habit): no example is dropped
 and no example counts twice, whatever the batch size.
 """

@@ -1,6 +1,6 @@
 """One run end to end: train, then evaluate. The only module that calls both.
 
-``kjax.train`` runs the loop and writes the workdir contract; ``kjax.evaluate`` measures a
+``kjax.train`` runs the loop and writes the workdir contract; ``kjax.evaluation`` measures a
 trained state. A sweep (``kjax.sweep``) builds on the same two functions for many runs.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from absl import logging
 import ml_collections
 
-from kjax import evaluate
+from kjax import evaluation
 from kjax import metric_writers
 from kjax import train
 from kjax import validation
@@ -38,14 +38,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   evaluate_at_end = config.get("eval", {}).get("at_end_of_training", False)
   if evaluate_at_end:
     validation.validate_config(config)  # a bad value names itself before the classifier
-  classifier = evaluate.classifier_for(config) if evaluate_at_end else None
+  classifier = evaluation.classifier_for(config) if evaluate_at_end else None
   run = train.train(config, workdir)
   t_trained = time.perf_counter()
-  evaluation = None
+  result = None
   if evaluate_at_end:
-    evaluation = evaluate.evaluate(config, workdir, run.task, run.state, run.train_ds,
+    result = evaluation.evaluate(config, workdir, run.task, run.state, run.train_ds,
                                    run.eval_ds, classifier)
-  record_phases(workdir, run.timing, t_trained - t_start, evaluation,
+  record_phases(workdir, run.timing, t_trained - t_start, result,
                 time.perf_counter() - t_start)
   return run.summary
 

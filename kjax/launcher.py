@@ -8,8 +8,9 @@ import sys
 from absl import logging
 import ml_collections
 
+from kjax import benchmark
 from kjax import errors
-from kjax import evaluate
+from kjax import evaluation
 from kjax import experiment
 from kjax import sweep
 
@@ -23,7 +24,7 @@ def _quiet_libraries() -> None:
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train") -> int:
   """Trains (then evaluates) ``config`` in ``workdir``, or with ``mode='evaluate'`` only
-  evaluates the run there (``kjax.evaluate.evaluate_workdir``); returns an exit status.
+  evaluates the run there (``kjax.evaluation.evaluate_workdir``); returns an exit status.
 
   A config with a ``sweep`` section runs the whole study (``kjax.sweep.run_sweep``);
   ``mode='results'`` rebuilds its table and figures from finished runs.
@@ -34,13 +35,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train") ->
   """
   _quiet_libraries()
   try:
-    if sweep.is_sweep(config):
+    if benchmark.is_benchmark(config):
+      {"evaluate": benchmark.evaluate_benchmark, "results": benchmark.rebuild_results}.get(
+          mode, benchmark.run_benchmark)(config, workdir)
+    elif sweep.is_sweep(config):
       {"evaluate": sweep.evaluate_sweep, "results": sweep.rebuild_results}.get(
           mode, sweep.run_sweep)(config, workdir)
     elif mode == "results":
       raise errors.ConfigError("--mode=results needs a sweep config (with config.sweep)")
     elif mode == "evaluate":
-      evaluate.evaluate_workdir(config, workdir)
+      evaluation.evaluate_workdir(config, workdir)
     else:
       experiment.train_and_evaluate(config, workdir)
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback

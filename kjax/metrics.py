@@ -168,3 +168,87 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, *,
            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
     values.append(mmd)
   return float(np.mean(values)), float(np.std(values))
+
+
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Euclidean distances float64 ``[N_a, N_b]`` between the rows of ``a`` ``[N_a, F]`` and
+  ``b`` ``[N_b, F]`` (``‖x‖² + ‖y‖² − 2 x·y``, clipped at 0 before the square root)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  sq = (np.square(a).sum(1)[:, None] + np.square(b).sum(1)[None, :] - 2.0 * a @ b.T)
+  return np.sqrt(np.clip(sq, 0.0, None))
+
+
+def _blocks(n: int, block: int):
+  return [slice(i, min(i + block, n)) for i in range(0, n, block)]
+
+
+def kth_neighbour_radii(features: np.ndarray, k: int, block: int = 1000) -> np.ndarray:
+  """Distance float64 ``[N]`` from each row of ``features`` ``[N, F]`` to its k-th nearest
+  other row (the radius of its k-NN ball; Kynkäänniemi et al. 2019, §2)."""
+  f = np.asarray(features, np.float64)
+  out = np.empty(len(f))
+  for s in _blocks(len(f), block):
+    d = pairwise_distances(f[s], f)
+    out[s] = np.partition(d, k, axis=1)[:, k]  # index 0 is the row itself (distance 0)
+  return out
+
+
+def precision_recall_density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5,
+                                      block: int = 1000) -> dict[str, float]:
+  """Precision and recall of k-NN manifolds (Kynkäänniemi et al. 2019, Eqs. 1–2) and
+  density and coverage (Naeem et al. 2020, Eqs. 3–4), in a feature space.
+
+  * precision: share of fake samples inside the k-NN ball of some real sample;
+  * recall: share of real samples inside the k-NN ball of some fake sample;
+  * density: mean number of real k-NN balls holding a fake sample, divided by k (≈ 1 for
+    two samples of one distribution; above 1 where fakes crowd dense real regions);
+  * coverage: share of real samples whose k-NN ball holds at least one fake sample.
+
+  Balls are open (``d < radius``) as in the reference implementation (the ``prdc``
+  package); distances are Euclidean, float64, computed in blocks of ``block`` rows.
+
+  Args:
+    real, fake: float ``[N, F]`` and ``[M, F]`` features, N, M > k.
+    k: neighbours of the balls (5 in both papers).
+
+  Returns:
+    ``{'precision', 'recall', 'density', 'coverage'}``, each in [0, 1] except density,
+    in [0, N / k].
+
+  Raises:
+    DataError: different feature sizes, or a set with k or fewer samples.
+  """
+  real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+  if (real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]
+      or min(len(real), len(fake)) <= k or k < 1):
+    raise errors.DataError(f"feature sets of shapes {real.shape} and {fake.shape} with k={k} "
+                           "are not allowed: expected [N, F] and [M, F] with N, M > k >= 1")
+  real_r, fake_r = kth_neighbour_radii(real, k, block), kth_neighbour_radii(fake, k, block)
+  inside_real = np.zeros(len(fake), np.int64)   # real balls holding each fake sample
+  real_covered = np.zeros(len(real), bool)      # real ball holding some fake sample
+  real_recalled = np.zeros(len(real), bool)     # real sample in some fake ball
+  for s in _blocks(len(real), block):
+    d = pairwise_distances(real[s], fake)       # [block, M]
+    in_real_ball = d < real_r[s, None]
+    inside_real += in_real_ball.sum(0)
+    real_covered[s] = in_real_ball.any(1)
+    real_recalled[s] = (d < fake_r[None, :]).any(1)
+  return {"precision": float(np.mean(inside_real > 0)), "recall": float(real_recalled.mean()),
+          "density": float(inside_real.mean() / k), "coverage": float(real_covered.mean())}
+
+
+def nearest_neighbours(queries: np.ndarray, reference: np.ndarray, block: int = 1000
+                       ) -> tuple[np.ndarray, np.ndarray]:
+  """Each query row's nearest reference row: ``(distances float64 [N], indices int [N])``.
+
+  Args:
+    queries: float ``[N, F]``; reference: float ``[M, F]`` (e.g. flattened pixels or
+      features of the training images).
+  """
+  q, r = np.asarray(queries, np.float64), np.asarray(reference, np.float64)
+  dist, index = np.empty(len(q)), np.empty(len(q), np.int64)
+  for s in _blocks(len(q), block):
+    d = pairwise_distances(q[s], r)
+    index[s] = np.argmin(d, 1)
+    dist[s] = d[np.arange(len(d)), index[s]]
+  return dist, index

@@ -70,9 +70,9 @@ def write_report(workdir: str, config: dict, result: dict[str, Any],
   Args:
     workdir: the run's directory; every figure listed is read from it.
     config: the run's config as a dict (shown as JSON).
-    result: ``kjax.evaluate.evaluate``'s record (``run``, ``protocol``, ``classifier``,
+    result: ``kjax.evaluation.evaluate``'s record (``run``, ``protocol``, ``classifier``,
       ``metrics``, ``figures``).
-    metric_docs: one-line meaning of each metric name (``evaluate.METRIC_DOCS``).
+    metric_docs: one-line meaning of each metric name (``kjax.evaluation.METRIC_DOCS``).
 
   Returns:
     The path. The page lists its figures under ``<ul id="figure-list">``; each list entry

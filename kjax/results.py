@@ -127,9 +127,10 @@ def write_csv(path: str, keys, names, rows) -> None:
   _write(path, buf.getvalue())
 
 
-def markdown(keys, names, rows) -> str:
-  """Two Markdown tables: the headline metrics, then every metric (mean ± std, n)."""
-  head = [m for m in HEADLINE if m in names]
+def markdown(keys, names, rows, headline: Sequence[str] = HEADLINE) -> str:
+  """Two Markdown tables: the ``headline`` metrics the rows have, then every metric
+  (mean ± std, n)."""
+  head = [m for m in headline if m in names]
 
   def md(cols):
     lines = ["| " + " | ".join([_short(k) for k in keys] + ["n"] + cols) + " |",

@@ -38,7 +38,7 @@ import ml_collections
 
 from kjax import data as kdata
 from kjax import errors
-from kjax import evaluate
+from kjax import evaluation
 from kjax import metric_writers
 from kjax import results
 from kjax import train
@@ -58,7 +58,8 @@ STACKABLE = ("seed", "objective.beta", "objective.gamma", "objective.c_max",
 # Other eval.* and figures.* keys are read by the loop for every epoch and do.
 FINAL_EVAL_ONLY = ("eval.iwae_samples", "eval.iwae_batch_size", "eval.iwae_max_examples",
                    "eval.num_generated", "eval.kid_subsets", "eval.kid_subset_size",
-                   "eval.tsne_max_points", "eval.classifier_workdir", "eval.at_end_of_training")
+                   "eval.tsne_max_points", "eval.classifier_workdir", "eval.at_end_of_training",
+                   "eval.prdc_k", "eval.cas_epochs")
 DIVERGED = "diverged.json"  # in a run's workdir: its loss became non-finite (message)
 
 
@@ -263,7 +264,7 @@ def _finished(run: Run) -> str:
     return ""
   at_end = run.config.eval.get("at_end_of_training", False)
   return "trained" if at_end and not os.path.exists(
-      os.path.join(run.workdir, evaluate.EVAL_DIR, "metrics.json")) else "done"
+      os.path.join(run.workdir, evaluation.EVAL_DIR, "metrics.json")) else "done"
 
 
 def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -300,7 +301,7 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     if run.config.eval.at_end_of_training:
       key = (run.config.eval.classifier_workdir, run.config.data.name)
       if key not in classifiers:
-        classifiers[key] = evaluate.classifier_for(run.config)
+        classifiers[key] = evaluation.classifier_for(run.config)
 
   os.makedirs(workdir, exist_ok=True)
   metric_writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
@@ -329,13 +330,13 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         for t in _train_chunk(chunk, mode, data, {"runs_done": done, "runs_total": len(runs),
                                                   "images_after": remaining}):
           if t.config.eval.at_end_of_training:
-            evaluate.evaluate(t.config, t.workdir, t.task, t.state, t.train_ds, t.eval_ds,
+            evaluation.evaluate(t.config, t.workdir, t.task, t.state, t.train_ds, t.eval_ds,
                               classifiers[(t.config.eval.classifier_workdir,
                                            t.config.data.name)])
         done += len(chunk)
     for run in members:  # trained before the sweep was killed, not yet evaluated
       if status[run.name] == "trained":
-        evaluate.evaluate_workdir(run.config, run.workdir)
+        evaluation.evaluate_workdir(run.config, run.workdir)
         done += 1
     timing["groups"].append({"sharing": mode, "runs": [r.name for r in members],
                              "wall_s": round(time.perf_counter() - t_group, 2)})
@@ -391,10 +392,10 @@ def evaluate_sweep(config: ml_collections.ConfigDict, workdir: str) -> None:
   """``--mode=evaluate`` on a sweep: re-evaluates every trained run, then the results.
 
   Raises:
-    ConfigError: as ``kjax.evaluate.evaluate_workdir`` for the first run that fails.
+    ConfigError: as ``kjax.evaluation.evaluate_workdir`` for the first run that fails.
   """
   runs = expand(config, workdir)
   for run in runs:
     if os.path.exists(os.path.join(run.workdir, "checkpoints")):
-      evaluate.evaluate_workdir(run.config, run.workdir)
+      evaluation.evaluate_workdir(run.config, run.workdir)
   write_results(runs, workdir)

@@ -48,8 +48,18 @@ def zero_sums(names: tuple[str, ...]) -> dict[str, jax.Array]:
   return {k: jnp.zeros((), jnp.float32) for k in (*names, "count")}
 
 
+BINARIZE_STREAM = 0x62696e  # folded into a step's key for its dynamic binarisation ("bin")
+
+
+def binarize_batch(images: jax.Array, key: jax.Array) -> jax.Array:
+  """Dynamic binarisation (Salakhutdinov & Murray 2008; Burda et al. 2015): each pixel of
+  uint8 ``images`` becomes 255 with probability value / 255, else 0 (uint8, same shape)."""
+  u = jax.random.uniform(key, images.shape)
+  return jnp.where(u * 255.0 < images.astype(jnp.float32), 255, 0).astype(jnp.uint8)
+
+
 def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, num_steps: int,
-                     sharing: str | None = None):
+                     sharing: str | None = None, binarize: bool = False):
   """A compiled function running ``num_steps`` train steps with batches drawn on the device.
 
   ``chunk(state, sums, data, perm, train_key) -> (state, sums)``: step ``s`` runs
@@ -65,6 +75,9 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
   ``perm`` (``[R, N]``) and ``train_key`` (``[R]``) carry a leading axis of R runs and
   ``data`` is shared: R runs advance by ``num_steps`` in one compiled call, each with its
   own batches and noise.
+
+  With ``binarize`` each batch's images are binarised afresh (``binarize_batch``, key
+  ``fold_in(step key, BINARIZE_STREAM)``): ``config.data.binarize='dynamic'``.
   """
 
   def chunk(state, sums, data, perm, train_key):
@@ -73,7 +86,11 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
       start = (state.step % steps_per_epoch) * batch_size
       rows = jax.lax.dynamic_slice(perm, (start,), (batch_size,))
       batch = {k: jnp.take(v, rows, axis=0) for k, v in data.items()}
-      state, metrics = step_fn(state, batch, jax.random.fold_in(train_key, state.step))
+      key = jax.random.fold_in(train_key, state.step)
+      if binarize:
+        batch["images"] = binarize_batch(batch["images"],
+                                         jax.random.fold_in(key, BINARIZE_STREAM))
+      state, metrics = step_fn(state, batch, key)
       sums = {k: sums[k] + (metrics[k] if k != "count" else 1.0) for k in sums}
       return (state, sums), None
 
@@ -251,7 +268,8 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
                                        convolutional=convolutional)
   # Looked up through the class, so that a test can patch the step.
   step_fn = functools.partial(type(rep).train_step, rep)
-  chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing)
+  dynamic = config.data.get("binarize", "none") == "dynamic"
+  chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing, dynamic)
             for n in {chunk_size, 1}}
   eval_key = keys[0]["eval"] if sharing is None else jnp.stack([k["eval"] for k in keys])
   evaluator = kevaluator.Evaluator(rep, eval_ds, config.train.eval_batch_size, eval_key, sharing)

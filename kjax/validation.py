@@ -9,9 +9,9 @@ from absl import logging
 import ml_collections
 
 from kjax import autotune
-from kjax.data import catalog, style
+from kjax.data import catalog, loading, style
 from kjax.errors import ConfigError  # noqa: F401  (raised here, re-exported)
-from kjax.models import cgan, conv, cvae
+from kjax.models import cgan, conv, cvae, vae
 from kjax.models.vae import UPSAMPLE_METHODS
 from kjax.objectives import GAN_LOSSES, LIKELIHOODS, VAE_OBJECTIVES
 
@@ -62,7 +62,8 @@ def _validate_eval(config) -> None:
   _check(isinstance(config.eval.at_end_of_training, bool), "eval.at_end_of_training",
          config.eval.at_end_of_training, "expected True or False")
   _check(isinstance(config.eval.classifier_workdir, str), "eval.classifier_workdir",
-         config.eval.classifier_workdir, "expected a path (or empty)")
+         config.eval.classifier_workdir, "expected a path, empty (the shipped evaluator) "
+         "or 'none'")
   for name in ("iwae_samples", "iwae_chunk_size", "iwae_batch_size", "kid_subsets"):
     _int(config, f"eval.{name}", 1)
   _int(config, "eval.kid_subset_size", 2)
@@ -70,6 +71,10 @@ def _validate_eval(config) -> None:
   for name in ("iwae_max_examples", "epoch_iwae_samples", "num_generated"):
     _int(config, f"eval.{name}", 0)
   _check(config.eval.num_generated != 1, "eval.num_generated", 1, "expected 0 or >= 2")
+  if "prdc_k" in config.eval:  # configs written before issue 11 have neither
+    _int(config, "eval.prdc_k", 1, 100)
+  if "cas_epochs" in config.eval:
+    _int(config, "eval.cas_epochs", 0, 1000)
 
 
 def _validate_vae_objective(config) -> None:
@@ -106,6 +111,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   info = catalog.get_dataset_info(config.data.name)
   _int(config, "data.style_pixel_threshold", 0, 254)
   _one_of(config, "data.style_reduction", style.REDUCTIONS)
+  if "binarize" in config.data:  # configs written before issue 11 have none
+    _one_of(config, "data.binarize", loading.BINARIZATIONS)
   _one_of(config, "model.name", ("beta_vae", "cvae", "cgan", "classifier"))
   _int(config, "model.hidden", 1)
   _channels(config)
@@ -134,6 +141,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _validate_vae_objective(config)
   if model == "beta_vae":
     _one_of(config, "model.upsample", UPSAMPLE_METHODS)
+    if "schedule" in config.optim:
+      _one_of(config, "optim.schedule", ("constant", "iwae"))
+    if "eps" in config.optim:
+      _real(config, "optim.eps", 0, low_open=True)
+    if "architecture" in config.model:  # configs written before issue 11: conv
+      _one_of(config, "model.architecture", vae.ARCHITECTURES)
+      widths = tuple(config.model.get("mlp_widths", (200,)))
+      _check(1 <= len(widths) <= 4 and all(isinstance(w, Integral) and w > 0 for w in widths),
+             "model.mlp_widths", config.model.get("mlp_widths"),
+             "expected 1 to 4 positive integers")
     classes = tuple(config.figures.interpolate_classes)
     _check(len(classes) == 2 and all(isinstance(c, Integral) and 0 <= c < info.num_classes
                                      for c in classes),

@@ -3,7 +3,7 @@
 ``config.json`` (the resolved config), ``checkpoints/`` (orbax), ``metrics.jsonl``,
 ``summary.json``, figures, ``eval/``. This module checks that a config may continue the run
 in a workdir, and restores a trained run (config and newest checkpoint) for ``kjax.generate``
-and ``kjax.evaluate``.
+and ``kjax.evaluation``.
 """
 
 from __future__ import annotations

@@ -48,8 +48,10 @@ def on_real_kmnist(config, kmnist_dir, tmp_path, train_split="test[:256]",
 
 
 def quick_eval(config):
-  """Shrinks ``config.eval`` to test size (k = 16 for the IWAE bound, 2 KID subsets)."""
+  """Shrinks ``config.eval`` to test size (k = 16 for the IWAE bound, 2 KID subsets, no
+  CAS: tests/test_evaluation_metrics.py runs it)."""
   config.eval.iwae_samples = 16
+  config.eval.cas_epochs = 0
   config.eval.iwae_chunk_size = 8
   config.eval.kid_subsets = 2
   return config

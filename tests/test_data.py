@@ -1,6 +1,7 @@
 """Readers, checksums, split selection and both sources, on the real files and synthetic ones."""
 
 import dataclasses
+import json
 import gzip
 import os
 import shutil
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from kjax import data as kdata
 from kjax.data import catalog, loading, local, readers, splits, tfds_builders
 
 
@@ -231,3 +233,63 @@ def test_k49_tfds_builder_on_official_format_files(tmp_path, monkeypatch):
   np.testing.assert_array_equal(images, arrays["test"][0])
   np.testing.assert_array_equal(labels, arrays["test"][1])
   assert tfds_builders.builder_for(info, str(tmp_path / "tfds")).name == "kjax_k49"
+
+
+def test_binarisation_keeps_each_pixels_mean_and_is_fixed_or_fresh(kmnist_dir, tmp_path):
+  """Issue 11: ``data.binarize``: a pixel of value v becomes 255 with probability v / 255."""
+  import jax  # noqa: PLC0415
+  from configs import iwae_mnist  # noqa: PLC0415
+  from kjax import train  # noqa: PLC0415
+  from kjax.data import loading  # noqa: PLC0415
+  from tests.conftest import on_real_kmnist  # noqa: PLC0415
+  config = on_real_kmnist(iwae_mnist.get_config(), kmnist_dir, tmp_path,
+                          train_split="test[:500]", eval_split="test[9500:]")
+  grey_train, grey_eval = kdata.load_datasets(
+      ml_collections.ConfigDict({**config.data.to_dict(), "binarize": "none"}))
+  images = grey_train.images
+  fixed = loading.binarize(images, 0)
+  fresh = np.asarray(train.binarize_batch(jax.numpy.asarray(images), jax.random.key(0)))
+  for b in (fixed, fresh):
+    assert set(np.unique(b)) == {0, 255} and b.dtype == np.uint8
+    assert np.all(b[images == 0] == 0) and np.all(b[images == 255] == 255)
+    # E[b] = v over 392,000 pixels: the means agree to well within 5 standard errors.
+    assert abs(b.mean() - images.mean()) / 255 < 5 * 0.5 / np.sqrt(images.size)
+    mid = (images > 100) & (images < 156)  # v/255 ≈ 0.5: about half on, half off
+    assert 0.4 < np.mean(b[mid] == 255) < 0.6
+  assert np.array_equal(fixed, loading.binarize(images, 0))  # static: the same every time
+  assert np.mean(fixed != loading.binarize(images, 1)) > 0.01
+  other = np.asarray(train.binarize_batch(jax.numpy.asarray(images), jax.random.key(1)))
+  assert np.mean(fresh != other) > 0.01  # dynamic: fresh with each step's key
+
+  for mode, train_binary in (("dynamic", False), ("static", True)):
+    config.data.binarize = mode
+    train_ds, eval_ds = kdata.load_datasets(config.data)
+    assert np.array_equal(eval_ds.images, loading.binarize(grey_eval.images, 1))
+    assert np.array_equal(train_ds.images, fixed) == train_binary
+    assert np.array_equal(train_ds.styles, grey_train.styles)  # styles of the grey images
+
+
+def test_iwae_mnist_config_trains_the_papers_model_on_binarised_batches(kmnist_dir, tmp_path):
+  """configs/iwae_mnist.py end to end at test size: the 784-200-200-50 tanh VAE, dynamic
+  binarisation, the paper's Adam and schedule; the IWAE bound is tighter than the ELBO."""
+  import jax.numpy as jnp  # noqa: PLC0415
+  from configs import iwae_mnist  # noqa: PLC0415
+  from kjax import experiment  # noqa: PLC0415
+  from kjax.tasks import vae  # noqa: PLC0415
+  from tests.conftest import on_real_kmnist  # noqa: PLC0415
+  config = on_real_kmnist(iwae_mnist.get_config(), kmnist_dir, tmp_path,
+                          train_split="test[:200]", eval_split="test[9900:]", batch_size=20)
+  config.eval.iwae_samples, config.eval.iwae_max_examples = 64, 40
+  config.eval.classifier_workdir = "none"
+  workdir = tmp_path / "run"
+  experiment.train_and_evaluate(config, str(workdir))
+  result = json.loads((workdir / "eval" / "metrics.json").read_text())
+  assert "binarised" in result["protocol"]["likelihood"]
+  metrics = result["metrics"]
+  assert metrics["iwae_nll"] < metrics["nelbo_iwae_examples"]
+  assert len(metrics["kl_per_dimension"]) == 50
+  schedule = vae.iwae_schedule(1e-3, steps_per_epoch=10)  # stages of 1, 3, 9, ... epochs
+  rates = [float(schedule(jnp.asarray(s))) for s in (0, 9, 10, 39, 40, 129, 130, 10**6)]
+  expected = [1e-3, 1e-3, 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-2 / 7),
+              1e-3 * 10 ** (-2 / 7), 1e-3 * 10 ** (-3 / 7), 1e-4]
+  np.testing.assert_allclose(rates, expected, rtol=1e-6)

@@ -12,7 +12,8 @@ import pytest
 from configs import beta_vae as beta_vae_config
 from configs import cgan as cgan_config
 from configs import cvae as cvae_config
-from kjax import errors, evaluate, experiment, launcher
+from kjax import errors, evaluation, experiment, launcher
+from kjax.evaluation import base, domain, latents
 from kjax import frames as kframes
 from kjax import data as kdata
 from kjax.data import style
@@ -20,7 +21,12 @@ from tests.conftest import on_real_kmnist, quick_eval
 
 VAE_METRICS = {"nelbo", "rec", "kl", "iwae_nll", "rec_mse", "active_units", "kl_per_dimension",
                "unit_activity", "inpainting_patch_mse", "masked_patch_mse"}
-SAMPLE_METRICS = {"fd", "kid", "kid_std", "fd_real_train_vs_eval", "kid_real_train_vs_eval"}
+SAMPLE_METRICS = {"fd", "kid", "kid_std", "fd_real_train_vs_eval", "kid_real_train_vs_eval",
+                  "precision", "recall", "density", "coverage", "precision_real_train_vs_eval",
+                  "recall_real_train_vs_eval", "density_real_train_vs_eval",
+                  "coverage_real_train_vs_eval"}
+MEMORISATION_METRICS = {"memorisation_pixel_ratio", "memorised_fraction_pixel",
+                        "memorisation_feature_ratio", "memorised_fraction_feature"}
 CONDITIONAL_METRICS = {"class_accuracy", "class_balanced_accuracy", "class_accuracy_per_class",
                        "style_accuracy",
                        "thickness_shift_pixels", "real_thickness_gap_pixels",
@@ -36,31 +42,31 @@ def test_style_accuracy_is_one_on_real_images_labelled_by_their_own_statistic(km
   counts = style.foreground_pixel_count(train_ds.images)
   thresholds = style.class_thresholds(counts, train_ds.labels, 10, "median")
   # The eval split's styles come from the train split's thresholds: a perfect "generator".
-  assert evaluate.style_accuracy(eval_ds.images, eval_ds.labels, eval_ds.styles,
+  assert evaluation.style.style_accuracy(eval_ds.images, eval_ds.labels, eval_ds.styles,
                                  thresholds) == 1.0
-  assert evaluate.style_accuracy(eval_ds.images, eval_ds.labels, 1 - eval_ds.styles,
+  assert evaluation.style.style_accuracy(eval_ds.images, eval_ds.labels, 1 - eval_ds.styles,
                                  thresholds) == 0.0
   # Strokes widened by one pixel: far more images pass as thick than before.
   thick = np.maximum(eval_ds.images, np.roll(eval_ds.images, 1, axis=2))
   ones = np.ones(len(thick), int)
-  before = evaluate.style_accuracy(eval_ds.images, eval_ds.labels, ones, thresholds)
-  assert evaluate.style_accuracy(thick, eval_ds.labels, ones, thresholds) > before + 0.2
+  before = evaluation.style.style_accuracy(eval_ds.images, eval_ds.labels, ones, thresholds)
+  assert evaluation.style.style_accuracy(thick, eval_ds.labels, ones, thresholds) > before + 0.2
 
 
 def test_class_accuracy_and_its_balanced_form():
   labels = np.array([0, 0, 0, 0, 1])
   predicted = np.array([0, 0, 0, 0, 0])
-  acc, balanced = evaluate.class_accuracy(predicted, labels, 3)
+  acc, balanced = evaluation.style.class_accuracy(predicted, labels, 3)
   assert acc == pytest.approx(0.8) and balanced == pytest.approx(0.5)  # class 2 absent
 
 
 def test_params_hash_identifies_parameters():
   params = {"dense": {"kernel": np.ones((2, 3), np.float32), "bias": np.zeros(3, np.float32)}}
   same = {"dense": {"kernel": np.ones((2, 3), np.float32), "bias": np.zeros(3, np.float32)}}
-  assert evaluate.params_sha256(params) == evaluate.params_sha256(same)
+  assert evaluation.params_sha256(params) == evaluation.params_sha256(same)
   same["dense"]["bias"][1] = 1e-7
-  assert evaluate.params_sha256(params) != evaluate.params_sha256(same)
-  assert re.fullmatch(r"[0-9a-f]{64}", evaluate.params_sha256(params))
+  assert evaluation.params_sha256(params) != evaluation.params_sha256(same)
+  assert re.fullmatch(r"[0-9a-f]{64}", evaluation.params_sha256(params))
 
 
 def _figures_in_report(workdir):
@@ -105,7 +111,7 @@ def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
   assert sum(metrics["kl_per_dimension"]) == pytest.approx(metrics["kl"], rel=1e-3)
   assert 0.0 <= metrics["class_accuracy"] <= 1 and 0 <= metrics["style_accuracy"] <= 1
   assert metrics["fd"] > metrics["fd_real_train_vs_eval"] > 0  # 10 steps: far from real
-  assert result["classifier"]["params_sha256"] == evaluate.load_classifier(
+  assert result["classifier"]["params_sha256"] == evaluation.load_classifier(
       kmnist_classifier[0], "kmnist").params_sha256
   assert result["protocol"]["iwae_samples"] == 16 and result["protocol"]["num_generated"] == 400
   for name in ("kl_per_dimension.png", "inpainting.png", "traversals.png",
@@ -132,8 +138,12 @@ def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_conf
   metrics = result["metrics"]
   assert VAE_METRICS <= set(metrics) and result["protocol"]["iwae_examples"] == 50
   assert metrics["iwae_nll"] < metrics["nelbo_iwae_examples"]  # on the same 50 images
-  assert not SAMPLE_METRICS & set(result["metrics"])  # no classifier given
-  assert "classifier_metrics" in result["protocol"] and result["classifier"] is None
+  # No classifier given: the shipped reference evaluator gives the sample metrics.
+  assert SAMPLE_METRICS | MEMORISATION_METRICS <= set(metrics)
+  shipped = domain.reference_entries()["kmnist"]
+  assert result["classifier"]["params_sha256"] == shipped["params_sha256"]
+  assert result["classifier"]["source"] == "reference:kmnist"
+  assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["coverage"] <= 1
   assert "eval/tsne.png" in result["figures"]
   epochs, tiles = kframes.load_frames(os.path.join(workdir, kframes.FRAMES_DIR))
   assert epochs == [1, 2] and tiles["samples"][0].shape == (8 * 29 + 1, 8 * 29 + 1)
@@ -146,12 +156,16 @@ def test_cgan_metrics_without_an_encoder(kmnist_dir, tmp_path, kmnist_classifier
   config.model.architecture = "mlp"
   config.model.hidden = 32
   config.eval.classifier_workdir = kmnist_classifier[0]
+  config.eval.cas_epochs = 1  # the Classification Accuracy Score end to end
   workdir = str(tmp_path / "gan")
   experiment.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     result = json.load(f)
-  assert SAMPLE_METRICS | CONDITIONAL_METRICS == set(result["metrics"])
+  assert (SAMPLE_METRICS | CONDITIONAL_METRICS | MEMORISATION_METRICS
+          | {"cas", "cas_real_reference"}) == set(result["metrics"])
+  assert 0 <= result["metrics"]["cas"] <= 1 and "1 epochs on 256 samples" in result["protocol"]["cas"]
   assert "eval/interpolation_noise.gif" in result["figures"]
+  assert "eval/memorisation.png" in result["figures"]
   _check_report(workdir, result)
 
 
@@ -169,10 +183,10 @@ def test_bad_evaluation_input_stops_before_anything_is_written(kmnist_dir, mnist
     experiment.train_and_evaluate(config, str(workdir))
   assert not workdir.exists()
   with pytest.raises(errors.ConfigError, match="is not a kjax run"):
-    evaluate.evaluate_workdir(config, str(workdir))
+    evaluation.evaluate_workdir(config, str(workdir))
   config.eval.iwae_samples = 0
   with pytest.raises(errors.ConfigError, match="config.eval.iwae_samples=0 is not allowed"):
-    evaluate.evaluate_workdir(config, str(workdir))
+    evaluation.evaluate_workdir(config, str(workdir))
   assert not workdir.exists()
 
 
@@ -220,8 +234,7 @@ def test_k49_class_metrics_are_balanced_over_49_classes(synthetic_k49_dir, tmp_p
 
 def test_tsne_is_skipped_for_a_collapsed_posterior():
   """No active unit: no t-SNE (scikit-learn's PCA init divides by the zero spread)."""
-  ev = evaluate._Evaluation.__new__(evaluate._Evaluation)
-  ev.z_mean = np.zeros((50, 10), np.float32)
-  ev.metrics, ev.protocol, ev.figures = {"active_units": 0}, {}, []
-  ev.tsne()
-  assert ev.figures == [] and "collapsed" in ev.protocol["tsne"]
+  run = base.Run(None, "", None, None, None, None,
+                 _cache={"posterior": (np.zeros((50, 10), np.float32),) * 2})
+  out = latents.tsne(run)
+  assert out.figures == [] and "collapsed" in out.protocol["tsne"]

@@ -113,5 +113,26 @@ def load_datasets(data_config: ml_collections.ConfigDict) -> tuple[Dataset, Data
     return Dataset(images=images.reshape(-1, 28, 28, 1), labels=labels,
                    styles=style.style_labels(counts, labels, thresholds), info=info, split=spec)
 
-  return (make(train_images, train_labels, data_config.train_split),
-          make(eval_images, eval_labels, data_config.eval_split))
+  train = make(train_images, train_labels, data_config.train_split)
+  evaluation = make(eval_images, eval_labels, data_config.eval_split)
+  mode = data_config.get("binarize", "none")  # style labels stay those of the grey images
+  if mode != "none":  # the eval split once, whatever the mode: every evaluation sees it
+    evaluation = dataclasses.replace(evaluation, images=binarize(evaluation.images, 1))
+  if mode == "static":
+    train = dataclasses.replace(train, images=binarize(train.images, 0))
+  return train, evaluation
+
+
+BINARIZATIONS = ("none", "dynamic", "static")
+
+
+def binarize(images: np.ndarray, seed: int) -> np.ndarray:
+  """Stochastic binarisation, fixed by ``seed`` (numpy's PCG64): each pixel of uint8
+  ``images`` becomes 255 with probability value / 255, else 0 (uint8, same shape).
+
+  ``config.data.binarize='static'`` binarises the train split once with seed 0 and the
+  eval split with seed 1; ``'dynamic'`` draws the train batches afresh at every step
+  (``kjax.train.binarize_batch``, Burda et al. 2015 §5) and uses the same fixed eval split.
+  """
+  u = np.random.default_rng(seed).random(images.shape, dtype=np.float32)
+  return np.where(u * 255.0 < images, 255, 0).astype(np.uint8)

@@ -159,6 +159,49 @@ class ConvDecoder(nn.Module):
     return conv.over_batch_chunks(trunk, z, self.conv_impl)
 
 
+ARCHITECTURES = ("conv", "mlp")
+
+
+class MLPEncoder(nn.Module):
+  """q(z | x) of the IWAE paper's one-stochastic-layer model (Burda et al. 2015, §5):
+  dense tanh layers on the 784 pixels, then linear heads.
+
+  Attributes:
+    latent_dim: dimension of z (50 in the paper).
+    widths: hidden widths (``(200, 200)`` in the paper).
+  """
+
+  latent_dim: int
+  widths: Sequence[int] = (200, 200)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)``, each float ``[B, latent_dim]``."""
+    h = x.reshape(x.shape[0], -1)
+    for width in self.widths:
+      h = jnp.tanh(nn.Dense(width)(h))
+    return (nn.Dense(self.latent_dim, name="z_mean")(h),
+            nn.Dense(self.latent_dim, name="z_logvar")(h))
+
+
+class MLPDecoder(nn.Module):
+  """p(x | z) of the same model: dense tanh layers (``widths`` reversed), then 784 logits.
+
+  Attributes:
+    widths: the encoder's hidden widths.
+  """
+
+  widths: Sequence[int] = (200, 200)
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    """float ``[B, latent_dim]`` → logits float ``[B, 28, 28, 1]``."""
+    h = z
+    for width in reversed(tuple(self.widths)):
+      h = jnp.tanh(nn.Dense(width)(h))
+    return nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
+
+
 class BetaVAE(nn.Module):
   """β-VAE (Higgins et al. 2017) with the Keras-example convolutional networks.
 
@@ -173,6 +216,9 @@ class BetaVAE(nn.Module):
     upsample: decoder upsampling method (``'conv_transpose'`` | ``'subpixel'``).
     conv_impl: how convolutions are computed (``kjax.models.conv.IMPLS``): the same
       function either way; ``'auto'`` is the fastest measured on the platform.
+    architecture: ``'conv'`` (the networks above) or ``'mlp'`` (``MLPEncoder`` and
+      ``MLPDecoder`` with ``mlp_widths``: the IWAE paper's model, ``configs/iwae_mnist.py``).
+    mlp_widths: hidden widths of the ``'mlp'`` networks.
   """
 
   latent_dim: int = 2
@@ -180,8 +226,14 @@ class BetaVAE(nn.Module):
   hidden: int = 16
   upsample: str = "conv_transpose"
   conv_impl: str = "auto"
+  architecture: str = "conv"
+  mlp_widths: Sequence[int] = (200, 200)
 
   def setup(self):
+    if self.architecture == "mlp":
+      self.encoder = MLPEncoder(self.latent_dim, tuple(self.mlp_widths))
+      self.decoder = MLPDecoder(tuple(self.mlp_widths))
+      return
     self.encoder = ConvEncoder(self.latent_dim, tuple(self.channels), self.hidden,
                                self.conv_impl)
     self.decoder = ConvDecoder(tuple(self.channels), self.upsample, conv_impl=self.conv_impl)

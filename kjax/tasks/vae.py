@@ -35,6 +35,21 @@ OBJECTIVE_DEFAULTS = {"name": "beta_vae", "kl_warmup_steps": 0, "gamma": 1000.0,
 TC_KEY = 7  # fold_in(step key, TC_KEY): the z sample of the TC estimate
 
 
+def iwae_schedule(learning_rate, steps_per_epoch: int, stages: int = 8):
+  """The IWAE paper's learning rate (Burda et al. 2015, §5): stage i = 0..7 lasts 3^i
+  epochs at ``learning_rate · 10^(−i/7)`` (3,280 epochs in all), then stays at the last.
+
+  Args:
+    learning_rate: float or float array (a sweep's per-run rate); steps_per_epoch ≥ 0.
+
+  Returns:
+    ``count → rate``, an optax schedule (piecewise constant in steps).
+  """
+  boundaries = jnp.asarray([steps_per_epoch * (3 ** (i + 1) - 1) // 2 for i in range(stages - 1)])
+  factors = jnp.asarray([10.0 ** (-i / 7) for i in range(stages)], jnp.float32)
+  return lambda count: learning_rate * factors[jnp.sum(count >= boundaries)]
+
+
 class BetaVAETask(base.Task):
   """β-VAE with the Keras-example conv networks (``kjax.models.vae.BetaVAE``).
 
@@ -74,7 +89,9 @@ class BetaVAETask(base.Task):
   def create_model(self) -> nn.Module:
     m = self.config.model
     return vae.BetaVAE(latent_dim=m.latent_dim, channels=tuple(m.channels), hidden=m.hidden,
-                       upsample=m.upsample, conv_impl=m.get("conv_impl", "auto"))
+                       upsample=m.upsample, conv_impl=m.get("conv_impl", "auto"),
+                       architecture=m.get("architecture", "conv"),
+                       mlp_widths=tuple(m.get("mlp_widths", (200, 200))))
 
   # The model's three calls; the CVAE overrides them to pass the labels.
   def _init_variables(self, key: jax.Array) -> dict:
@@ -182,7 +199,10 @@ class BetaVAETask(base.Task):
     hparams = self.objective_hparams(beta=beta, **overrides)
     variables = self._init_variables(key)
     lr = self.config.optim.learning_rate if learning_rate is None else learning_rate
-    tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    optim = self.config.optim
+    if optim.get("schedule", "constant") == "iwae":
+      lr = iwae_schedule(lr, (self.num_train_examples or 0) // self.config.train.batch_size)
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=lr, eps=optim.get("eps", 1e-8))
     return base.TrainState.create(
         apply_fn=self.model.apply, params=variables["params"], tx=tx, hparams=hparams,
         batch_stats=variables.get("batch_stats", {}))

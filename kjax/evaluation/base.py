@@ -1,0 +1,167 @@
+"""What every evaluation shares: the run it measures (``Run``), what it returns (``Output``)
+and the array helpers they use.
+
+Each evaluation is one function ``fn(run: Run) -> Output`` (disentanglement_lib's habit):
+the run's config, task, restored state, splits and domain evaluator come in; metrics, the
+protocol (sample counts and choices) and figures go out. Work that several evaluations
+need (posterior means of the eval split, the generated samples and their features) is
+computed once, on first use, and cached on the ``Run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from kjax import data as kdata
+from kjax import rng
+from kjax import tasks
+
+EVAL_DIR = "eval"
+
+
+@dataclasses.dataclass
+class Output:
+  """What one evaluation returns.
+
+  Attributes:
+    metrics: name → float, int or list of floats (``metrics.json``'s ``metrics``).
+    protocol: name → how it was measured (sample counts, k, choices).
+    figures: paths of the figures it wrote, relative to the run's workdir.
+  """
+
+  metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+  protocol: dict[str, Any] = dataclasses.field(default_factory=dict)
+  figures: list[str] = dataclasses.field(default_factory=list)
+
+
+def batched(fn: Callable, *arrays: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+  """``fn`` over row blocks of ``arrays`` (numpy), outputs concatenated as numpy."""
+  n = len(arrays[0])
+  return np.concatenate([np.asarray(fn(*(jnp.asarray(a[i:i + batch_size]) for a in arrays)))
+                         for i in range(0, n, batch_size)])
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """float images in [0, 1] → uint8 0..255 (rounded), the data's own encoding."""
+  return (np.clip(np.asarray(images), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+@dataclasses.dataclass
+class Run:
+  """A trained run as the evaluations see it.
+
+  Attributes:
+    config: the run's config (its ``eval`` section sets k, sample sizes, the evaluator).
+    workdir: the run's directory; figures go to ``WORKDIR/eval/``.
+    task, state: the model family and its restored or final train state.
+    train_ds, eval_ds: the run's splits (references come from ``train_ds``, every metric
+      is on ``eval_ds``).
+    evaluator: the domain evaluator (``kjax.evaluation.domain.DomainClassifier``) or None.
+  """
+
+  config: ml_collections.ConfigDict
+  workdir: str
+  task: tasks.Task
+  state: Any
+  train_ds: kdata.Dataset
+  eval_ds: kdata.Dataset
+  evaluator: Any = None
+  _cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+  @property
+  def out_dir(self) -> str:
+    return os.path.join(self.workdir, EVAL_DIR)
+
+  @property
+  def caption(self) -> str:
+    """The run's one-line description, for figure titles."""
+    return self.task.describe()
+
+  @property
+  def info(self):
+    return self.eval_ds.info
+
+  @functools.cached_property
+  def x_eval(self) -> np.ndarray:
+    """The eval images as float32 ``[N, 28, 28, 1]`` in [0, 1]."""
+    return self.eval_ds.images.astype(np.float32) / 255.0
+
+  @property
+  def labels(self) -> np.ndarray:
+    return self.eval_ds.labels.astype(np.int32)
+
+  @property
+  def styles(self) -> np.ndarray:
+    return self.eval_ds.styles.astype(np.int32)
+
+  def key(self, name: str) -> jax.Array:
+    """The PRNG key of the evaluation ``name``: the run's ``evaluation`` stream folded with
+    the name's first 4 bytes (each evaluation draws its own noise, whatever runs first)."""
+    return jax.random.fold_in(rng.stream_keys(self.config.seed)["evaluation"],
+                              int.from_bytes(name.encode()[:4], "little"))
+
+  def figure_path(self, name: str) -> str:
+    """``WORKDIR/eval/<name>`` (the folder exists)."""
+    os.makedirs(self.out_dir, exist_ok=True)
+    return os.path.join(self.out_dir, name)
+
+  def relative(self, path: str | None) -> list[str]:
+    """``[path relative to the workdir]``, or ``[]`` for a figure not drawn (None)."""
+    return [os.path.relpath(path, self.workdir)] if path else []
+
+  def conditioning(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32 ``[n]`` labels and styles of the first ``n`` eval images, repeated if n > the
+    split: the conditioning of generated samples."""
+    return np.resize(self.labels, n), np.resize(self.styles, n)
+
+  def decode(self, z: np.ndarray, labels: np.ndarray, styles: np.ndarray) -> np.ndarray:
+    """float ``[N, D]`` noise/latents, int ``[N]`` classes and styles → numpy float32
+    images ``[N, 28, 28, 1]`` in [0, 1] (``task.sample``, compiled once per shape)."""
+    if "sample_fn" not in self._cache:
+      self._cache["sample_fn"] = jax.jit(self.task.sample)
+    fn = self._cache["sample_fn"]
+    return batched(lambda a, b, c: fn(self.state, a, b, c), z, labels, styles)
+
+  def num_generated(self) -> int:
+    """Samples for the sample-quality metrics: ``eval.num_generated`` or the eval size."""
+    return self.config.eval.num_generated or len(self.eval_ds)
+
+  def generated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(images float32 [n, 28, 28, 1], labels int32 [n], styles int32 [n])``: samples
+    from the prior with the eval images' conditioning (``num_generated``), drawn once with
+    the key of ``'fd'`` and shared by FD/KID, precision/recall and memorisation."""
+    if "generated" not in self._cache:
+      n = self.num_generated()
+      labels, styles = self.conditioning(n)
+      z = np.asarray(jax.random.normal(self.key("fd"), (n, self.task.latent_dim())))
+      self._cache["generated"] = (self.decode(z, labels, styles), labels, styles)
+    return self._cache["generated"]
+
+  def features(self, name: str) -> np.ndarray:
+    """The domain evaluator's float64 features ``[n, F]`` of ``'generated'``, ``'eval'``
+    (the eval split) or ``'train'`` (the train split), each computed once."""
+    cache_key = f"features/{name}"
+    if cache_key not in self._cache:
+      images = {"generated": lambda: self.generated()[0], "eval": lambda: self.x_eval,
+                "train": lambda: self.train_ds.images.astype(np.float32) / 255.0}[name]()
+      self._cache[cache_key] = self.evaluator.features(images)
+    return self._cache[cache_key]
+
+  def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+    """``(z_mean, z_logvar)`` float32 ``[N, D]`` of the eval images under q(z | x), once."""
+    if "posterior" not in self._cache:
+      post = jax.jit(self.task.posterior)
+      out = [post(self.state, jnp.asarray(self.x_eval[i:i + 1000]),
+                  jnp.asarray(self.labels[i:i + 1000]), jnp.asarray(self.styles[i:i + 1000]))
+             for i in range(0, len(self.eval_ds), 1000)]
+      self._cache["posterior"] = (np.concatenate([np.asarray(m) for m, _ in out]),
+                                  np.concatenate([np.asarray(v) for _, v in out]))
+    return self._cache["posterior"]

@@ -1,0 +1,109 @@
+"""Classification Accuracy Score (Ravuri & Vinyals 2019, "Classification Accuracy Score for
+Conditional Generative Models"): a classifier trained only on a conditional model's samples
+(labels as requested), tested on the real eval images. Unlike the evaluator's accuracy on
+samples, it drops when samples lack the diversity of the real classes.
+
+The classifier is the reference evaluator's network and optimiser (``configs/classifier.py``
+as recorded in ``reference/evaluators.json``) trained for ``eval.cas_epochs`` epochs on as
+many samples as the train split has images, conditioned on the train split's labels and
+styles. The same recipe trained on the real train split gives ``cas_real_reference``
+(cached on disk by content: the splits, the recipe and the seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from kjax import tasks
+from kjax import train as ktrain
+from kjax.data import loading
+from kjax.evaluation import base
+from kjax.evaluation import domain
+
+METRIC_DOCS = {
+    "cas": "Classification Accuracy Score: accuracy on real eval images of a classifier "
+           "trained on samples only (Ravuri & Vinyals 2019)",
+    "cas_real_reference": "the same recipe trained on the real train split (the ceiling)",
+}
+
+
+def recipe(config: ml_collections.ConfigDict, num_epochs: int) -> ml_collections.ConfigDict:
+  """The classifier config of CAS: the reference evaluator's (any shipped one: they share
+  their recipe), on ``config.data``, for ``num_epochs`` epochs, seed ``config.seed``."""
+  entries = domain.reference_entries()
+  clf = ml_collections.ConfigDict(entries.get(config.data.name, next(iter(entries.values())))
+                                  ["config"])
+  clf.data = ml_collections.ConfigDict(config.data.to_dict())
+  clf.train.num_epochs = num_epochs
+  clf.seed = config.seed
+  return clf
+
+
+def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
+                   labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray
+                   ) -> float:
+  """Trains ``clf_config``'s classifier on uint8 ``images [N, 28, 28, 1]`` with int
+  ``labels [N]`` (PRNG streams of ``clf_config.seed``) and returns its accuracy on uint8
+  ``test_images`` with ``test_labels``."""
+  task = tasks.get_task(clf_config)
+  task.num_train_examples = len(images)
+  key_init, key_perm, key_train = jax.random.split(jax.random.key(clf_config.seed), 3)
+  state = task.init_state(key_init)
+  batch_size = min(clf_config.train.batch_size, len(images))
+  steps_per_epoch = len(images) // batch_size
+  chunk = ktrain.make_train_chunk(task.train_step, steps_per_epoch, batch_size, 1)
+  data = {"images": jax.device_put(images), "labels": jax.device_put(labels.astype(np.int32)),
+          "styles": jax.device_put(np.zeros(len(images), np.int32))}
+  sums = ktrain.zero_sums(task.train_metrics)
+  for epoch in range(clf_config.train.num_epochs):
+    perm = jax.random.permutation(jax.random.fold_in(key_perm, epoch), len(images))
+    for _ in range(steps_per_epoch):
+      state, sums = chunk(state, sums, data, perm.astype(np.int32), key_train)
+  predict = jax.jit(task.predict)
+  predicted = base.batched(lambda x: predict(state, x), test_images.astype(np.float32) / 255.0)
+  return float(np.mean(predicted == test_labels))
+
+
+def _cached_reference(clf_config, run: base.Run) -> float:
+  digest = hashlib.sha256()
+  for part in (run.train_ds.images, run.train_ds.labels, run.eval_ds.images, run.eval_ds.labels):
+    digest.update(np.ascontiguousarray(part).tobytes())
+  digest.update(json.dumps(clf_config.to_dict(), sort_keys=True, default=str).encode())
+  cache_dir = run.config.data.get("cache_dir") or loading.default_cache_dir()
+  path = os.path.join(cache_dir, "cas", digest.hexdigest()[:32] + ".json")
+  try:
+    with open(path, encoding="utf-8") as f:
+      return float(json.load(f)["cas_real_reference"])
+  except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: recompute
+    pass
+  value = train_and_test(clf_config, run.train_ds.images, run.train_ds.labels,
+                         run.eval_ds.images, run.eval_ds.labels)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path}.{os.getpid()}.tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump({"cas_real_reference": value}, f)
+  os.replace(tmp, path)  # atomic: a concurrent run never reads a partial file
+  return value
+
+
+def classification_accuracy_score(run: base.Run) -> base.Output:
+  """``cas`` of a conditional model and ``cas_real_reference``, on the whole eval split."""
+  epochs = run.config.eval.get("cas_epochs", 5)
+  clf_config = recipe(run.config, epochs)
+  n = len(run.train_ds)
+  labels = run.train_ds.labels.astype(np.int32)
+  styles = run.train_ds.styles.astype(np.int32)
+  z = np.asarray(jax.random.normal(run.key("cas"), (n, run.task.latent_dim())))
+  samples = base.to_uint8(run.decode(z, labels, styles))
+  cas = train_and_test(clf_config, samples, labels, run.eval_ds.images, run.eval_ds.labels)
+  return base.Output(
+      metrics={"cas": cas, "cas_real_reference": _cached_reference(clf_config, run)},
+      protocol={"cas": (f"CNN of the reference evaluator's recipe, {epochs} epochs on {n} "
+                        "samples conditioned on the train split's labels and styles; tested "
+                        f"on the {len(run.eval_ds)} real eval images")})
