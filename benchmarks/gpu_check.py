@@ -9,8 +9,8 @@ In order, each step timed and recorded even if one fails (its error goes in the 
 1. the platform (JAX's devices, versions);
 2. the test suite on the default device (``pytest -q -x``, with a time limit);
 3. ``benchmarks/compare.py``: kjax vs PyTorch eager per train step (when torch imports);
-4. the main job at full size: the domain classifier, then the 25-epoch β-VAE with its
-   whole default evaluation on KMNIST's 60,000 training images (synthetic official-format
+4. the main job at full size: the 25-epoch β-VAE with its whole default evaluation (the
+   shipped reference evaluator) on KMNIST's 60,000 training images (synthetic official-format
    files, ``benchmarks/synthetic_data.py``: the real training split is not offline);
 5. seed 003's CVAE for 100 epochs at K49's size (232,365 synthetic images), training only;
 6. the IWAE bound with k = 5000 on the full eval split (the β-VAE of step 4).
@@ -121,22 +121,10 @@ def main():
                                 *((1024, 512) if small else (None, None)))
   data = [f"--config.data.data_dir={kmnist}", "--config.data.verify_checksums=False",
           "--config.data.cache_dir=" + os.path.join(work, "cache")]
-  classifier_dir = os.path.join(work, "classifier")
   vae_dir = os.path.join(work, "beta_vae")
 
-  def classifier():
-    cmd = [py, "launch.py", "--config=configs/classifier.py", f"--workdir={classifier_dir}",
-           *data] + (["--config.train.num_epochs=1"] if small else [])
-    rc, secs, last = _run(cmd, 600, os.path.join(work, "classifier.log"))
-    if rc:
-      return f"exit {rc}: {last}"
-    t = _json(os.path.join(classifier_dir, "timing.json"))
-    return f"{t['phases_s']['training']:.1f} s training; choices {t['choices']}"
-  step("domain classifier (configs/classifier.py, KMNIST size)", classifier)
-
   def main_job():
-    cmd = [py, "launch.py", "--config=configs/beta_vae.py", f"--workdir={vae_dir}", *data,
-           f"--config.eval.classifier_workdir={classifier_dir}"]
+    cmd = [py, "launch.py", "--config=configs/beta_vae.py", f"--workdir={vae_dir}", *data]
     if small:
       cmd += ["--config.train.num_epochs=1", "--config.eval.iwae_samples=50",
               "--config.eval.tsne_max_points=200", "--config.eval.kid_subset_size=100"]
