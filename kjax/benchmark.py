@@ -170,8 +170,14 @@ def write_results(config: ml_collections.ConfigDict, workdir: str,
     counts = {k: protocol[k] for k in ("num_generated", "num_real_eval", "iwae_samples",
                                        "iwae_examples", "prdc_k", "kid_subsets",
                                        "kid_subset_size") if k in protocol}
-    lines += [f"## {name}: {first.get('run', {}).get('description', c.model.name)}", "",
-              f"{len(finished)} of {len(runs)} runs finished; {c.train.num_epochs} epochs; "
+    varied = {k.rsplit(".", 1)[-1]: v for k, v in sweep.axes(c).items() if k != "seed"}
+    lines += [f"## {name}", "",
+              f"Model `{c.model.name}`"
+              + (f" (`{c.model.architecture}`)" if "architecture" in c.model
+                 and "architecture" not in varied else "")
+              + (", varying " + ", ".join(f"{k} {v}" for k, v in varied.items())
+                 if varied else "") + ".",
+              "", f"{len(finished)} of {len(runs)} runs finished; {c.train.num_epochs} epochs; "
               + ", ".join(f"{k} {v}" for k, v in counts.items())
               + f". Per run: `{name}/runs/<settings>/`; figures in `{name}/figures/`.", ""]
     if protocol.get("cas"):

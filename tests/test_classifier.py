@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from configs import classifier as classifier_config
-from kjax import errors, evaluation, generate, tasks
+from kjax import errors, generate, tasks
+from kjax.evaluation import domain
 
 
 def test_classifier_beats_chance_after_a_short_training(kmnist_classifier):
@@ -23,7 +24,7 @@ def test_classifier_beats_chance_after_a_short_training(kmnist_classifier):
   assert evaluation["accuracy"] == pytest.approx(summary["eval/accuracy"])
   assert 0.6 < evaluation["balanced_accuracy"] <= 1.0
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:  # the hash runs quote
-    assert json.load(f)["protocol"]["params_sha256"] == evaluation.load_classifier(
+    assert json.load(f)["protocol"]["params_sha256"] == domain.load_classifier(
         workdir, "kmnist").params_sha256
   task = tasks.get_task(classifier_config.get_config())
   state = task.init_state(jax.random.key(0))

@@ -12,7 +12,6 @@ from kjax.evaluation import domain
 from kjax.evaluation import style as kstyle_eval
 
 METRIC_DOCS = {
-    "loss": "softmax cross-entropy, nats per image (eval split)",
     "accuracy": "accuracy on the eval split",
     "balanced_accuracy": "mean over classes of the per-class accuracy, eval split",
 }

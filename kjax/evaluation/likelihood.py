@@ -18,7 +18,8 @@ METRIC_DOCS = {
     "nelbo": "negative ELBO, nats per image (eval split, the run's fixed eval noise)",
     "rec": "reconstruction term of the ELBO, nats per image",
     "kl": "KL(q(z|x) || p(z)) term, nats per image",
-    "loss": "rec + beta * kl, the training objective, nats per image",
+    "loss": "the training objective on the eval split, nats per image (VAEs: rec + beta * "
+            "kl; a classifier: softmax cross-entropy)",
     "iwae_nll": "IWAE bound on -log p(x) (Burda et al. 2015), nats per image",
     "nelbo_iwae_examples": "nelbo on the eval images of the IWAE estimate (when a subset)",
 }
