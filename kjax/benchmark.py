@@ -184,7 +184,7 @@ def write_results(config: ml_collections.ConfigDict, workdir: str,
       lines += [f"CAS: {protocol['cas']}.", ""]
     if protocol.get("memorisation"):
       lines += [f"Memorisation: {protocol['memorisation']}.", ""]
-    lines += [results.markdown(keys, names, rows, headline=HEADLINE), ""]
+    lines += [results.markdown(keys, names, rows, headline=HEADLINE).replace("## ", "### "), ""]
   text = "\n".join(lines)
   os.makedirs(workdir, exist_ok=True)
   results._write(os.path.join(workdir, "results.md"), text)
