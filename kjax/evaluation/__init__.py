@@ -10,7 +10,8 @@ Training runs the same evaluation when it ends (``config.eval.at_end_of_training
 does every run of a sweep or of the benchmark.
 
 One module per evaluation, each one function ``fn(run: base.Run) -> base.Output`` listed in
-``EVALUATIONS`` with the models it applies to; ``METRIC_DOCS`` has one line per metric:
+``EVALUATIONS`` (``run.py``, the driver) with the models it applies to; ``METRIC_DOCS`` has
+one line per metric:
 
 * ``likelihood``: negative ELBO and its terms; the IWAE bound (Burda et al. 2015, Eq. 8).
 * ``latents``: reconstruction MSE from ``z_mean``, KL per dimension, active units,
@@ -26,167 +27,11 @@ One module per evaluation, each one function ``fn(run: base.Run) -> base.Output`
 * ``classifier``: the accuracy of a classifier run.
 """
 
-from __future__ import annotations
+from kjax.evaluation.base import EVAL_DIR, Output, Run
+from kjax.evaluation.domain import classifier_for, load_classifier, params_sha256
+from kjax.evaluation.run import EVALUATIONS, METRIC_DOCS, Evaluation, evaluate, evaluate_workdir
+from kjax.evaluation import style  # noqa: F401  (kjax.evaluation.style.style_accuracy, ...)
 
-import dataclasses
-import os
-import time
-from typing import Any, Callable
-
-from absl import logging
-import ml_collections
-
-from kjax import data as kdata
-from kjax import metric_writers
-from kjax import report
-from kjax import tasks
-from kjax import validation
-from kjax import workdir as kworkdir
-from kjax.evaluation import base
-from kjax.evaluation import cas
-from kjax.evaluation import classifier
-from kjax.evaluation import domain
-from kjax.evaluation import inpainting
-from kjax.evaluation import interpolation
-from kjax.evaluation import latents
-from kjax.evaluation import likelihood
-from kjax.evaluation import memorisation
-from kjax.evaluation import sample_quality
-from kjax.evaluation import style
-
-EVAL_DIR = base.EVAL_DIR
-Run, Output = base.Run, base.Output
-classifier_for, load_classifier, params_sha256 = (domain.classifier_for, domain.load_classifier,
-                                                  domain.params_sha256)
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-  """One entry of the registry.
-
-  Attributes:
-    name: its key in ``timing_s`` and its log line.
-    fn: ``fn(run) -> Output``.
-    applies: ``applies(run) -> bool``: whether it runs for this run (model, evaluator).
-  """
-
-  name: str
-  fn: Callable[[base.Run], base.Output]
-  applies: Callable[[base.Run], bool]
-
-
-def _is_classifier(run): return run.task.name == "classifier"
-def _has_encoder(run): return run.task.name in ("beta_vae", "cvae")
-def _generates(run): return run.task.name != "classifier"
-def _without_encoder(run): return _generates(run) and not _has_encoder(run)
-def _with_evaluator(run): return _generates(run) and run.evaluator is not None
-def _conditional(run): return _generates(run) and run.task.conditional
-def _cas(run): return _conditional(run) and run.config.eval.get("cas_epochs", 5) > 0
-
-
-EVALUATIONS: tuple[Evaluation, ...] = (
-    Evaluation("accuracy", classifier.accuracy, _is_classifier),
-    Evaluation("likelihood", likelihood.likelihood, _has_encoder),
-    Evaluation("latents", latents.latents, _has_encoder),
-    Evaluation("inpainting", inpainting.inpainting, _has_encoder),
-    Evaluation("traversals", latents.traversals, _has_encoder),
-    Evaluation("tsne", latents.tsne, _has_encoder),
-    Evaluation("interpolation", interpolation.encoded_interpolation, _has_encoder),
-    Evaluation("interpolation", interpolation.noise_interpolation, _without_encoder),
-    Evaluation("sample_quality", sample_quality.sample_quality, _with_evaluator),
-    Evaluation("memorisation", memorisation.memorisation, _generates),
-    Evaluation("style", style.style, _conditional),
-    Evaluation("cas", cas.classification_accuracy_score, _cas),
-    Evaluation("training_gifs", interpolation.training_gifs, _generates),
-)
-
-METRIC_DOCS: dict[str, str] = {}
-for _module in (likelihood, latents, inpainting, interpolation, sample_quality, memorisation,
-                style, cas, classifier):
-  METRIC_DOCS.update(_module.METRIC_DOCS)
-
-
-def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, state: Any,
-             train_ds: kdata.Dataset, eval_ds: kdata.Dataset,
-             evaluator: domain.DomainClassifier | None = None) -> dict[str, Any]:
-  """Runs every evaluation of ``EVALUATIONS`` that applies to the run and writes
-  ``WORKDIR/eval/metrics.json``, the evaluation figures and ``WORKDIR/report.html``.
-
-  Args:
-    config: the run's config (its ``eval`` section sets k, sample sizes, the evaluator).
-    task, state: the model family and its restored or final train state.
-    train_ds, eval_ds: the run's splits (thresholds and the real reference come from
-      ``train_ds``; every metric is on ``eval_ds``).
-    evaluator: the domain evaluator (``domain.classifier_for``) for the classifier-based
-      metrics; None skips them (recorded as such).
-
-  Returns:
-    The content of ``metrics.json``: ``run``, ``protocol``, ``classifier``, ``metrics``
-    (name → number or list), ``figures`` (paths relative to the workdir), ``timing_s``
-    (plus ``report``, not in the file).
-  """
-  os.makedirs(os.path.join(workdir, EVAL_DIR), exist_ok=True)
-  t0 = time.perf_counter()
-  run = base.Run(config, workdir, task, state, train_ds, eval_ds, evaluator)
-  merged = base.Output()
-  timing: dict[str, float] = {}
-  for entry in EVALUATIONS:
-    if not entry.applies(run):
-      continue
-    t = time.perf_counter()
-    out = entry.fn(run)
-    merged.metrics.update(out.metrics)
-    merged.protocol.update(out.protocol)
-    merged.figures += out.figures
-    timing[entry.name] = round(time.perf_counter() - t, 2)
-    logging.info("kjax: evaluation: %s done in %.1f s", entry.name, timing[entry.name])
-  step = int(state.step)
-  steps_per_epoch = max(1, len(train_ds) // config.train.batch_size)
-  result = {
-      "run": {"model": task.name, "description": task.describe(), "step": step,
-              "epoch": step // steps_per_epoch, "data": config.data.name,
-              "train_split": config.data.train_split, "eval_split": config.data.eval_split,
-              "num_train": len(train_ds), "num_eval": len(eval_ds), "seed": config.seed},
-      "protocol": merged.protocol,
-      "classifier": evaluator.describe() if evaluator is not None else None,
-      "metrics": merged.metrics,
-      "figures": merged.figures,
-      "timing_s": {**timing, "total": round(time.perf_counter() - t0, 2)},
-  }
-  if evaluator is None and task.name != "classifier":
-    result["protocol"]["classifier_metrics"] = (
-        "not computed: config.eval.classifier_workdir='none'"
-        if config.eval.classifier_workdir == domain.NONE else
-        f"not computed: no reference evaluator is shipped for {config.data.name}; set "
-        "config.eval.classifier_workdir to a configs/classifier.py run")
-  metric_writers.write_json(os.path.join(workdir, EVAL_DIR, "metrics.json"), result)
-  t_report = time.perf_counter()
-  report.write_report(workdir, config.to_dict(), result, METRIC_DOCS)
-  # Returned (kjax.experiment logs it with the run's phases), not in metrics.json.
-  result["timing_s"]["report"] = round(time.perf_counter() - t_report, 2)
-  result["timing_s"]["total"] = round(time.perf_counter() - t0, 2)
-  logging.info("kjax: evaluation written to %s and %s (%.0f s)",
-               os.path.join(workdir, EVAL_DIR, "metrics.json"),
-               os.path.join(workdir, "report.html"), result["timing_s"]["total"])
-  return result
-
-
-def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """``launch.py --mode=evaluate``: restores the newest checkpoint of the run in ``workdir``
-  (trained with ``config``) and runs ``evaluate``; trains nothing.
-
-  Raises:
-    ConfigError: a bad config value, no run or checkpoint in ``workdir``, a config that
-      differs from the run's ``config.json`` in a setting that changes the experiment, or
-      a bad ``config.eval.classifier_workdir`` (all before anything is written).
-    DataError, DataFileNotFoundError, ChecksumError: as for training.
-  """
-  validation.validate_config(config)
-  kworkdir.read_config(workdir, "--workdir")
-  kworkdir.check_resumable(workdir, config.to_dict())
-  evaluator = domain.classifier_for(config)
-  task = tasks.get_task(config)
-  train_ds, eval_ds = kdata.load_datasets(config.data)
-  task.num_train_examples = len(train_ds)  # the β-TC-VAE's N (minibatch-weighted sampling)
-  state = kworkdir.restore_state(task, config, workdir, "--workdir")
-  return evaluate(config, workdir, task, state, train_ds, eval_ds, evaluator)
+__all__ = ["EVAL_DIR", "EVALUATIONS", "METRIC_DOCS", "Evaluation", "Output", "Run",
+           "classifier_for", "evaluate", "evaluate_workdir", "load_classifier",
+           "params_sha256"]

@@ -17,11 +17,11 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from kjax import tasks
-from kjax import train as ktrain
 from kjax.data import loading
 from kjax.evaluation import base
 from kjax.evaluation import domain
@@ -56,15 +56,16 @@ def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
   key_init, key_perm, key_train = jax.random.split(jax.random.key(clf_config.seed), 3)
   state = task.init_state(key_init)
   batch_size = min(clf_config.train.batch_size, len(images))
-  steps_per_epoch = len(images) // batch_size
-  chunk = ktrain.make_train_chunk(task.train_step, steps_per_epoch, batch_size, 1)
-  data = {"images": jax.device_put(images), "labels": jax.device_put(labels.astype(np.int32)),
-          "styles": jax.device_put(np.zeros(len(images), np.int32))}
-  sums = ktrain.zero_sums(task.train_metrics)
+  step = jax.jit(task.train_step)
+  data = {"images": jax.device_put(images), "labels": jax.device_put(labels.astype(np.int32))}
+  take = jax.jit(lambda rows: {k: jnp.take(v, rows, axis=0) for k, v in data.items()})
+  count = 0
   for epoch in range(clf_config.train.num_epochs):
     perm = jax.random.permutation(jax.random.fold_in(key_perm, epoch), len(images))
-    for _ in range(steps_per_epoch):
-      state, sums = chunk(state, sums, data, perm.astype(np.int32), key_train)
+    for i in range(len(images) // batch_size):
+      batch = take(perm[i * batch_size:(i + 1) * batch_size])
+      state, _ = step(state, batch, jax.random.fold_in(key_train, count))
+      count += 1
   predict = jax.jit(task.predict)
   predicted = base.batched(lambda x: predict(state, x), test_images.astype(np.float32) / 255.0)
   return float(np.mean(predicted == test_labels))
