@@ -25,7 +25,6 @@ import ml_collections
 from kjax import errors
 from kjax import results
 from kjax import sweep
-from kjax.evaluation import domain
 
 # The columns of the benchmark's headline tables, where a study has them.
 HEADLINE = ("eval/nelbo", "eval/iwae_nll", "eval/kl", "eval/active_units", "eval/fd",
@@ -129,7 +128,8 @@ def software_versions() -> dict[str, str]:
   return out
 
 
-def _first_protocol(study_dir: str, runs) -> dict[str, Any]:
+def _first_evaluation(runs) -> dict[str, Any]:
+  """The ``eval/metrics.json`` of the first evaluated run (``{}`` if none is)."""
   for run in runs:
     path = os.path.join(run.workdir, "eval", "metrics.json")
     if os.path.exists(path):
@@ -146,15 +146,10 @@ def write_results(config: ml_collections.ConfigDict, workdir: str,
   Returns:
     ``{study: table rows}`` (``kjax.results.table``).
   """
-  evaluator = domain.classifier_for(next(iter(plan.values())))
   lines = ["# Kuzushiji generative benchmark", "",
            f"Data: `{config.data.name}`, train split `{config.data.train_split}`, eval split "
            f"`{config.data.eval_split}`; seeds {tuple(config.seeds)}; every number is the mean ± "
            "sample standard deviation (ddof = 1) over the seeds.", ""]
-  if evaluator is not None:
-    d = evaluator.describe()
-    lines += [f"Evaluator: `{d['source']}`, params_sha256 `{d['params_sha256']}` (trained on "
-              f"{d['data']} `{d['train_split']}`; features: {d['features']}).", ""]
   lines += ["Software: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()), ""]
   tables = {}
   for name, c in plan.items():
@@ -165,7 +160,7 @@ def write_results(config: ml_collections.ConfigDict, workdir: str,
                 and not os.path.exists(os.path.join(r.workdir, sweep.DIVERGED))]
     keys, names, rows = results.table(finished)
     tables[name] = rows
-    first = _first_protocol(study_dir, runs)
+    first = _first_evaluation(runs)
     protocol = first.get("protocol", {})
     counts = {k: protocol[k] for k in ("num_generated", "num_real_eval", "iwae_samples",
                                        "iwae_examples", "prdc_k", "kid_subsets",
@@ -180,6 +175,10 @@ def write_results(config: ml_collections.ConfigDict, workdir: str,
               "", f"{len(finished)} of {len(runs)} runs finished; {c.train.num_epochs} epochs; "
               + ", ".join(f"{k} {v}" for k, v in counts.items())
               + f". Per run: `{name}/runs/<settings>/`; figures in `{name}/figures/`.", ""]
+    d = first.get("classifier")
+    if d:  # as the runs recorded it (metrics.json), not as configured now
+      lines += [f"Evaluator: `{d['source']}`, params_sha256 `{d['params_sha256']}` (trained "
+                f"on {d['data']} `{d['train_split']}`; features: {d['features']}).", ""]
     if protocol.get("cas"):
       lines += [f"CAS: {protocol['cas']}.", ""]
     if protocol.get("memorisation"):

@@ -26,6 +26,8 @@ from kjax.data import loading
 from kjax.evaluation import base
 from kjax.evaluation import domain
 
+DEFAULT_EPOCHS = 5  # config.eval.cas_epochs of configs written before it existed
+
 METRIC_DOCS = {
     "cas": "Classification Accuracy Score: accuracy on real eval images of a classifier "
            "trained on samples only (Ravuri & Vinyals 2019)",
@@ -95,7 +97,7 @@ def _cached_reference(clf_config, run: base.Run) -> float:
 
 def classification_accuracy_score(run: base.Run) -> base.Output:
   """``cas`` of a conditional model and ``cas_real_reference``, on the whole eval split."""
-  epochs = run.config.eval.get("cas_epochs", 5)
+  epochs = run.config.eval.get("cas_epochs", DEFAULT_EPOCHS)
   clf_config = recipe(run.config, epochs)
   n = len(run.train_ds)
   labels = run.train_ds.labels.astype(np.int32)

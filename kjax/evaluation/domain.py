@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from kjax import data as kdata
 from kjax import errors
 from kjax import tasks
 from kjax import workdir as kworkdir
@@ -207,7 +208,6 @@ def export_reference(workdir: str, name: str, command: str) -> dict[str, Any]:
         {tuple(k.split("/")): stored[k].astype(np.float32) for k in stored.files})
   rounded = DomainClassifier(f"reference:{name}", clf.step, params_sha256(params), clf.config,
                              params)
-  from kjax import data as kdata  # noqa: PLC0415
   _, eval_ds = kdata.load_datasets(clf.config.data)
   accuracy = float(np.mean(rounded.predict(eval_ds.images.astype(np.float32) / 255.0)
                            == eval_ds.labels))

@@ -55,7 +55,8 @@ def _generates(run): return run.task.name != "classifier"
 def _without_encoder(run): return _generates(run) and not _has_encoder(run)
 def _with_evaluator(run): return _generates(run) and run.evaluator is not None
 def _conditional(run): return _generates(run) and run.task.conditional
-def _cas(run): return _conditional(run) and run.config.eval.get("cas_epochs", 5) > 0
+def _cas(run):
+  return _conditional(run) and run.config.eval.get("cas_epochs", cas.DEFAULT_EPOCHS) > 0
 
 
 EVALUATIONS: tuple[Evaluation, ...] = (
