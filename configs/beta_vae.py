@@ -70,6 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
                               checkpoint_every_steps=200)
 
   config.eval = common.evaluation()
+  config.mesh = common.mesh()
   # k = 5000 decoder calls per image, ~5,700 images/s on a 2-core CPU: the IWAE bound uses
   # the first 100 eval images (~90 s there, seconds on a GPU); 0 uses them all.
   config.eval.iwae_max_examples = 100

@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
                               checkpoint_every_steps=500)
 
   config.eval = common.evaluation()
+  config.mesh = common.mesh()
 
   config.figures = ml_collections.ConfigDict()
   return config

@@ -57,3 +57,17 @@ def evaluation(iwae_samples: int = 5000) -> ml_collections.ConfigDict:
   section.kid_subset_size = 1000
   section.tsne_max_points = 2000
   return section
+
+
+def mesh() -> ml_collections.ConfigDict:
+  """``config.mesh``: how a program uses the devices of the job (``kjax.sharding``); 0 chooses.
+
+  ``runs``: devices along a sweep group's stacked runs; ``data``: devices along each run's
+  batch. Automatic: a single run splits its batch over every device; a stack of R runs
+  takes the largest divisor of the device count up to R for ``runs``. Nothing else in an
+  experiment's config changes with the number of devices or hosts.
+  """
+  section = ml_collections.ConfigDict()
+  section.runs = 0
+  section.data = 0
+  return section

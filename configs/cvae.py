@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
                               checkpoint_every_steps=2000)
 
   config.eval = common.evaluation()
+  config.mesh = common.mesh()
 
   config.figures = ml_collections.ConfigDict()
   config.figures.samples_per_style = 6      # per class and style in class_style_samples.png

@@ -12,22 +12,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from kjax import data as kdata
+from kjax import sharding as ksharding
 from kjax import tasks
 
 SHARING_MODES = ("vmap", "map")  # how a stack of runs shares one compiled program
 
 
-def over_runs(fn, sharing: str, in_axes: tuple):
+def over_runs(fn, sharing: str, in_axes: tuple, mesh=None):
   """``fn`` applied to a leading run axis of the arguments whose ``in_axes`` entry is 0
-  (``None``: shared by every run): ``jax.vmap`` (one wide program) or ``jax.lax.map``
-  (runs one after another inside one program; a vmapped convolution becomes a grouped
-  convolution, a slow path on XLA:CPU, jax-ml/jax#26568).
+  (``None``: shared by every run): ``jax.vmap`` (one wide program; with a ``mesh`` its run
+  axis is the mesh's ``runs`` axis, ``spmd_axis_name``) or ``jax.lax.map`` (runs one after another
+  inside one program; a vmapped convolution becomes a grouped convolution, a slow path on
+  XLA:CPU, jax-ml/jax#26568).
 
   Raises:
     ValueError: ``sharing`` is not in ``SHARING_MODES``.
   """
   if sharing == "vmap":
-    return jax.vmap(fn, in_axes=in_axes)
+    return jax.vmap(fn, in_axes=in_axes,
+                    spmd_axis_name=None if mesh is None else ksharding.RUNS)
   if sharing != "map":
     raise ValueError(f"sharing={sharing!r} is not one of {SHARING_MODES}")
 
@@ -56,10 +59,14 @@ class Evaluator:
     batch_size: images per compiled call (capped at the split size).
     eval_key: the run's ``eval`` stream; for a stack of R runs, a key array ``[R]``.
     sharing: None for one run; ``'vmap'`` or ``'map'`` for a stack (``over_runs``).
+    mesh: the program's mesh (``kjax.sharding``): the split is replicated on it, each batch
+      split over ``data`` and a stack's runs over ``runs`` (``eval_key`` then holds the
+      padded stack, ``kjax.sharding.pad_runs``); None: the default device.
+    num_runs: the runs whose means are returned (the first ``num_runs`` of a padded stack).
   """
 
   def __init__(self, task: tasks.Task, ds: kdata.Dataset, batch_size: int, eval_key: jax.Array,
-               sharing: str | None = None):
+               sharing: str | None = None, mesh=None, num_runs: int | None = None):
     n = len(ds)
     batch_size = min(batch_size, n)
     num_batches = -(-n // batch_size)
@@ -67,18 +74,27 @@ class Evaluator:
     def pad(a):
       out = np.zeros((num_batches * batch_size, *a.shape[1:]), a.dtype)
       out[:n] = a
-      return jax.device_put(out.reshape(num_batches, batch_size, *a.shape[1:]))
+      out = out.reshape(num_batches, batch_size, *a.shape[1:])
+      return jax.device_put(out) if mesh is None else ksharding.put(out, mesh)
 
     self._batches = {"images": pad(ds.images), "labels": pad(ds.labels.astype(np.int32)),
                      "styles": pad(ds.styles.astype(np.int32))}
     self._mask = pad(np.ones(n, bool))
     fold = jax.random.fold_in if sharing is None else jax.vmap(jax.random.fold_in, (0, None))
     self._keys = [fold(eval_key, b) for b in range(num_batches)]
-    fn = task.eval_sums if sharing is None else over_runs(task.eval_sums, sharing,
-                                                          (0, None, None, 0))
+    if mesh is not None:
+      self._keys = ksharding.put(self._keys, mesh, ksharding.P(
+          ksharding.RUNS) if sharing is not None else ksharding.P())
+
+    def sums(state, batch, mask, key):
+      batch, mask = ksharding.constrain_batch((batch, mask), mesh)
+      return task.eval_sums(state, batch, mask, key)
+
+    fn = sums if sharing is None else over_runs(sums, sharing, (0, None, None, 0), mesh)
     self._fn = jax.jit(fn)
     self._names = task.eval_metrics
     self._stacked = sharing is not None
+    self._num_runs = num_runs
 
   def __call__(self, state) -> dict[str, float] | list[dict[str, float]]:
     """Means over the split of the task's ``eval_metrics``; a list of them, one per run,
@@ -88,8 +104,8 @@ class Evaluator:
       batch = {k: v[b] for k, v in self._batches.items()}
       sums = self._fn(state, batch, self._mask[b], key)
       total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-    total = jax.device_get(total)
+    total = ksharding.to_host(total)
     if not self._stacked:
       return {k: float(total[k] / total["count"]) for k in self._names}
     return [{k: float(total[k][r] / total["count"][r]) for k in self._names}
-            for r in range(len(total["count"]))]
+            for r in range(self._num_runs or len(total["count"]))]

@@ -15,6 +15,7 @@ import ml_collections
 
 from kjax import evaluation
 from kjax import metric_writers
+from kjax import sharding
 from kjax import train
 from kjax import validation
 
@@ -24,7 +25,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   checkpoint), then, with ``config.eval.at_end_of_training``, evaluates it
   (``WORKDIR/eval/metrics.json``, ``WORKDIR/report.html``).
 
-  A bad ``config.eval.classifier_workdir`` is refused before anything is written.
+  A bad ``config.eval.classifier_workdir`` is refused before anything is written. In a
+  multi-process job every process trains; process 0 alone evaluates and writes while the
+  others wait for it.
 
   Returns:
     The run's summary (``WORKDIR/summary.json``): step, epoch and the last epoch's
@@ -42,11 +45,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   run = train.train(config, workdir)
   t_trained = time.perf_counter()
   result = None
-  if evaluate_at_end:
-    result = evaluation.evaluate(config, workdir, run.task, run.state, run.train_ds,
+  if sharding.is_writer():
+    if evaluate_at_end:
+      result = evaluation.evaluate(config, workdir, run.task, run.state, run.train_ds,
                                    run.eval_ds, classifier)
-  record_phases(workdir, run.timing, t_trained - t_start, result,
-                time.perf_counter() - t_start)
+    record_phases(workdir, run.timing, t_trained - t_start, result,
+                  time.perf_counter() - t_start)
+  sharding.barrier("kjax_run_done")
   return run.summary
 
 

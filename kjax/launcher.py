@@ -6,12 +6,14 @@ import logging as py_logging
 import sys
 
 from absl import logging
+import jax
 import ml_collections
 
 from kjax import benchmark
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
+from kjax import sharding
 from kjax import sweep
 
 
@@ -22,12 +24,16 @@ def _quiet_libraries() -> None:
   logging.get_absl_handler().addFilter(keep)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train") -> int:
+def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
+        distributed: dict | None = None) -> int:
   """Trains (then evaluates) ``config`` in ``workdir``, or with ``mode='evaluate'`` only
   evaluates the run there (``kjax.evaluation.evaluate_workdir``); returns an exit status.
 
   A config with a ``sweep`` section runs the whole study (``kjax.sweep.run_sweep``);
   ``mode='results'`` rebuilds its table and figures from finished runs.
+
+  ``distributed`` (``coordinator_address``, ``num_processes``, ``process_id``; None
+  values: detect) joins a multi-process job first (``kjax.sharding.initialize_distributed``).
 
   Returns:
     0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
@@ -35,6 +41,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train") ->
   """
   _quiet_libraries()
   try:
+    if sharding.initialize_distributed(**(distributed or {})):
+      logging.info("kjax: process %d of %d; devices: %d local, %d in the job",
+                   jax.process_index(), jax.process_count(), jax.local_device_count(),
+                   jax.device_count())
     if benchmark.is_benchmark(config):
       {"evaluate": benchmark.evaluate_benchmark, "results": benchmark.rebuild_results}.get(
           mode, benchmark.run_benchmark)(config, workdir)

@@ -40,11 +40,17 @@ class MetricWriter:
     workdir: the run's directory.
     resume_step: lines of ``metrics.jsonl`` logged after this step (written by a run that
       was killed before its next checkpoint) are dropped, so a resumed run rewrites them.
+    enabled: False keeps the history in memory and writes nothing (the processes other
+      than process 0 of a multi-process job, ``kjax.sharding.is_writer``).
   """
 
-  def __init__(self, workdir: str, resume_step: int = 0):
+  def __init__(self, workdir: str, resume_step: int = 0, enabled: bool = True):
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.history = [r for r in read_jsonl(self.path) if r["step"] <= resume_step]
+    self.enabled = enabled
+    self._tb = None
+    if not enabled:
+      return
     tmp = self.path + ".tmp"
     with open(tmp, "w") as f:
       f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
@@ -54,19 +60,24 @@ class MetricWriter:
   def write(self, step: int, epoch: int, metrics: Mapping[str, float]) -> dict[str, Any]:
     """Logs ``metrics`` (e.g. ``{'train/loss': 150.2, 'eval/nelbo': 160.1}``) at ``step``."""
     row = {"step": int(step), "epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}}
+    self.history.append(row)
+    if not self.enabled:
+      return row
     with open(self.path, "a") as f:
       f.write(json.dumps(row, sort_keys=True) + "\n")
     for key, value in metrics.items():
       self._tb.add_scalar(key, float(value), int(step))
-    self.history.append(row)
     return row
 
   def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
     """Logs uint8 ``[H, W]`` or ``[H, W, 3]`` images to TensorBoard."""
+    if not self.enabled:
+      return
     for key, image in images.items():
       image = image if image.ndim == 3 else image[..., None]
       self._tb.add_image(key, image, int(step), dataformats="HWC")
 
   def close(self) -> None:
     """Flushes and closes the TensorBoard writer."""
-    self._tb.close()
+    if self._tb is not None:
+      self._tb.close()

@@ -7,6 +7,9 @@ r"""Many runs: a sweep (ablation study) as data in the config, trained group by 
   config.sweep.seed = (0, 1, 2)                   # seed
   config.sweep.max_runs = 64                      # refuse larger grids
   config.sweep.sharing = "auto"                   # how a group's runs share a program
+  config.sweep.shard = ""                         # 'i/n': only the i-th of n parts
+  config.sweep.executor = "local"                 # or 'ray': the parts as Ray tasks
+  config.sweep.parts = 0                          # parts for 'ray'; 0: one per program
 
 An entry is named by the last part of the config key it varies when that is unique
 (``beta`` → ``objective.beta``); otherwise by its trailing parts joined with ``__``
@@ -21,6 +24,14 @@ loss, likelihood, data) split groups that run one after another. Each run lives 
 reused, so a killed sweep resumes and a sweep extended with more values trains only the new
 runs. ``kjax.results`` then writes ``results.csv``, ``results.md``, figures and
 ``report.html``.
+
+Many machines: the runs are split into n disjoint parts by their place in the grid
+(``shard_runs``: run j belongs to part ``j mod n``; a run is identified by its name, derived
+from its settings). ``--config.sweep.shard='i/n'`` trains part i alone into the shared
+workdir, so a SLURM job array, a Kubernetes indexed job or any scheduler runs a study; a part
+that dies is re-submitted and resumes; ``--mode=results`` merges the finished runs.
+``config.sweep.executor='ray'`` submits the parts as Ray tasks to the cluster ``ray.init()``
+joins (``RAY_ADDRESS``, or a local one), then writes the results.
 """
 
 from __future__ import annotations
@@ -41,13 +52,15 @@ from kjax import errors
 from kjax import evaluation
 from kjax import metric_writers
 from kjax import results
+from kjax import sharding
 from kjax import train
 from kjax import validation
 from kjax import workdir as kworkdir
 
 RUNS_DIR = "runs"
-SETTINGS = ("max_runs", "sharing")  # settings of the sweep itself, not axes
+SETTINGS = ("max_runs", "sharing", "shard", "executor", "parts")  # of the sweep, not axes
 SHARING = ("auto", "vmap", "map", "sequential")
+EXECUTORS = ("local", "ray")
 # Keys whose values live in arrays of the train state (per-run hyper-parameters, PRNG
 # seeds) or do not touch training at all: runs differing only in them share a program.
 STACKABLE = ("seed", "objective.beta", "objective.gamma", "objective.c_max",
@@ -123,6 +136,14 @@ def axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
   if sweep.get("sharing", "auto") not in SHARING:
     raise errors.ConfigError(f"config.sweep.sharing={sweep.get('sharing')!r} is not allowed: "
                              f"expected one of {SHARING}")
+  if sweep.get("executor", "local") not in EXECUTORS:
+    raise errors.ConfigError(f"config.sweep.executor={sweep.get('executor')!r} is not "
+                             f"allowed: expected one of {EXECUTORS}")
+  parts = sweep.get("parts", 0)
+  if not (isinstance(parts, int) and not isinstance(parts, bool) and parts >= 0):
+    raise errors.ConfigError(f"config.sweep.parts={parts!r} is not allowed: expected an "
+                             "integer >= 0 (0: one part per compiled program)")
+  parse_shard(sweep.get("shard", ""))
   keys = _keys(config)
   out: dict[str, tuple] = {}
   for name, values in sweep.items():
@@ -143,6 +164,34 @@ def axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
     raise errors.ConfigError("config.sweep has no axis: add one, e.g. "
                              "--config.sweep.seed='(0,1,2)' in the config file")
   return out
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+  """``config.sweep.shard`` → ``(i, n)``: ``''`` is ``(0, 1)`` (the whole sweep), ``'2/8'``
+  the third of eight parts.
+
+  Raises:
+    ConfigError: not ``'i/n'`` with integers ``0 <= i < n``.
+  """
+  if shard in ("", None):
+    return 0, 1
+  i, sep, n = str(shard).partition("/")
+  if not (sep and i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+    raise errors.ConfigError(f"config.sweep.shard={shard!r} is not allowed: expected 'i/n' "
+                             "with 0 <= i < n, e.g. '0/4' (or '' for the whole sweep)")
+  return int(i), int(n)
+
+
+def shard_runs(runs: list[Run], shard: str) -> list[Run]:
+  """The runs of part ``shard`` (``'i/n'``, ``parse_shard``): the j-th run of the grid
+  belongs to part ``j mod n``, so parts are disjoint, cover the grid, differ in size by at
+  most one run, and a run's part depends only on the grid, never on which parts ran.
+
+  Raises:
+    ConfigError: a bad ``shard``.
+  """
+  i, n = parse_shard(shard)
+  return runs[i::n]
 
 
 def _format(value: Any) -> str:
@@ -274,14 +323,23 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   Everything is checked before anything is written: the sweep section, every run's config,
   the data, and that each existing run directory belongs to the same experiment.
 
+  With ``config.sweep.shard='i/n'`` only that part's runs (``shard_runs``) are trained, and
+  the results are left to ``--mode=results`` (parts may run at once); its timing goes to
+  ``timing.part-<i>-of-<n>.json``. With ``config.sweep.executor='ray'`` the parts run as Ray
+  tasks (``run_on_ray``). In a multi-process job (``jax.distributed``) every process calls
+  this; process 0 alone writes and evaluates.
+
   Returns:
-    ``{'runs': number of runs, 'trained': runs trained now, 'results': the table rows}``.
+    ``{'runs': number of runs (of the part), 'trained': runs trained now, 'results': the
+    table rows (None for a part)}``.
 
   Raises:
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: bad input, nothing
       written. NonFiniteLossError: a run diverged (its last good checkpoint is kept).
   """
-  runs = expand(config, workdir)
+  all_runs = expand(config, workdir)
+  shard = config.sweep.get("shard", "")
+  runs = shard_runs(all_runs, shard)
   if os.path.isdir(os.path.join(workdir, "checkpoints")):
     raise errors.ConfigError(f"--workdir={workdir!r} holds a single run; a sweep needs its own "
                              "workdir")
@@ -303,8 +361,14 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       if key not in classifiers:
         classifiers[key] = evaluation.classifier_for(run.config)
 
+  if config.sweep.get("executor", "local") == "ray" and not shard:
+    return run_on_ray(config, workdir, all_runs, len(plan))
+  writer = sharding.is_writer()
   os.makedirs(workdir, exist_ok=True)
-  metric_writers.write_json(os.path.join(workdir, "config.json"), config.to_dict())
+  if writer:  # the same file from every part: the study's config, not the part's
+    study = config.to_dict()
+    study["sweep"]["shard"] = ""
+    metric_writers.write_json(os.path.join(workdir, "config.json"), study)
   status = {run.name: _finished(run) for run in runs}
   todo = [r for r in runs if status[r.name] != "done"]
   images = {r.name: r.config.train.batch_size * (len(prepared[r.name][1])
@@ -329,29 +393,90 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
         remaining -= sum(images[r.name] for r in chunk)
         for t in _train_chunk(chunk, mode, data, {"runs_done": done, "runs_total": len(runs),
                                                   "images_after": remaining}):
-          if t.config.eval.at_end_of_training:
+          if t.config.eval.at_end_of_training and writer:  # process 0 evaluates
             evaluation.evaluate(t.config, t.workdir, t.task, t.state, t.train_ds, t.eval_ds,
                               classifiers[(t.config.eval.classifier_workdir,
                                            t.config.data.name)])
+        sharding.barrier(f"kjax_sweep_chunk_{chunk[0].name}")
         done += len(chunk)
     for run in members:  # trained before the sweep was killed, not yet evaluated
       if status[run.name] == "trained":
-        evaluation.evaluate_workdir(run.config, run.workdir)
+        if writer:
+          evaluation.evaluate_workdir(run.config, run.workdir)
         done += 1
+    sharding.barrier(f"kjax_sweep_group_{members[0].name}")
     timing["groups"].append({"sharing": mode, "runs": [r.name for r in members],
                              "wall_s": round(time.perf_counter() - t_group, 2)})
   timing["wall_s"] = round(time.perf_counter() - t0, 2)
   timing["runs_trained"] = len(todo)
-  path = os.path.join(workdir, "timing.json")
+  if not writer:
+    return {"runs": len(runs), "trained": len(todo), "results": None}
+  i, n = parse_shard(shard)
+  _record_timing(os.path.join(
+      workdir, "timing.json" if n == 1 else f"timing.part-{i}-of-{n}.json"), timing)
+  if n > 1:
+    logging.info("kjax: sweep part %s done (%d runs); when every part is done, merge them "
+                 "with --mode=results (same --config and --workdir)", shard, len(runs))
+    return {"runs": len(runs), "trained": len(todo), "results": None}
+  rows = write_results(runs, workdir)
+  return {"runs": len(runs), "trained": len(todo), "results": rows}
+
+
+def _record_timing(path: str, timing: dict[str, Any]) -> None:
+  """Appends ``timing`` to the invocations in ``path`` (a resumed sweep keeps the earlier
+  ones) with their total ``wall_s``."""
   earlier = []
-  if os.path.exists(path):  # one record per invocation: a resumed sweep keeps the earlier ones
+  if os.path.exists(path):
     with open(path) as f:
       earlier = json.load(f).get("invocations", [])
   invocations = earlier + [timing]
   metric_writers.write_json(path, {"invocations": invocations,
                                    "wall_s": round(sum(i["wall_s"] for i in invocations), 2)})
+
+
+def _run_part(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """A Ray task: one part of a sweep (``config.sweep.shard`` set), in a fresh process."""
+  logging.set_verbosity(logging.INFO)
+  return run_sweep(config, workdir)
+
+
+def run_on_ray(config: ml_collections.ConfigDict, workdir: str, runs: list[Run],
+               programs: int) -> dict[str, Any]:
+  """``config.sweep.executor='ray'``: the sweep's parts (``config.sweep.parts``, 0: one per
+  compiled program, ``programs``, at most one per run) as Ray tasks on the cluster
+  ``ray.init()`` joins (``RAY_ADDRESS``; unset: a local instance), one GPU each where the
+  cluster has GPUs, else one CPU; then the results of the whole study.
+
+  Raises:
+    ConfigError: Ray is not installed (``pip install 'kjax[ray]'``). A part's own error
+      (e.g. NonFiniteLossError) is re-raised as Ray wraps it.
+  """
+  try:
+    import ray  # noqa: PLC0415
+  except ImportError:
+    raise errors.ConfigError("config.sweep.executor='ray' needs Ray: pip install "
+                             "'kjax[ray]' (or use config.sweep.shard='i/n' with any "
+                             "scheduler)") from None
+  workdir = os.path.abspath(workdir)
+  parts = min(config.sweep.get("parts", 0) or programs, len(runs))
+  if not ray.is_initialized():
+    ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=True)
+  gpus = ray.cluster_resources().get("GPU", 0)
+  task = ray.remote(_run_part).options(**({"num_gpus": 1} if gpus else {"num_cpus": 1}))
+  logging.info("kjax: sweep of %d runs as %d Ray tasks on %s", len(runs), parts,
+               ray.cluster_resources())
+  t0 = time.perf_counter()
+  done = []
+  for i in range(parts):
+    part = ml_collections.ConfigDict(config.to_dict())
+    part.sweep.shard = f"{i}/{parts}"
+    part.sweep.executor = "local"
+    done.append(task.remote(part, workdir))
+  outcomes = ray.get(done)
+  _record_timing(os.path.join(workdir, "timing.json"), {
+      "executor": "ray", "parts": parts, "wall_s": round(time.perf_counter() - t0, 2)})
   rows = write_results(runs, workdir)
-  return {"runs": len(runs), "trained": len(todo), "results": rows}
+  return {"runs": len(runs), "trained": sum(o["trained"] for o in outcomes), "results": rows}
 
 
 def _train_chunk(chunk: list[Run], mode: str, data, progress) -> list[train.TrainedRun]:

@@ -37,6 +37,7 @@ from kjax import figures
 from kjax import frames as kframes
 from kjax import metric_writers
 from kjax import rng
+from kjax import sharding as ksharding
 from kjax import tasks
 from kjax import validation
 from kjax import workdir as kworkdir
@@ -59,7 +60,7 @@ def binarize_batch(images: jax.Array, key: jax.Array) -> jax.Array:
 
 
 def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, num_steps: int,
-                     sharing: str | None = None, binarize: bool = False):
+                     sharing: str | None = None, binarize: bool = False, mesh=None):
   """A compiled function running ``num_steps`` train steps with batches drawn on the device.
 
   ``chunk(state, sums, data, perm, train_key) -> (state, sums)``: step ``s`` runs
@@ -78,6 +79,11 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
 
   With ``binarize`` each batch's images are binarised afresh (``binarize_batch``, key
   ``fold_in(step key, BINARIZE_STREAM)``): ``config.data.binarize='dynamic'``.
+
+  With a ``mesh`` (``kjax.sharding``) each batch is split over its ``data`` axis (the
+  gradient's mean over the batch becomes an all-reduce) and a stack's runs over ``runs``;
+  the arguments must already be laid out on it (``kjax.sharding.put``). The batch's rows,
+  keys and order are those of the single-device program.
   """
 
   def chunk(state, sums, data, perm, train_key):
@@ -85,7 +91,8 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
       state, sums = carry
       start = (state.step % steps_per_epoch) * batch_size
       rows = jax.lax.dynamic_slice(perm, (start,), (batch_size,))
-      batch = {k: jnp.take(v, rows, axis=0) for k, v in data.items()}
+      batch = ksharding.constrain_batch({k: jnp.take(v, rows, axis=0) for k, v in data.items()},
+                                        mesh)
       key = jax.random.fold_in(train_key, state.step)
       if binarize:
         batch["images"] = binarize_batch(batch["images"],
@@ -99,14 +106,16 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
     return jax.lax.scan(one, (state, sums), None, length=num_steps)[0]
 
   if sharing is not None:
-    chunk = kevaluator.over_runs(chunk, sharing, (0, 0, None, 0, 0))
+    chunk = kevaluator.over_runs(chunk, sharing, (0, 0, None, 0, 0), mesh)
   return jax.jit(chunk, donate_argnums=(0, 1))
 
 
-def device_data(ds: kdata.Dataset) -> dict[str, jax.Array]:
-  """A split on the device: ``{'images': uint8 [N, 28, 28, 1], 'labels', 'styles': int32 [N]}``."""
-  return {"images": jax.device_put(ds.images), "labels": jax.device_put(ds.labels.astype(np.int32)),
-          "styles": jax.device_put(ds.styles.astype(np.int32))}
+def device_data(ds: kdata.Dataset, mesh=None) -> dict[str, jax.Array]:
+  """A split on the device: ``{'images': uint8 [N, 28, 28, 1], 'labels', 'styles': int32 [N]}``;
+  with a ``mesh``, replicated on every device of it (``kjax.sharding.put``)."""
+  host = {"images": ds.images, "labels": ds.labels.astype(np.int32),
+          "styles": ds.styles.astype(np.int32)}
+  return jax.device_put(host) if mesh is None else ksharding.put(host, mesh)
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -151,11 +160,13 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
     ``(task, train_ds, eval_ds)``.
 
   Raises:
-    ConfigError, DataError: a bad config value or split, or a workdir whose ``config.json``
-      belongs to another experiment. DataFileNotFoundError, ChecksumError: missing or
+    ConfigError, DataError: a bad config value or split, a ``config.mesh`` that does not
+      fit the devices, or a workdir whose ``config.json`` belongs to another experiment. DataFileNotFoundError, ChecksumError: missing or
       non-official data.
   """
   validation.validate_config(config)
+  mesh = config.get("mesh") or {}
+  ksharding.mesh_shape(jax.device_count(), 1, mesh.get("runs", 0), mesh.get("data", 0))
   task = tasks.get_task(config)
   train_ds, eval_ds = datasets or kdata.load_datasets(config.data)
   if config.train.batch_size > len(train_ds):
@@ -211,6 +222,11 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   that of the same run trained alone. Floating-point order may differ from the solo run
   where XLA compiles the stacked step differently.
 
+  Every device of every process works on the program (``kjax.sharding``: ``vmap``ped runs
+  over the mesh's ``runs`` axis, padded to a multiple of it; each batch over ``data``).
+  In a multi-process job every process calls this with the same arguments; only process 0
+  writes files (``kjax.sharding.is_writer``) and checkpoints are saved collectively.
+
   Args:
     configs, workdirs: one per run.
     sharing: None for one run; ``'vmap'`` or ``'map'`` (``kjax.evaluator.over_runs``).
@@ -231,11 +247,15 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   run_tasks = [p[0] for p in prepared]
   config = configs[0]
   num_runs = len(configs)
+  mesh = ksharding.make_mesh(num_runs if sharing == "vmap" else 1, config.get("mesh"))
+  writer = ksharding.is_writer()
   for c, w in zip(configs, workdirs):
     os.makedirs(w, exist_ok=True)
-    metric_writers.write_json(os.path.join(w, "config.json"), c.to_dict())
-  logging.info("kjax: %s -> %s on %s", "; ".join(t.describe() for t in run_tasks),
-               ", ".join(workdirs), jax.devices()[0].platform)
+    if writer:
+      metric_writers.write_json(os.path.join(w, "config.json"), c.to_dict())
+  logging.info("kjax: %s -> %s on %s (mesh %s, %d process(es))",
+               "; ".join(t.describe() for t in run_tasks), ", ".join(workdirs),
+               jax.devices()[0].platform, dict(mesh.shape), jax.process_count())
 
   keys = [rng.stream_keys(c.seed) for c in configs]
   states = [t.init_state(k["init"]) for t, k in zip(run_tasks, keys)]
@@ -245,21 +265,27 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   states, sums, start_step = _restore(ckpts, states, sums)
   if start_step:
     logging.info("kjax: resumed from the checkpoint at step %d", start_step)
-  writers = [metric_writers.MetricWriter(w, resume_step=start_step) for w in workdirs]
+  writers = [metric_writers.MetricWriter(w, resume_step=start_step, enabled=writer)
+             for w in workdirs]
 
   def run_state(tree, r):
     return tree if sharing is None else unstack(tree, r)
 
-  if sharing is None:
-    state, sum_tree, train_key = states[0], sums[0], keys[0]["train"]
-  else:
-    state, sum_tree = stack(states), stack(sums)
-    train_key = jnp.stack([k["train"] for k in keys])
+  run_spec = ksharding.P() if sharing is None else ksharding.P(ksharding.RUNS)
+
+  def on_mesh(per_run):
+    """One value per run → the program's input on the mesh (a padded stack for a sweep)."""
+    if sharing is None:
+      return ksharding.put(per_run[0], mesh)
+    return ksharding.put(stack(ksharding.pad_runs(per_run, mesh)), mesh, run_spec)
+
+  state, sum_tree = on_mesh(states), on_mesh(sums)
+  train_key = on_mesh([k["train"] for k in keys])
 
   batch_size = config.train.batch_size
   steps_per_epoch = len(train_ds) // batch_size
   total_steps = steps_per_epoch * config.train.num_epochs
-  data = device_data(train_ds)
+  data = device_data(train_ds, mesh)
   permutation = jax.jit(lambda key, epoch: jax.random.permutation(
       jax.random.fold_in(key, epoch), len(train_ds)))
   convolutional = autotune.has_convolutions(config.model)
@@ -269,18 +295,19 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   # Looked up through the class, so that a test can patch the step.
   step_fn = functools.partial(type(rep).train_step, rep)
   dynamic = config.data.get("binarize", "none") == "dynamic"
-  chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing, dynamic)
+  chunks = {n: make_train_chunk(step_fn, steps_per_epoch, batch_size, n, sharing, dynamic, mesh)
             for n in {chunk_size, 1}}
-  eval_key = keys[0]["eval"] if sharing is None else jnp.stack([k["eval"] for k in keys])
-  evaluator = kevaluator.Evaluator(rep, eval_ds, config.train.eval_batch_size, eval_key, sharing)
+  eval_keys = [k["eval"] for k in keys]
+  eval_key = eval_keys[0] if sharing is None else jnp.stack(ksharding.pad_runs(eval_keys, mesh))
+  evaluator = kevaluator.Evaluator(rep, eval_ds, config.train.eval_batch_size, eval_key, sharing,
+                                   mesh, num_runs)
   for t, k in zip(run_tasks, keys):
     t.start_figures(train_ds, eval_ds, k["figures"])
   progress_every = config.figures.get("progress_every_epochs", 0)
   images_per_step = batch_size * num_runs
 
   def epoch_perm(epoch):
-    perms = [permutation(k["data"], epoch) for k in keys]
-    return perms[0] if sharing is None else jnp.stack(perms)
+    return on_mesh([permutation(k["data"], epoch) for k in keys])
 
   def stop_non_finite(r, step, epoch):
     latest = ckpts[r].latest_step()
@@ -295,7 +322,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
 
   def epoch_means(tree):
     """The running sums → per-run means (one host sync)."""
-    host = jax.device_get(tree)
+    host = ksharding.to_host(tree)
     if sharing is None:
       host = jax.tree.map(lambda a: a[None], host)
     return [{k: float(host[k][r] / host["count"][r]) for k in rep.train_metrics}
@@ -303,6 +330,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
 
   timing = {"compile_s": None, "steady_images_per_s": None, "runs_in_program": num_runs,
             "sharing": sharing or "single",
+            "mesh": dict(mesh.shape), "processes": jax.process_count(),
             "choices": {"platform": autotune.platform(),
                         "device": jax.devices()[0].device_kind,
                         "steps_per_call": chunk_size,
@@ -354,11 +382,16 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         train_means = means  # logged above: every epoch end is a log step
         evals = evaluator(state)
         evals = [evals] if sharing is None else evals
+        local_state = ksharding.local(state)  # figures are made by process 0 alone
         for r, (task, w) in enumerate(zip(run_tasks, workdirs)):
           metrics = {f"train/{k}": v for k, v in train_means[r].items()}
           metrics.update({f"eval/{k}": v for k, v in evals[r].items()})
           writers[r].write(step, epoch + 1, metrics)
-          s = run_state(state, r)
+          logging.info("epoch %d%s: %s", epoch + 1, f" ({w})" if num_runs > 1 else "",
+                       " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+          if not writer:
+            continue
+          s = run_state(local_state, r)
           previews = task.previews(s)
           writers[r].write_images(step, previews)
           kframes.save_frames(os.path.join(w, kframes.FRAMES_DIR), epoch + 1, previews)
@@ -367,8 +400,6 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
             os.makedirs(os.path.join(w, "figures", "progress"), exist_ok=True)
             task.progress_figure(s, epoch + 1, os.path.join(
                 w, "figures", "progress", f"epoch_{epoch + 1:04d}.png"))
-          logging.info("epoch %d%s: %s", epoch + 1, f" ({w})" if num_runs > 1 else "",
-                       " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
         sum_tree = jax.tree.map(jnp.zeros_like, sum_tree)
       if save_due:
         for r, c in enumerate(ckpts):
@@ -382,17 +413,21 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   timing["steps_run"] = step - start_step
 
   results = []
+  local_state = ksharding.local(state)
   for r, (c, w, task) in enumerate(zip(configs, workdirs, run_tasks)):
-    s = run_state(state, r)
+    s = run_state(local_state, r)
     results.append(TrainedRun(c, w, task, s, train_ds, eval_ds,
                               *_finish(c, w, task, s, writers[r], timing, train_ds, eval_ds, step)))
   return results
 
 
 def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step):
-  """``summary.json``, ``timing.json`` and the final figures of one run; returns the first
-  two."""
+  """``summary.json``, ``timing.json`` and the final figures of one run (process 0 only);
+  returns the first two."""
   summary = dict(writer.history[-1]) if writer.history else {"step": step, "epoch": 0}
+  if not ksharding.is_writer():
+    writer.close()
+    return summary, timing
   metric_writers.write_json(os.path.join(workdir, "summary.json"), summary)
   fig_dir = os.path.join(workdir, "figures")
   os.makedirs(fig_dir, exist_ok=True)

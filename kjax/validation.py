@@ -123,6 +123,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   autotune.steps_per_call(config.train.steps_per_call, 1, "cpu")  # 'auto' or an int >= 1
 
   _validate_eval(config)
+  if "mesh" in config:  # configs written before issue 12 have none
+    _int(config, "mesh.runs", 0)
+    _int(config, "mesh.data", 0)
   model = config.model.name
   if "conv_impl" in config.model:
     _one_of(config, "model.conv_impl", conv.IMPLS)

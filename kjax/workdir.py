@@ -24,7 +24,9 @@ RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint
                   "train.keep_checkpoints", "train.eval_batch_size", "train.steps_per_call",
                   "model.conv_impl",
                   "data.data_dir", "data.tfds_data_dir", "data.cache_dir",
-                  "data.verify_checksums", "figures", "eval.", "sweep.")
+                  "data.verify_checksums", "figures", "eval.", "sweep.",
+                  # The devices: a run resumes on another mesh or number of hosts.
+                  "mesh.")
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, Any]:

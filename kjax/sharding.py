@@ -1,0 +1,217 @@
+"""Every program's devices: one mesh of all devices of all processes, axes ``runs`` × ``data``.
+
+A sweep's stacked runs (``kjax.sweep``) are split over ``runs``; each run's batch is split
+over ``data`` (data parallelism: the compiler inserts the gradient all-reduce). Built on
+``jit`` + ``jax.sharding`` (``jax.make_mesh``, ``NamedSharding``, ``jax.P``), never on
+``pmap``. The mesh uses *auto* axes: kjax places the inputs (``put``) and constrains each
+batch (``constrain_batch``); the partitioner propagates the rest. Shapes that do not divide
+the mesh are padded: R runs on a ``runs`` axis of size D are stacked as ``ceil(R / D) · D``
+runs, the last repeated and its copies' results discarded (``pad_runs``); a batch that does
+not divide ``data`` is padded and masked by the partitioner itself (GSPMD's uneven shards).
+
+Several hosts (``jax.distributed``, ``initialize_distributed``): every process runs the
+same program on the global mesh; arrays are built from each process's identical host copy
+(``put``) and read back whole on every process (``to_host``); only ``is_writer()``
+(process 0) writes shared files.
+
+Config (``config.mesh``; 0 = automatic)::
+
+  config.mesh.runs = 0   # devices along the run axis of a stacked sweep group
+  config.mesh.data = 0   # devices along each run's batch
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+from kjax import errors
+
+RUNS, DATA = "runs", "data"
+# Environment variables by which JAX's cluster detection (or its explicit variables) finds
+# a multi-process job: SLURM, Open MPI, Kubernetes / manual, Cloud TPU.
+CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS",
+               "TPU_WORKER_HOSTNAMES")
+
+
+def mesh_shape(num_devices: int, num_runs: int, runs: int = 0, data: int = 0) -> tuple[int, int]:
+  """The ``(runs, data)`` sizes of the mesh for a program of ``num_runs`` stacked runs.
+
+  Automatic (0) sizes: a single run (or runs mapped one after another) puts every device
+  on ``data``; a stack of R runs puts on ``runs`` the largest divisor of ``num_devices``
+  that is at most R (8 devices, 3 runs → 2 × 4; 31 runs → 8 × 1, 32 stacked), the rest on
+  ``data``.
+
+  Args:
+    num_devices: devices of the job (all processes).
+    num_runs: runs stacked in the program (1 for a single run).
+    runs, data: ``config.mesh.runs`` / ``config.mesh.data``; 0 chooses.
+
+  Raises:
+    ConfigError: a size < 0, one that does not divide ``num_devices``, or two sizes whose
+      product is not ``num_devices``.
+  """
+  for name, value in (("runs", runs), ("data", data)):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (
+        value and num_devices % value):
+      divisors = [d for d in range(1, num_devices + 1) if num_devices % d == 0]
+      raise errors.ConfigError(f"config.mesh.{name}={value!r} is not allowed: expected 0 "
+                               f"(automatic) or a divisor of the {num_devices} devices "
+                               f"{tuple(divisors)}")
+  if runs and data and runs * data != num_devices:
+    raise errors.ConfigError(f"config.mesh.runs={runs} × config.mesh.data={data} is not "
+                             f"allowed: the product must be the {num_devices} devices")
+  if runs:
+    return runs, num_devices // runs
+  if data:
+    return num_devices // data, data
+  if num_runs <= 1:
+    return 1, num_devices
+  runs = max(d for d in range(1, min(num_runs, num_devices) + 1) if num_devices % d == 0)
+  return runs, num_devices // runs
+
+
+def make_mesh(num_runs: int = 1, mesh_config: Any = None,
+              devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """The ``runs`` × ``data`` mesh over ``devices`` (default: every device of every process,
+  ``jax.devices()``) for ``num_runs`` stacked runs; ``mesh_config`` is ``config.mesh`` (or
+  None: automatic), sized by ``mesh_shape``.
+
+  Raises:
+    ConfigError: see ``mesh_shape``.
+  """
+  devices = list(devices or jax.devices())
+  mesh_config = mesh_config or {}
+  shape = mesh_shape(len(devices), num_runs, mesh_config.get("runs", 0),
+                     mesh_config.get("data", 0))
+  return jax.make_mesh(shape, (RUNS, DATA), axis_types=(AxisType.Auto, AxisType.Auto),
+                       devices=devices)
+
+
+def padded_runs(num_runs: int, mesh: Mesh) -> int:
+  """``num_runs`` rounded up to a multiple of the mesh's ``runs`` axis."""
+  size = mesh.shape[RUNS]
+  return math.ceil(num_runs / size) * size
+
+
+def pad_runs(items: list, mesh: Mesh) -> list:
+  """``items`` (one per run) with the last repeated up to ``padded_runs``: the stacked
+  program's padding, whose results are discarded."""
+  return list(items) + [items[-1]] * (padded_runs(len(items), mesh) - len(items))
+
+
+def put(tree: Any, mesh: Mesh, spec: P = P()) -> Any:
+  """``tree``'s leaves (host or single-device arrays, identical on every process) as
+  global arrays laid out by ``NamedSharding(mesh, spec)``: ``P()`` replicated,
+  ``P(RUNS)`` split along a leading run axis. Works across processes
+  (``jax.make_array_from_callback``: each process fills its own devices)."""
+  sharding = NamedSharding(mesh, spec)
+
+  def one(x):
+    if jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key):
+      data = put(jax.random.key_data(x), mesh, spec)
+      return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return jax.tree.map(one, tree)
+
+
+def constrain_batch(tree: Any, mesh: Mesh | None) -> Any:
+  """Inside a compiled step: every leaf's leading (batch) axis split over ``data`` (under
+  ``jax.vmap(..., spmd_axis_name=RUNS)`` the run axis goes over ``runs``). No-op without a
+  mesh or with one data device."""
+  if mesh is None or mesh.shape[DATA] == 1:
+    return tree
+  return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, P(DATA)))
+
+
+def to_host(tree: Any) -> Any:
+  """``tree``'s leaves as numpy arrays, whole, on every process (a collective where an
+  array spans other processes' devices: every process must call it at the same point)."""
+  from jax.experimental import multihost_utils  # noqa: PLC0415
+
+  def one(x):
+    if not isinstance(x, jax.Array):
+      return np.asarray(x)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(one(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    if x.is_fully_addressable:
+      return np.asarray(jax.device_get(x))
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+  return jax.tree.map(one, tree)
+
+
+def local(tree: Any) -> Any:
+  """``tree`` usable by this process alone (figures, final evaluation): unchanged in a
+  single-process job, a host copy (``to_host``, collective) in a multi-process one."""
+  return tree if jax.process_count() == 1 else to_host(tree)
+
+
+def is_writer() -> bool:
+  """Whether this process writes shared files (``config.json``, metrics, summaries,
+  figures, reports): process 0 of a multi-process job, or the only process."""
+  return jax.process_index() == 0
+
+
+def barrier(name: str, timeout_s: int = 24 * 3600) -> None:
+  """Waits until every process reaches ``barrier(name)`` (no-op for one process); the
+  long default covers a writer's final evaluation while the others wait."""
+  if jax.process_count() > 1:
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+    ocp.multihost.sync_global_processes(name, timeout=timeout_s)
+
+
+def cluster_detected(environ: dict | None = None) -> bool:
+  """Whether the environment is a multi-process job that ``jax.distributed.initialize()``
+  joins by itself (``CLUSTER_ENV``; SLURM and Open MPI only with more than one task)."""
+  env = os.environ if environ is None else environ
+  for name in CLUSTER_ENV:
+    value = env.get(name)
+    if value and (name not in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE") or int(value) > 1):
+      return True
+  return False
+
+
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None, process_id: int | None = None,
+                           heartbeat_timeout_s: int | None = None) -> bool:
+  """Joins a multi-process job with ``jax.distributed.initialize`` (before any other JAX
+  call): explicitly with all three arguments, automatically where ``cluster_detected``
+  (SLURM, Open MPI, Kubernetes, Cloud TPU), otherwise not at all. CPU devices talk through
+  gloo collectives.
+
+  Returns:
+    Whether a multi-process job was joined.
+
+  Raises:
+    ConfigError: some but not all of the three arguments, ``num_processes < 1``, or a
+      ``process_id`` outside ``0..num_processes-1``; ``coordinator_address`` not HOST:PORT.
+  """
+  given = [v is not None for v in (coordinator_address, num_processes, process_id)]
+  if any(given) and not all(given):
+    raise errors.ConfigError("--coordinator_address, --num_processes and --process_id go "
+                             "together: give all three (or none, on a cluster JAX detects)")
+  if all(given):
+    host, _, port = coordinator_address.rpartition(":")
+    if not host or not port.isdigit():
+      raise errors.ConfigError(f"--coordinator_address={coordinator_address!r} is not "
+                               "allowed: expected HOST:PORT, e.g. 10.0.0.1:1234")
+    if num_processes < 1:
+      raise errors.ConfigError(f"--num_processes={num_processes} is not allowed: expected "
+                               "an integer >= 1")
+    if not 0 <= process_id < num_processes:
+      raise errors.ConfigError(f"--process_id={process_id} is not allowed: expected 0.."
+                               f"{num_processes - 1}")
+  elif not cluster_detected():
+    return False
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  kwargs = {} if heartbeat_timeout_s is None else {"heartbeat_timeout_seconds": heartbeat_timeout_s}
+  jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
+  return True
