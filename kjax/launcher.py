@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging as py_logging
+import os
 import sys
 
 from absl import logging
@@ -10,18 +10,12 @@ import jax
 import ml_collections
 
 from kjax import benchmark
+from kjax import checkpointing
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
 from kjax import sharding
 from kjax import sweep
-
-
-def _quiet_libraries() -> None:
-  """Keeps orbax's per-save INFO lines out of the run's log (warnings still show)."""
-  def keep(record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
-  logging.get_absl_handler().addFilter(keep)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
@@ -39,7 +33,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
     0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
     split, data file or workdir (nothing is written) or a non-finite loss.
   """
-  _quiet_libraries()
+  checkpointing.quiet_orbax(logging.get_absl_handler())
   try:
     if sharding.initialize_distributed(**(distributed or {})):
       logging.info("kjax: process %d of %d; devices: %d local, %d in the job",
@@ -60,4 +54,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    # A collective failed: another process of the job died (killed, preempted, crashed).
+    # Leave at once: JAX's shutdown barrier would wait for the dead process's heartbeat
+    # and then abort. Checkpoints are atomic, so the last complete one is kept.
+    first = next((line for line in str(e).splitlines() if line.strip()), "")[:300]
+    print(f"kjax: error: process {jax.process_index()} of {jax.process_count()}: another "
+          f"process of the job stopped ({first}); re-launch every process with the same "
+          f"command to resume from the last checkpoint in {workdir}", file=sys.stderr,
+          flush=True)
+    sys.stdout.flush()
+    os._exit(1)
   return 0

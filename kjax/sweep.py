@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging as py_logging
 import os
 import time
 from typing import Any
@@ -47,6 +48,7 @@ from absl import logging
 import jax
 import ml_collections
 
+from kjax import checkpointing
 from kjax import data as kdata
 from kjax import errors
 from kjax import evaluation
@@ -437,6 +439,8 @@ def _record_timing(path: str, timing: dict[str, Any]) -> None:
 def _run_part(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """A Ray task: one part of a sweep (``config.sweep.shard`` set), in a fresh process."""
   logging.set_verbosity(logging.INFO)
+  for handler in py_logging.getLogger().handlers + py_logging.getLogger("absl").handlers:
+    checkpointing.quiet_orbax(handler)
   return run_sweep(config, workdir)
 
 

@@ -1,5 +1,5 @@
 """A tiny study for the scale-out tests, run as its own process (JAX's devices and processes
-are fixed when it starts): a 3-seed vmapped CVAE sweep and one data-parallel β-VAE run on
+are fixed when it starts): a 3-seed vmapped CVAE sweep and one data-parallel CVAE run on
 the real KMNIST test files.
 
   python tests/scale_out_job.py WORKDIR --devices=4
@@ -18,40 +18,42 @@ from absl import app
 from absl import flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
+sys.path.insert(0, REPO)
 
 _DEVICES = flags.DEFINE_integer("devices", 1, "Virtual CPU devices of this process.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "jax.distributed coordinator.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 _WHAT = flags.DEFINE_list("what", ["sweep", "single"], "Which parts to run.")
+_SHARD = flags.DEFINE_string("shard", "", "config.sweep.shard")
+_EXECUTOR = flags.DEFINE_string("executor", "local", "config.sweep.executor")
+_PARTS = flags.DEFINE_integer("parts", 0, "config.sweep.parts")
 
 
-def sweep_config(cache_dir: str):
-  """3 seeds of the MLP CVAE (one vmapped program), 2 epochs of 8 steps, no final evaluation."""
-  import ml_collections  # noqa: PLC0415
+def single_config(cache_dir: str, batch_size: int = 30):
+  """The MLP CVAE, one run, batch 30 (not a multiple of 4 devices), 2 epochs of 8 steps,
+  no final evaluation."""
   from configs import cvae  # noqa: PLC0415
-  import conftest  # noqa: PLC0415
-  config = conftest.on_real_kmnist(cvae.get_config(), conftest_kmnist(), pathlib.Path(cache_dir))
+  from tests import conftest  # noqa: PLC0415
+  config = conftest.on_real_kmnist(cvae.get_config(), conftest_kmnist(), pathlib.Path(cache_dir),
+                                   train_split="test[:240]", batch_size=batch_size)
   config.model.architecture = "mlp"
   config.model.hidden = 64
-  config.train.eval_batch_size = 100
+  config.train.eval_batch_size = 100  # 200 eval images: 2 batches, 100 not a multiple of 3
+  config.train.checkpoint_every_steps = 8
   config.eval.at_end_of_training = False
   config.figures.progress_every_epochs = 0
-  config.sweep = ml_collections.ConfigDict({"seed": (0, 1, 2), "sharing": "vmap"})
   return config
 
 
-def single_config(cache_dir: str):
-  """The conv β-VAE, one run, batch 30 (not a multiple of 4 devices), 1 epoch of 8 steps."""
-  from configs import beta_vae  # noqa: PLC0415
-  import conftest  # noqa: PLC0415
-  config = conftest.on_real_kmnist(beta_vae.get_config(), conftest_kmnist(), pathlib.Path(cache_dir),
-                                   train_split="test[:240]", num_epochs=1, batch_size=30)
-  config.model.channels = (8, 16)
-  config.train.eval_batch_size = 100
-  config.eval.at_end_of_training = False
-  config.figures.progress_every_epochs = 0
+def sweep_config(cache_dir: str, shard: str = "", executor: str = "local", parts: int = 0):
+  """``single_config`` with batch 32 for 3 seeds (one vmapped program: 3 runs on a mesh of
+  4 devices are 2 × 2, padded to 4)."""
+  import ml_collections  # noqa: PLC0415
+  config = single_config(cache_dir, batch_size=32)
+  config.sweep = ml_collections.ConfigDict({"seed": (0, 1, 2), "sharing": "vmap",
+                                            "shard": shard, "executor": executor,
+                                            "parts": parts})
   return config
 
 
@@ -66,9 +68,10 @@ def main(argv):
   from kjax import experiment, sharding, sweep  # noqa: PLC0415
   if _COORDINATOR.value:
     sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  cache = os.path.join(workdir, f"cache{jax.process_index()}")
+  cache = os.path.join(workdir, f"cache{os.getpid()}")
   if "sweep" in _WHAT.value:
-    sweep.run_sweep(sweep_config(cache), os.path.join(workdir, "sweep"))
+    sweep.run_sweep(sweep_config(cache, _SHARD.value, _EXECUTOR.value, _PARTS.value),
+                    os.path.join(workdir, "sweep"))
   if "single" in _WHAT.value:
     experiment.train_and_evaluate(single_config(cache), os.path.join(workdir, "single"))
 
