@@ -9,6 +9,9 @@ the mesh are padded: R runs on a ``runs`` axis of size D are stacked as ``ceil(R
 runs, the last repeated and its copies' results discarded (``pad_runs``); a batch that does
 not divide ``data`` is padded and masked by the partitioner itself (GSPMD's uneven shards).
 
+The final evaluation runs on process 0 alone, its batches split over that process's devices
+(``split_batch``, ``local_mesh``).
+
 Several hosts (``jax.distributed``, ``initialize_distributed``): every process runs the
 same program on the global mesh; arrays are built from each process's identical host copy
 (``put``) and read back whole on every process (``to_host``); only ``is_writer()``
@@ -22,9 +25,10 @@ Config (``config.mesh``; 0 = automatic)::
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -129,6 +133,32 @@ def constrain_batch(tree: Any, mesh: Mesh | None) -> Any:
   if mesh is None or mesh.shape[DATA] == 1:
     return tree
   return jax.lax.with_sharding_constraint(tree, NamedSharding(mesh, P(DATA)))
+
+
+@functools.cache
+def local_mesh() -> Mesh:
+  """This process's devices as one ``data`` axis: the mesh of the work process 0 does alone
+  (the final evaluation's batches)."""
+  return make_mesh(1, devices=jax.local_devices())
+
+
+def split_batch(fn: Callable, argnums: Sequence[int], mesh: Mesh | None = None) -> Callable:
+  """``jax.jit(fn)`` with the leading axis of its arguments ``argnums`` split over
+  ``mesh``'s ``data`` axis (default ``local_mesh()``): the evaluation's batches (IWAE,
+  sampling, posteriors, classifier features) on every local device. Arguments come in, and
+  results go out, replicated on the mesh (a batch of 10 rows on 4 devices is split unevenly
+  inside only). Numbers are the one-device ones (same shapes and noise) up to the order of
+  sums over the batch."""
+  mesh = mesh or local_mesh()
+  if mesh.shape[DATA] == 1:
+    return jax.jit(fn)
+  replicated = NamedSharding(mesh, P())
+
+  @functools.wraps(fn)
+  def wrapped(*args):
+    return fn(*(constrain_batch(a, mesh) if i in argnums else a for i, a in enumerate(args)))
+
+  return jax.jit(wrapped, in_shardings=replicated, out_shardings=replicated)
 
 
 def to_host(tree: Any) -> Any:

@@ -24,7 +24,8 @@ _DEVICES = flags.DEFINE_integer("devices", 1, "Virtual CPU devices of this proce
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "jax.distributed coordinator.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
-_WHAT = flags.DEFINE_list("what", ["sweep", "single"], "Which parts to run.")
+_WHAT = flags.DEFINE_list("what", ["sweep", "single"], "Which parts to run: sweep, single, "
+                          "evaluate (the final evaluation of WORKDIR/single).")
 _SHARD = flags.DEFINE_string("shard", "", "config.sweep.shard")
 _EXECUTOR = flags.DEFINE_string("executor", "local", "config.sweep.executor")
 _PARTS = flags.DEFINE_integer("parts", 0, "config.sweep.parts")
@@ -74,6 +75,20 @@ def main(argv):
                     os.path.join(workdir, "sweep"))
   if "single" in _WHAT.value:
     experiment.train_and_evaluate(single_config(cache), os.path.join(workdir, "single"))
+  if "evaluate" in _WHAT.value:
+    evaluate(os.path.join(workdir, "single"))
+
+
+def evaluate(workdir: str) -> None:
+  """The final evaluation of the run in ``workdir`` at test size (every metric family;
+  CAS with 1 epoch, IWAE with k = 16 on 50 images)."""
+  from kjax import evaluation  # noqa: PLC0415
+  from kjax import workdir as kworkdir  # noqa: PLC0415
+  config = kworkdir.read_config(workdir)
+  config.eval.cas_epochs = 1
+  config.eval.iwae_samples = 16
+  config.eval.iwae_max_examples = 50
+  evaluation.evaluate_workdir(config, workdir)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ stack of 2 runs compiles differently from a stack of 3. Measured: at most ~3e-7 
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -179,6 +180,22 @@ def test_four_virtual_devices_give_the_one_device_numbers(reference, tmp_path):
     assert json.load(f)["mesh"] == {"runs": 2, "data": 2}  # 3 runs padded to 4
   with open(os.path.join(workdir, "single", "timing.json")) as f:
     assert json.load(f)["mesh"] == {"runs": 1, "data": 4}  # batch 30 over 4 devices
+
+
+def test_final_evaluation_on_four_devices_gives_the_one_device_numbers(reference, tmp_path):
+  one, four = str(tmp_path / "one"), str(tmp_path / "four")
+  for copy in (one, four):
+    shutil.copytree(os.path.join(reference, "single"), os.path.join(copy, "single"))
+  scale_out_job.evaluate(os.path.join(one, "single"))
+  _check(*zip(_job(four, "--devices=4", "--what=evaluate")))
+  paths = [os.path.join(w, "single", "eval", "metrics.json") for w in (one, four)]
+  with open(paths[0]) as f, open(paths[1]) as g:
+    want, got = json.load(f)["metrics"], json.load(g)["metrics"]
+  assert {"iwae_nll", "fd", "kid", "precision", "cas_accuracy"} <= want.keys()
+  for key in [k for k, v in want.items() if isinstance(v, list)]:  # per dimension, class
+    assert len(got[key]) == len(want[key])
+    assert_same_numbers(dict(enumerate(got.pop(key))), dict(enumerate(want.pop(key))), key)
+  assert_same_numbers(got, want, "eval/metrics.json")
 
 
 def test_two_processes_give_the_one_device_numbers(reference, tmp_path):

@@ -22,6 +22,7 @@ import numpy as np
 
 from kjax import data as kdata
 from kjax import rng
+from kjax import sharding
 from kjax import tasks
 
 EVAL_DIR = "eval"
@@ -126,7 +127,7 @@ class Run:
     """float ``[N, D]`` noise/latents, int ``[N]`` classes and styles → numpy float32
     images ``[N, 28, 28, 1]`` in [0, 1] (``task.sample``, compiled once per shape)."""
     if "sample_fn" not in self._cache:
-      self._cache["sample_fn"] = jax.jit(self.task.sample)
+      self._cache["sample_fn"] = sharding.split_batch(self.task.sample, (1, 2, 3))
     fn = self._cache["sample_fn"]
     return batched(lambda a, b, c: fn(self.state, a, b, c), z, labels, styles)
 
@@ -158,7 +159,7 @@ class Run:
   def posterior(self) -> tuple[np.ndarray, np.ndarray]:
     """``(z_mean, z_logvar)`` float32 ``[N, D]`` of the eval images under q(z | x), once."""
     if "posterior" not in self._cache:
-      post = jax.jit(self.task.posterior)
+      post = sharding.split_batch(self.task.posterior, (1, 2, 3))
       out = [post(self.state, jnp.asarray(self.x_eval[i:i + 1000]),
                   jnp.asarray(self.labels[i:i + 1000]), jnp.asarray(self.styles[i:i + 1000]))
              for i in range(0, len(self.eval_ds), 1000)]

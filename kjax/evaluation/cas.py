@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from kjax import sharding
 from kjax import tasks
 from kjax.data import loading
 from kjax.evaluation import base
@@ -68,7 +69,7 @@ def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
       batch = take(perm[i * batch_size:(i + 1) * batch_size])
       state, _ = step(state, batch, jax.random.fold_in(key_train, count))
       count += 1
-  predict = jax.jit(task.predict)
+  predict = sharding.split_batch(task.predict, (1,))
   predicted = base.batched(lambda x: predict(state, x), test_images.astype(np.float32) / 255.0)
   return float(np.mean(predicted == test_labels))
 

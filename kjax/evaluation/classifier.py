@@ -7,6 +7,7 @@ import jax
 
 from kjax import evaluator as kevaluator
 from kjax import rng
+from kjax import sharding
 from kjax.evaluation import base
 from kjax.evaluation import domain
 from kjax.evaluation import style as kstyle_eval
@@ -22,8 +23,8 @@ def accuracy(run: base.Run) -> base.Output:
   config = run.config
   out = base.Output(metrics=dict(kevaluator.Evaluator(
       run.task, run.eval_ds, config.train.eval_batch_size,
-      rng.stream_keys(config.seed)["eval"])(run.state)))
-  predict = jax.jit(run.task.predict)
+      rng.stream_keys(config.seed)["eval"], mesh=sharding.local_mesh())(run.state)))
+  predict = sharding.split_batch(run.task.predict, (1,))
   predicted = base.batched(lambda x: predict(run.state, x), run.x_eval)
   out.metrics["balanced_accuracy"] = kstyle_eval.class_accuracy(
       predicted, run.eval_ds.labels, run.info.num_classes)[1]

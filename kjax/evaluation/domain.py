@@ -37,6 +37,7 @@ import numpy as np
 
 from kjax import data as kdata
 from kjax import errors
+from kjax import sharding
 from kjax import tasks
 from kjax import workdir as kworkdir
 from kjax.data import catalog
@@ -85,9 +86,11 @@ class DomainClassifier:
 
   def __post_init__(self):
     self._task = tasks.get_task(self.config)
-    self._features = jax.jit(lambda p, x: self._task.model.apply(
-        {"params": p}, x, method=type(self._task.model).features))
-    self._logits = jax.jit(lambda p, x: self._task.model.apply({"params": p}, x))
+    # Each batch split over the local devices (kjax.sharding.split_batch).
+    self._features = sharding.split_batch(lambda p, x: self._task.model.apply(
+        {"params": p}, x, method=type(self._task.model).features), (1,))
+    self._logits = sharding.split_batch(
+        lambda p, x: self._task.model.apply({"params": p}, x), (1,))
 
   @property
   def reference(self) -> bool:

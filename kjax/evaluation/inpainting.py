@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from kjax import figures
+from kjax import sharding
 from kjax.evaluation import base
 from kjax.evaluation import style as kstyle_eval
 
@@ -26,7 +27,7 @@ def inpainting(run: base.Run) -> base.Output:
   evaluator ``inpainting_class_accuracy``, and the figure ``inpainting.png``."""
   masked = run.x_eval.copy()
   masked[:, PATCH[0], PATCH[1]] = 0.0
-  encode = jax.jit(run.task.encode)
+  encode = sharding.split_batch(run.task.encode, (1, 2, 3))
   z = base.batched(lambda a, b, c: encode(run.state, a, b, c), masked, run.labels, run.styles)
   inpainted = run.decode(z, run.labels, run.styles)
   patch = (slice(None), *PATCH)

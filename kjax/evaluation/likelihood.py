@@ -12,6 +12,7 @@ import numpy as np
 
 from kjax import evaluator as kevaluator
 from kjax import rng
+from kjax import sharding
 from kjax.evaluation import base
 
 METRIC_DOCS = {
@@ -32,12 +33,13 @@ def likelihood(run: base.Run) -> base.Output:
   config, task, state, ds = run.config, run.task, run.state, run.eval_ds
   ev = config.eval
   eval_key = rng.stream_keys(config.seed)["eval"]
+  mesh = sharding.local_mesh()
   out = base.Output(metrics=dict(kevaluator.Evaluator(
-      task, ds, config.train.eval_batch_size, eval_key)(state)))
+      task, ds, config.train.eval_batch_size, eval_key, mesh=mesh)(state)))
   n = len(ds) if not ev.iwae_max_examples else min(ev.iwae_max_examples, len(ds))
   k, b = ev.iwae_samples, ev.iwae_batch_size
-  bound = jax.jit(functools.partial(task.log_likelihood_bound, num_samples=k,
-                                    chunk_size=ev.iwae_chunk_size))
+  bound = sharding.split_batch(functools.partial(
+      task.log_likelihood_bound, num_samples=k, chunk_size=ev.iwae_chunk_size), (1,))
   key = run.key("iwae")
   values = []
   for i in range(0, n, b):
@@ -50,7 +52,7 @@ def likelihood(run: base.Run) -> base.Output:
     subset = dataclasses.replace(ds, images=ds.images[:n], labels=ds.labels[:n],
                                  styles=ds.styles[:n])
     out.metrics["nelbo_iwae_examples"] = kevaluator.Evaluator(
-        task, subset, config.train.eval_batch_size, eval_key)(state)["nelbo"]
+        task, subset, config.train.eval_batch_size, eval_key, mesh=mesh)(state)["nelbo"]
   binarize = config.data.get("binarize", "none")
   out.protocol.update(iwae_samples=k, iwae_examples=n, likelihood=(
       f"{config.objective.likelihood} on grey levels in [0, 1] (not binarised)"

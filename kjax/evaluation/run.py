@@ -16,6 +16,7 @@ import ml_collections
 from kjax import data as kdata
 from kjax import metric_writers
 from kjax import report
+from kjax import sharding
 from kjax import tasks
 from kjax import validation
 from kjax import workdir as kworkdir
@@ -102,6 +103,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   """
   os.makedirs(os.path.join(workdir, EVAL_DIR), exist_ok=True)
   t0 = time.perf_counter()
+  # Replicated on this process's devices: every batch below is split over them.
+  state = sharding.put(state, sharding.local_mesh())
   run = base.Run(config, workdir, task, state, train_ds, eval_ds, evaluator)
   merged = base.Output()
   timing: dict[str, float] = {}
