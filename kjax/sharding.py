@@ -37,10 +37,11 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from kjax import errors
 
 RUNS, DATA = "runs", "data"
-# Environment variables by which JAX's cluster detection (or its explicit variables) finds
-# a multi-process job: SLURM, Open MPI, Kubernetes / manual, Cloud TPU.
-CLUSTER_ENV = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "JAX_COORDINATOR_ADDRESS",
-               "TPU_WORKER_HOSTNAMES")
+# How ``jax.distributed.initialize()`` finds a multi-process job by itself (jax._src.clusters):
+# a variable whose value says there is more than one process, or a pair that must be set.
+CLUSTER_ENV = {"SLURM_NTASKS": "> 1", "OMPI_COMM_WORLD_SIZE": "> 1",
+               "TPU_WORKER_HOSTNAMES": "several", "JAX_COORDINATOR_ADDRESS": "set",
+               "KUBERNETES_SERVICE_HOST+JOB_COMPLETION_INDEX": "set"}
 
 
 def mesh_shape(num_devices: int, num_runs: int, runs: int = 0, data: int = 0) -> tuple[int, int]:
@@ -200,18 +201,22 @@ def barrier(name: str, timeout_s: int = 24 * 3600) -> None:
 
 def cluster_detected(environ: dict | None = None) -> bool:
   """Whether the environment is a multi-process job that ``jax.distributed.initialize()``
-  joins by itself (``CLUSTER_ENV``; SLURM and Open MPI only with more than one task)."""
+  joins by itself (``CLUSTER_ENV``): SLURM or Open MPI with more than one task, a
+  multi-host Cloud TPU, a Kubernetes indexed job, or ``JAX_COORDINATOR_ADDRESS``."""
   env = os.environ if environ is None else environ
-  for name in CLUSTER_ENV:
-    value = env.get(name)
-    if value and (name not in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE") or int(value) > 1):
+  for names, rule in CLUSTER_ENV.items():
+    values = [env.get(name) for name in names.split("+")]
+    if not all(values):
+      continue
+    if rule == "set" or (rule == "several" and "," in values[0]) or (
+        rule == "> 1" and values[0].isdigit() and int(values[0]) > 1):
       return True
   return False
 
 
 def initialize_distributed(coordinator_address: str | None = None,
-                           num_processes: int | None = None, process_id: int | None = None,
-                           heartbeat_timeout_s: int | None = None) -> bool:
+                           num_processes: int | None = None, process_id: int | None = None
+                           ) -> bool:
   """Joins a multi-process job with ``jax.distributed.initialize`` (before any other JAX
   call): explicitly with all three arguments, automatically where ``cluster_detected``
   (SLURM, Open MPI, Kubernetes, Cloud TPU), otherwise not at all. CPU devices talk through
@@ -242,6 +247,10 @@ def initialize_distributed(coordinator_address: str | None = None,
   elif not cluster_detected():
     return False
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  kwargs = {} if heartbeat_timeout_s is None else {"heartbeat_timeout_seconds": heartbeat_timeout_s}
-  jax.distributed.initialize(coordinator_address, num_processes, process_id, **kwargs)
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  except ValueError as e:  # detected a cluster, but JAX could not read it
+    first = next((line for line in str(e).splitlines() if line.strip()), "")
+    raise errors.ConfigError(f"jax.distributed.initialize() failed ({first[:200]}); give "
+                             "--coordinator_address, --num_processes and --process_id") from None
   return True

@@ -168,6 +168,10 @@ def test_distributed_arguments_are_checked():
     sharding.initialize_distributed("localhost", 2, 0)
   assert not sharding.cluster_detected({"SLURM_NTASKS": "1"})
   assert sharding.cluster_detected({"SLURM_NTASKS": "4"})
+  assert not sharding.cluster_detected({"KUBERNETES_SERVICE_HOST": "10.0.0.1"})
+  assert sharding.cluster_detected({"KUBERNETES_SERVICE_HOST": "10.0.0.1",
+                                    "JOB_COMPLETION_INDEX": "0"})
+  assert sharding.cluster_detected({"TPU_WORKER_HOSTNAMES": "t0,t1"})
   assert not sharding.initialize_distributed()  # no cluster here: one process
 
 
