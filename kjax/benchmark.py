@@ -24,6 +24,7 @@ import ml_collections
 
 from kjax import errors
 from kjax import results
+from kjax import sharding
 from kjax import sweep
 
 # The columns of the benchmark's headline tables, where a study has them.
@@ -96,6 +97,8 @@ def run_benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
   plan = _plan(config, workdir)
   for name, c in plan.items():
     sweep.run_sweep(c, os.path.join(workdir, name))
+  if not sharding.is_writer():  # a multi-process job: process 0 writes the results
+    return {}
   return write_results(config, workdir, plan)
 
 

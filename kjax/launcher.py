@@ -39,6 +39,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
       logging.info("kjax: process %d of %d; devices: %d local, %d in the job",
                    jax.process_index(), jax.process_count(), jax.local_device_count(),
                    jax.device_count())
+    if mode != "train" and not sharding.is_writer():
+      # Evaluation and results are process 0's work (on its own devices); training is
+      # every process's.
+      logging.info("kjax: --mode=%s runs on process 0; process %d has nothing to do",
+                   mode, jax.process_index())
+      return 0
     if benchmark.is_benchmark(config):
       {"evaluate": benchmark.evaluate_benchmark, "results": benchmark.rebuild_results}.get(
           mode, benchmark.run_benchmark)(config, workdir)
