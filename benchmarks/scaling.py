@@ -85,7 +85,7 @@ def worker(args) -> dict:
     jax.block_until_ready(state)
     calls, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < args.seconds or calls < 2:
-      state, sum_tree = chunk(state, sum_tree, data, perm, key)
+      state, sum_tree = sharding.settle(chunk(state, sum_tree, data, perm, key), mesh)
       calls += 1
     jax.block_until_ready(state)
     rate = calls * steps * batch_size * num_runs / (time.perf_counter() - t0)
@@ -112,6 +112,7 @@ def main():
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
+    args.devices = int(args.devices)
     print("RESULT " + json.dumps(worker(args)), flush=True)
     return
   base = {}

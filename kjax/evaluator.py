@@ -95,6 +95,7 @@ class Evaluator:
     self._names = task.eval_metrics
     self._stacked = sharing is not None
     self._num_runs = num_runs
+    self._mesh = mesh
 
   def __call__(self, state) -> dict[str, float] | list[dict[str, float]]:
     """Means over the split of the task's ``eval_metrics``; a list of them, one per run,
@@ -102,7 +103,7 @@ class Evaluator:
     total = None
     for b, key in enumerate(self._keys):
       batch = {k: v[b] for k, v in self._batches.items()}
-      sums = self._fn(state, batch, self._mask[b], key)
+      sums = ksharding.settle(self._fn(state, batch, self._mask[b], key), self._mesh)
       total = sums if total is None else jax.tree.map(jnp.add, total, sums)
     total = ksharding.to_host(total)
     if not self._stacked:

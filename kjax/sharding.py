@@ -162,6 +162,17 @@ def split_batch(fn: Callable, argnums: Sequence[int], mesh: Mesh | None = None) 
   return jax.jit(wrapped, in_shardings=replicated, out_shardings=replicated)
 
 
+def settle(tree: Any, mesh: Mesh | None) -> Any:
+  """Waits for ``tree`` when ``mesh`` spans several CPU devices; returns it. XLA:CPU runs
+  every device's share of a program on one thread pool: with two programs in flight, each
+  can hold a thread in a collective whose partner cannot get one (measured: an all-reduce
+  rendezvous timeout and abort with 2 virtual devices on 2 cores). GPUs and TPUs keep their
+  asynchronous dispatch."""
+  if mesh is not None and mesh.devices.size > 1 and mesh.devices.flat[0].platform == "cpu":
+    jax.block_until_ready(tree)
+  return tree
+
+
 def to_host(tree: Any) -> Any:
   """``tree``'s leaves as numpy arrays, whole, on every process (a collective where an
   array spans other processes' devices: every process must call it at the same point)."""

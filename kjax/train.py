@@ -351,7 +351,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         chunks[n] = chunks[n].lower(state, sum_tree, data, perm, train_key).compile()
         timing["compile_s"] = time.perf_counter() - t0
         t_log = t_first = time.perf_counter()
-      state, sum_tree = chunks[n](state, sum_tree, data, perm, train_key)
+      state, sum_tree = ksharding.settle(chunks[n](state, sum_tree, data, perm, train_key), mesh)
       step += n
       save_due = step // config.train.checkpoint_every_steps != (
           step - n) // config.train.checkpoint_every_steps
