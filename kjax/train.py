@@ -161,8 +161,8 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
 
   Raises:
     ConfigError, DataError: a bad config value or split, a ``config.mesh`` that does not
-      fit the devices, or a workdir whose ``config.json`` belongs to another experiment. DataFileNotFoundError, ChecksumError: missing or
-      non-official data.
+      fit the devices, or a workdir whose ``config.json`` belongs to another experiment.
+    DataFileNotFoundError, ChecksumError: missing or non-official data.
   """
   validation.validate_config(config)
   mesh = config.get("mesh") or {}
