@@ -363,14 +363,16 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
       if key not in classifiers:
         classifiers[key] = evaluation.classifier_for(run.config)
 
-  if config.sweep.get("executor", "local") == "ray" and not shard:
-    return run_on_ray(config, workdir, all_runs, len(plan))
   writer = sharding.is_writer()
   os.makedirs(workdir, exist_ok=True)
-  if writer:  # the same file from every part: the study's config, not the part's
-    study = config.to_dict()
+  config_path = os.path.join(workdir, "config.json")
+  if writer and not (shard and os.path.exists(config_path)):
+    study = config.to_dict()  # the study's config, not the part's
     study["sweep"]["shard"] = ""
-    metric_writers.write_json(os.path.join(workdir, "config.json"), study)
+    metric_writers.write_json(config_path, study)
+  if config.sweep.get("executor", "local") == "ray" and not shard:
+    programs = sum(len(members) if mode == "sequential" else 1 for mode, members in plan)
+    return run_on_ray(config, workdir, all_runs, programs)
   status = {run.name: _finished(run) for run in runs}
   todo = [r for r in runs if status[r.name] != "done"]
   images = {r.name: r.config.train.batch_size * (len(prepared[r.name][1])
