@@ -30,6 +30,7 @@ import math
 import os
 from typing import Any, Callable, Sequence
 
+from absl import logging
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
@@ -94,6 +95,10 @@ def make_mesh(num_runs: int = 1, mesh_config: Any = None,
   mesh_config = mesh_config or {}
   shape = mesh_shape(len(devices), num_runs, mesh_config.get("runs", 0),
                      mesh_config.get("data", 0))
+  if shape[0] > num_runs:
+    logging.warning("kjax: config.mesh.runs=%d is more than the %d run(s) of this program: "
+                    "%d of every %d devices repeat another's work", shape[0], num_runs,
+                    shape[0] - num_runs, shape[0])
   return jax.make_mesh(shape, (RUNS, DATA), axis_types=(AxisType.Auto, AxisType.Auto),
                        devices=devices)
 

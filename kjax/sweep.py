@@ -146,6 +146,14 @@ def axes(config: ml_collections.ConfigDict) -> dict[str, tuple]:
     raise errors.ConfigError(f"config.sweep.parts={parts!r} is not allowed: expected an "
                              "integer >= 0 (0: one part per compiled program)")
   parse_shard(sweep.get("shard", ""))
+  if sweep.get("shard", "") and sweep.get("executor", "local") == "ray":
+    raise errors.ConfigError(f"config.sweep.shard={sweep.shard!r} with config.sweep.executor="
+                             "'ray' is not allowed: Ray makes the parts itself (set "
+                             "config.sweep.parts), a shard is for schedulers without Ray")
+  if parts and sweep.get("executor", "local") != "ray":
+    logging.warning("kjax: config.sweep.parts=%d is ignored: it counts Ray tasks "
+                    "(config.sweep.executor='ray'); use config.sweep.shard='i/n' otherwise",
+                    parts)
   keys = _keys(config)
   out: dict[str, tuple] = {}
   for name, values in sweep.items():
@@ -477,6 +485,7 @@ def run_on_ray(config: ml_collections.ConfigDict, workdir: str, runs: list[Run],
     part = ml_collections.ConfigDict(config.to_dict())
     part.sweep.shard = f"{i}/{parts}"
     part.sweep.executor = "local"
+    part.sweep.parts = 0
     done.append(task.remote(part, workdir))
   outcomes = ray.get(done)
   _record_timing(os.path.join(workdir, "timing.json"), {

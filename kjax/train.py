@@ -286,8 +286,13 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   steps_per_epoch = len(train_ds) // batch_size
   total_steps = steps_per_epoch * config.train.num_epochs
   data = device_data(train_ds, mesh)
-  permutation = jax.jit(lambda key, epoch: jax.random.permutation(
-      jax.random.fold_in(key, epoch), len(train_ds)))
+  # The epoch's data order, drawn on the mesh where the chunk reads it (no host copy).
+  def permutation(key, epoch):
+    return jax.random.permutation(jax.random.fold_in(key, epoch), len(train_ds))
+
+  permutation = jax.jit(permutation if sharing is None else jax.vmap(permutation, (0, None)),
+                        out_shardings=ksharding.NamedSharding(mesh, run_spec))
+  data_key = on_mesh([k["data"] for k in keys])
   convolutional = autotune.has_convolutions(config.model)
   conv_impl = config.model.get("conv_impl", "auto")
   chunk_size = autotune.steps_per_call(config.train.steps_per_call, steps_per_epoch,
@@ -307,7 +312,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   images_per_step = batch_size * num_runs
 
   def epoch_perm(epoch):
-    return on_mesh([permutation(k["data"], epoch) for k in keys])
+    return permutation(data_key, epoch)
 
   def stop_non_finite(r, step, epoch):
     latest = ckpts[r].latest_step()

@@ -153,6 +153,11 @@ def test_sweep_parts_are_disjoint_balanced_and_checked(tmp_path):
                        match=rf"config.sweep.shard='{bad}' is not allowed: expected 'i/n'"):
       sweep.run_sweep(config, str(tmp_path / "w"))
   assert not os.path.exists(tmp_path / "w")  # refused before anything was written
+  config.sweep.shard = "0/2"
+  config.sweep.executor = "ray"
+  with pytest.raises(sweep.errors.ConfigError, match=r"shard='0/2' with config.sweep.executor="
+                                                     r"'ray' is not allowed"):
+    sweep.run_sweep(config, str(tmp_path / "w"))
   config.sweep.shard = ""
   config.sweep.executor = "slurm"
   with pytest.raises(sweep.errors.ConfigError, match=r"executor='slurm' is not allowed"):
