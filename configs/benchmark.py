@@ -25,10 +25,10 @@ sets one. ``--mode=results`` rebuilds ``results.md`` from finished runs.
 
 import ml_collections
 
-from configs import beta_vae
-from configs import cgan
-from configs import common
-from configs import cvae
+from kjax.configs import beta_vae
+from kjax.configs import cgan
+from kjax.configs import common
+from kjax.configs import cvae
 
 
 def _study(config: ml_collections.ConfigDict, **axes) -> ml_collections.ConfigDict:

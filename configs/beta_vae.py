@@ -28,7 +28,7 @@ The β-VAE family: --config.objective.name=beta_tc_vae (β-TCVAE; train/ and eva
 
 import ml_collections
 
-from configs import common
+from kjax.configs import common
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -19,7 +19,7 @@ images): 30 full evaluations at k = 5000 would take 2.5 hours on a 2-core CPU.
 
 import ml_collections
 
-from configs import beta_vae
+from kjax.configs import beta_vae
 
 
 def get_config() -> ml_collections.ConfigDict:

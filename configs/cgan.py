@@ -27,7 +27,7 @@ Variants: --config.model.architecture=dcgan,
 
 import ml_collections
 
-from configs import common
+from kjax.configs import common
 from ml_collections import config_dict
 
 

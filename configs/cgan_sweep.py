@@ -9,7 +9,7 @@ share one compiled program (they live in the optimiser's state); each loss is a 
 
 import ml_collections
 
-from configs import cgan
+from kjax.configs import cgan
 
 
 def get_config() -> ml_collections.ConfigDict:

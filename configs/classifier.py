@@ -16,7 +16,7 @@ records. Measured here (30 epochs, seed 0, 2-core CPU, 5.5 min): 97.5% on KMNIST
 
 import ml_collections
 
-from configs import common
+from kjax.configs import common
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -22,7 +22,7 @@ Generate from the trained run: python -m kjax.generate --workdir=runs/cvae --lab
 
 import ml_collections
 
-from configs import common
+from kjax.configs import common
 
 
 def get_config() -> ml_collections.ConfigDict:

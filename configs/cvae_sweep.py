@@ -9,7 +9,7 @@ group whose 3 seeds train in one compiled program (vmapped MLPs).
 
 import ml_collections
 
-from configs import cvae
+from kjax.configs import cvae
 
 
 def get_config() -> ml_collections.ConfigDict:

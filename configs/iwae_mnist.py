@@ -22,7 +22,7 @@ evaluate, and far fewer epochs (README, "A paper's table as an external check"):
 
 import ml_collections
 
-from configs import beta_vae
+from kjax.configs import beta_vae
 
 
 def get_config() -> ml_collections.ConfigDict:
