@@ -33,6 +33,12 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
   return rows
 
 
+def log_evaluation(workdir: str, step: int, config: Mapping[str, Any],
+                   metrics: Mapping[str, Any]) -> None:
+  """Writes a finished evaluation to the run's TensorBoard log (to be filled in)."""
+  del workdir, step, config, metrics
+
+
 class MetricWriter:
   """Appends one JSON object per logged epoch to ``metrics.jsonl`` and mirrors it to TensorBoard.
 

@@ -138,6 +138,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
         f"not computed: no reference evaluator is shipped for {config.data.name}; set "
         "config.eval.classifier_workdir to a configs/classifier.py run")
   metric_writers.write_json(os.path.join(workdir, EVAL_DIR, "metrics.json"), result)
+  metric_writers.log_evaluation(workdir, step, config.to_dict(), result["metrics"])
   t_report = time.perf_counter()
   report.write_report(workdir, config.to_dict(), result, METRIC_DOCS)
   # Returned (kjax.experiment logs it with the run's phases), not in metrics.json.
