@@ -19,7 +19,7 @@ from kjax import sweep
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
-        distributed: dict | None = None) -> int:
+        distributed: dict | None = None, config_from_workdir: bool = False) -> int:
   """Trains (then evaluates) ``config`` in ``workdir``, or with ``mode='evaluate'`` only
   evaluates the run there (``kjax.evaluation.evaluate_workdir``); returns an exit status.
 
@@ -28,6 +28,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
 
   ``distributed`` (``coordinator_address``, ``num_processes``, ``process_id``; None
   values: detect) joins a multi-process job first (``kjax.sharding.initialize_distributed``).
+  ``config_from_workdir``: ``config`` was read from ``WORKDIR/config.json`` (``--mode=evaluate``
+  without ``--config``).
 
   Returns:
     0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
@@ -54,7 +56,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
     elif mode == "results":
       raise errors.ConfigError("--mode=results needs a sweep config (with config.sweep)")
     elif mode == "evaluate":
-      evaluation.evaluate_workdir(config, workdir)
+      evaluation.evaluate_workdir(config, workdir, config_from_workdir)
     else:
       experiment.train_and_evaluate(config, workdir)
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback

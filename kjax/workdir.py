@@ -18,6 +18,7 @@ from kjax import checkpointing
 from kjax import errors
 from kjax import rng
 from kjax import tasks
+from kjax import workdir_config
 
 # Settings that may change when a run is resumed: they do not change its trajectory.
 RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
@@ -41,14 +42,15 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
   return out
 
 
-def check_resumable(workdir: str, config_dict: dict) -> None:
+def check_resumable(workdir: str, config_dict: dict,
+                    hint: str = "use another --workdir for a different experiment") -> None:
   """Refuses ``config_dict`` if ``WORKDIR/config.json`` exists and differs from it in a
   setting that changes the run's trajectory (all but ``RESUMABLE_KEYS``). Settings added
   to kjax after the run was made (absent from its ``config.json``) are not compared: their
   defaults reproduce the older behaviour (e.g. ``objective.name='beta_vae'``).
 
   Raises:
-    ConfigError: naming the first differing setting and both values.
+    ConfigError: one line naming every differing setting with both values, then ``hint``.
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
@@ -59,13 +61,14 @@ def check_resumable(workdir: str, config_dict: dict) -> None:
   if any(k.startswith("sweep.") for k in old) and not any(k.startswith("sweep.") for k in new):
     raise errors.ConfigError(f"--workdir={workdir!r} holds a sweep; a single run needs its "
                              "own workdir (each run of the sweep is in its runs/ folder)")
-  for key in sorted(set(old) | set(new)):
-    if key.startswith(RESUMABLE_KEYS) or key not in old:
-      continue  # a key the run's kjax did not have yet keeps its old behaviour by default
-    if old.get(key) != new.get(key):
-      raise errors.ConfigError(
-          f"config.{key}={new.get(key)!r} differs from {old.get(key)!r} in {path}; "
-          "use another --workdir for a different experiment")
+  differences = [
+      f"config.{key}={new.get(key)!r} (the run has {old.get(key)!r})"
+      for key in sorted(set(old) | set(new))
+      # A key the run's kjax did not have yet keeps its old behaviour by default.
+      if not key.startswith(RESUMABLE_KEYS) and key in old and old.get(key) != new.get(key)]
+  if differences:
+    raise errors.ConfigError(
+        f"{len(differences)} setting(s) differ from {path}: {'; '.join(differences)}; {hint}")
 
 
 def read_config(workdir: str, flag: str = "--workdir") -> ml_collections.ConfigDict:
@@ -77,8 +80,7 @@ def read_config(workdir: str, flag: str = "--workdir") -> ml_collections.ConfigD
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     raise errors.ConfigError(f"{flag}={workdir!r} is not a kjax run: {path} not found")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return workdir_config.get_config(workdir)
 
 
 def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: str,

@@ -122,10 +122,15 @@ def test_resume_with_a_different_experiment_is_refused(tiny_config, tmp_path):
   tiny_config.train.num_epochs = 1
   experiment.train_and_evaluate(tiny_config, workdir)
   tiny_config.objective.beta = 1.0
-  with pytest.raises(validation.ConfigError, match="config.objective.beta=1.0 differs from 4.0"):
+  tiny_config.seed = 7
+  # Every difference at once, in one line.
+  with pytest.raises(validation.ConfigError, match=r"^2 setting\(s\) differ from .*"
+                     r"config.objective.beta=1.0 \(the run has 4.0\); "
+                     r"config.seed=7 \(the run has 0\); use another --workdir[^\n]*$"):
     experiment.train_and_evaluate(tiny_config, workdir)
   # Extending training is allowed, and continues from the checkpoint.
   tiny_config.objective.beta = 4.0
+  tiny_config.seed = 0
   tiny_config.train.num_epochs = 2
   assert experiment.train_and_evaluate(tiny_config, workdir)["step"] == 16
 

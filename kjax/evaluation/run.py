@@ -150,19 +150,29 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   return result
 
 
-def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str,
+                     config_from_workdir: bool = False) -> dict[str, Any]:
   """``launch.py --mode=evaluate``: restores the newest checkpoint of the run in ``workdir``
   (trained with ``config``) and runs ``evaluate``; trains nothing.
 
+  Args:
+    config: the run's config with any ``eval.*`` changes: read from ``WORKDIR/config.json``
+      (``config_from_workdir``) or given on the command line, then checked against it.
+
   Raises:
     ConfigError: a bad config value, no run or checkpoint in ``workdir``, a config that
-      differs from the run's ``config.json`` in a setting that changes the experiment, or
-      a bad ``config.eval.classifier_workdir`` (all before anything is written).
+      differs from the run's ``config.json`` in settings that change the experiment (all
+      named at once), or a bad ``config.eval.classifier_workdir`` (all before anything is
+      written).
     DataError, DataFileNotFoundError, ChecksumError: as for training.
   """
   validation.validate_config(config)
   kworkdir.read_config(workdir, "--workdir")
-  kworkdir.check_resumable(workdir, config.to_dict())
+  if not config_from_workdir:
+    kworkdir.check_resumable(
+        workdir, config.to_dict(),
+        hint=f"leave out --config to evaluate with the run's own config (kjax "
+             f"--mode=evaluate --workdir={workdir} [--config.eval.*=...])")
   evaluator = domain.classifier_for(config)
   task = tasks.get_task(config)
   train_ds, eval_ds = kdata.load_datasets(config.data)
