@@ -6,7 +6,8 @@ Studies (each a sweep of its model's config, run into ``WORKDIR/<study>/``):
 * ``beta_vae``: β ∈ {1, 4} × latent_dim ∈ {2, 10} (the conv β-VAE of configs/beta_vae.py);
 * ``cvae``: architecture ∈ {mlp, mlp_bn} × latent_dim ∈ {2, 10} (configs/cvae.py);
 * ``cgan``: kjax's default CGAN (configs/cgan.py);
-* ``cgan_seed``: the seed document's setup (``mlp``, sigmoid output, Adam β₁ = 0.9).
+* ``cgan_seed``: the setup of Shyam (2024), "Conditional Generation with VAE and
+  GAN" (``mlp``, sigmoid output, Adam β₁ = 0.9).
 
 Every run is evaluated with the shipped reference evaluator of the data set (FD, KID,
 precision/recall, density/coverage, class accuracy, CAS, memorisation) and its likelihood

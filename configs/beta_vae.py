@@ -1,4 +1,7 @@
-r"""β-VAE on Kuzushiji-MNIST: the tutorial of seeds 000/001 (β = 4, 2-D latent, 25 epochs).
+r"""β-VAE on Kuzushiji-MNIST as in Islam's tutorial (β = 4, 2-D latent, 25 epochs).
+
+The tutorial: Israt Islam, "Beyond Pixels: Learning the Geometry of Handwriting with
+β-Variational Autoencoders", and its repository github.com/iisratislam/disentangled-vae-kmnist.
 
 Run (TFDS downloads KMNIST on a machine with internet):
 
@@ -52,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.objective = ml_collections.ConfigDict()
   config.objective.beta = 4.0
-  config.objective.likelihood = "bernoulli"  # or "gaussian" (seed 004 §1.3)
+  config.objective.likelihood = "bernoulli"  # or "gaussian" (Ahmed 2025, §1.3: MSE)
   config.objective.gaussian_variance = 0.5   # σ² of the Gaussian likelihood
   # The β-VAE family (kjax.objectives.VAE_OBJECTIVES): "beta_vae" (rec + β·kl), "beta_tc_vae"
   # (Chen et al. 2018: rec + kl + (β − 1)·TC) or "annealed_vae" (Burgess et al. 2018).
@@ -76,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.iwae_max_examples = 100
 
   config.figures = ml_collections.ConfigDict()
-  config.figures.interpolate_classes = (1, 8)  # seed 000 Fig. 2
+  config.figures.interpolate_classes = (1, 8)  # Islam's tutorial, Fig. 2
   config.figures.interpolation_steps = 10
   config.figures.grid_size = 15                 # decoded 2-D latent grid, per side
   return config

@@ -1,11 +1,12 @@
-r"""Conditional GAN on Kuzushiji-49, conditioned on class and thick/thin style (seed 003 §4.3).
+r"""Conditional GAN on Kuzushiji-49, conditioned on class and thick/thin style (Shyam 2024, §4.3).
 
-The seed's hyper-parameters: latent 64, batch 128, Adam 1e-4 for both networks, one D
+As in Midhun Shyam, "Conditional Generation with VAE and GAN" (Western Sydney University,
+2024), whose hyper-parameters are: latent 64, batch 128, Adam 1e-4 for both networks, one D
 update per G update, non-saturating BCE, 100 epochs (its architecture experiments). Two
-choices go beyond it, because on KMNIST here the seed's own networks give speckled,
+choices go beyond it, because on KMNIST here Shyam's own networks give speckled,
 unrecognisable samples after 18,600 steps (README, Results): the deeper MLP pair
 ``mlp_large`` (G 256 → 512 → 1024, D mirrored, leaky ReLU) with a tanh output, and Adam's
-β₁ = 0.5 (Radford et al. 2016). The seed's exact setup is
+β₁ = 0.5 (Radford et al. 2016). Shyam's exact setup is
 
   --config.model.architecture=mlp --config.model.output=sigmoid --config.optim.b1=0.9
 
@@ -40,10 +41,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "cgan"
-  config.model.architecture = "mlp_large"  # "mlp" (seed 003) | "mlp_large" | "dcgan"
-  config.model.output = "tanh"       # "tanh" (data on [-1, 1]) | "sigmoid" (seed's Architecture 2, [0, 1])
+  config.model.architecture = "mlp_large"  # "mlp" (Shyam 2024) | "mlp_large" | "dcgan"
+  # "tanh" (data on [-1, 1]) | "sigmoid" (Shyam's Architecture 2, data on [0, 1])
+  config.model.output = "tanh"
   config.model.latent_dim = 64
-  config.model.hidden = 256          # width of the seed's "mlp" G and D
+  config.model.hidden = 256          # width of Shyam's "mlp" G and D
   config.model.channels = (64, 128)  # "dcgan" only
   config.model.conv_impl = "auto"    # "dcgan" only; see configs/beta_vae.py
 
@@ -57,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.learning_rate = 1e-4                          # Adam, both networks
   config.optim.g_learning_rate = config_dict.placeholder(float)  # None: learning_rate
   config.optim.d_learning_rate = config_dict.placeholder(float)  # None: learning_rate
-  config.optim.b1 = 0.5    # DCGAN's β₁; the seed used PyTorch's default 0.9 (WGAN-GP: 0.5/0.9)
+  config.optim.b1 = 0.5    # DCGAN's β₁; Shyam used PyTorch's default 0.9 (WGAN-GP: 0.5/0.9)
   config.optim.b2 = 0.999
 
   config.train = common.train(num_epochs=100, batch_size=128, log_every_steps=500,

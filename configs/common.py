@@ -13,7 +13,7 @@ def data(name: str) -> ml_collections.ConfigDict:
   section.eval_split = "test"
   section.verify_checksums = True
   section.style_pixel_threshold = 0   # foreground: pixel value > this (0..254)
-  section.style_reduction = "median"  # or "mean" (seed 003, Architecture 1)
+  section.style_reduction = "median"  # or "mean" (Shyam 2024, Architecture 1)
   section.cache_dir = ""              # empty: $KJAX_CACHE_DIR or ~/.cache/kjax
   # "none": grey levels in [0, 1]; "dynamic": train batches binarised afresh each step
   # (Burda et al. 2015), the eval split once; "static": both splits once (kjax.data.loading).

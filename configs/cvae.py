@@ -1,7 +1,8 @@
-r"""Conditional VAE on Kuzushiji-49, conditioned on class and thick/thin style (seed 003 §4.2).
+r"""Conditional VAE on Kuzushiji-49, conditioned on class and thick/thin style (Shyam 2024, §4.2).
 
-The seed's network and hyper-parameters: an MLP 784 + 49 + 2 → 144 → latent 2 and back,
-Bernoulli decoder (BCE) + KL, Adam 1e-3, batch 100; 100 epochs (the seed's architecture
+As in Midhun Shyam, "Conditional Generation with VAE and GAN" (Western Sydney University,
+2024): its network and hyper-parameters: an MLP 784 + 49 + 2 → 144 → latent 2 and back,
+Bernoulli decoder (BCE) + KL, Adam 1e-3, batch 100; 100 epochs (Shyam's architecture
 experiments; its main run took 2,000).
 
   python launch.py --config=configs/cvae.py      # K49 through TFDS (downloads)
@@ -12,7 +13,7 @@ Offline, on the real KMNIST test split here:
     --config.data.name=kmnist --config.data.data_dir=../shared/data/kmnist \
     --config.data.train_split='test[:8000]' --config.data.eval_split='test[8000:]'
 
-Variants: --config.model.architecture=mlp_bn (the seed's Architecture 3) or conv (the
+Variants: --config.model.architecture=mlp_bn (Shyam's Architecture 3) or conv (the
 β-VAE trunk); --config.data.style_reduction=mean (Architecture 1); --config.objective.beta;
 --config.objective.name=beta_tc_vae | annealed_vae (see configs/beta_vae.py).
 Leaves the workdir contract plus figures/class_style_samples.png (every class, thin |
@@ -36,13 +37,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = "cvae"
   config.model.architecture = "mlp"  # "mlp" | "mlp_bn" (Architecture 3) | "conv"
   config.model.latent_dim = 2
-  config.model.hidden = 144          # 12 × 12, the seed's hidden width
+  config.model.hidden = 144          # 12 × 12, Shyam's hidden width
   config.model.channels = (32, 64)   # "conv" only
   config.model.conv_impl = "auto"    # "conv" only; see configs/beta_vae.py
 
   config.objective = ml_collections.ConfigDict()
-  config.objective.beta = 1.0                # the seed's plain ELBO
-  config.objective.likelihood = "bernoulli"  # BCE, as the seed
+  config.objective.beta = 1.0                # Shyam's plain ELBO
+  config.objective.likelihood = "bernoulli"  # BCE, as Shyam used
   config.objective.gaussian_variance = 0.5
   # The β-VAE family (kjax.objectives.VAE_OBJECTIVES): "beta_vae" (rec + β·kl), "beta_tc_vae"
   # (Chen et al. 2018: rec + kl + (β − 1)·TC) or "annealed_vae" (Burgess et al. 2018).

@@ -1,4 +1,4 @@
-r"""CVAE study: the seed 003 architectures (``mlp``, ``mlp_bn``) × latent_dim ∈ {2, 10} ×
+r"""CVAE study: the architectures of Shyam (2024) (``mlp``, ``mlp_bn``) × latent_dim ∈ {2, 10} ×
 seeds {0, 1, 2} = 12 runs of ``configs/cvae.py``; each architecture × latent_dim is one
 group whose 3 seeds train in one compiled program (vmapped MLPs).
 

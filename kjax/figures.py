@@ -1,4 +1,8 @@
-"""The figures of kjax runs (seeds 000–004), written as PNG and GIF files.
+"""The figures of kjax runs, written as PNG and GIF files.
+
+They redraw those of the source documents (Islam's "Beyond Pixels" β-VAE tutorial, the
+"Variational Autoencoder" project post of 2023, Shyam 2024, Ahmed 2025) and add the
+evaluation's own.
 
 Every function takes plain numpy arrays (images as float in [0, 1]), so it can be tested
 without a model; ``make_vae_figures`` wires them to a trained model.
@@ -12,6 +16,7 @@ from typing import Callable, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib_fontja  # noqa: E402,F401  (IPAexGothic: class labels in kana)
 import numpy as np  # noqa: E402
@@ -63,7 +68,8 @@ def project_2d(z: np.ndarray) -> tuple[np.ndarray, str]:
 
 def plot_latent_manifold(path: str, z_mean: np.ndarray, labels: np.ndarray,
                          info: catalog.DatasetInfo, title: str) -> str:
-  """Eval-set ``z_mean`` (float ``[N, D]``) scattered and coloured by class (seed 000 Fig. 1).
+  """Eval-set ``z_mean`` (float ``[N, D]``) scattered and coloured by class (Islam's
+  "Beyond Pixels" β-VAE tutorial, Fig. 1).
 
   The legend gives each class's character. D > 2 is shown as its first two principal
   components; D = 1 as z against the class.
@@ -102,7 +108,7 @@ def plot_image_grid(path: str, images: np.ndarray, ncols: int, title: str,
 
 def plot_style_examples(path: str, images: np.ndarray, labels: np.ndarray, styles: np.ndarray,
                         info: catalog.DatasetInfo, per_style: int = 4, title: str = "") -> str:
-  """Thin and thick examples of every class side by side (seed 003, Figs. 6–7).
+  """Thin and thick examples of every class side by side (Shyam 2024, Figs. 6–7).
 
   Args:
     images: uint8 ``[N, 28, 28(, 1)]``; labels: int ``[N]``; styles: int ``[N]`` (0 thin,
@@ -203,7 +209,8 @@ def plot_loss_curves(path: str, history: Sequence[dict], title: str,
 
 def plot_class_style_sheet(path: str, samples: np.ndarray, info: catalog.DatasetInfo,
                            title: str) -> str:
-  """Generated samples of every class in both styles (seed 003 Figs. 9–11, 15–18, all at once).
+  """Generated samples of every class in both styles (Shyam 2024, Figs. 9–11, 15–18, all
+  at once).
 
   Args:
     samples: float ``[C, 2, n, 28, 28(, 1)]`` in [0, 1]: class × (thin, thick) × n samples.
@@ -226,11 +233,11 @@ def plot_class_style_sheet(path: str, samples: np.ndarray, info: catalog.Dataset
 
 def plot_real_vs_generated(path: str, real: np.ndarray, generated: np.ndarray, title: str,
                            caption: str, ncols: int = 8) -> str:
-  """Real images beside generated ones for the same labels (seed 003 Figs. 12–14).
+  """Real images beside generated ones for the same labels (Shyam 2024, Figs. 12–14).
 
   Args:
     real, generated: float ``[N, 28, 28(, 1)]`` in [0, 1], the same N.
-    caption: the hyper-parameters, written under the panels (seed 003 §4.3.4).
+    caption: the hyper-parameters, written under the panels (Shyam 2024, §4.3.4).
   """
   fig, axes = plt.subplots(1, 2, figsize=(10, 5.0))
   for ax, images, name in ((axes[0], real, "Real images"), (axes[1], generated, "Generated images")):
@@ -301,7 +308,7 @@ def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray]
   return paths
 
 
-# --- evaluation figures (issue 4; seeds 002 and 004) -------------------------------------
+# --- evaluation figures (issue 4; the "Variational Autoencoder" post, Ahmed 2025) ----------
 
 
 def plot_kl_per_dimension(path: str, kl: np.ndarray, activity: np.ndarray, threshold: float,
@@ -348,22 +355,53 @@ def plot_traversals(path: str, images: np.ndarray, dims: Sequence[int], kl: np.n
   return _save(fig, path)
 
 
-def plot_inpainting(path: str, original: np.ndarray, masked: np.ndarray, inpainted: np.ndarray,
-                    title: str) -> str:
-  """Inpainting (seed 004 §2.1): originals, masked inputs and reconstructions side by side.
+INPAINTING_ROWS = ("original", "masked", "patch filled in", "full reconstruction")
+
+
+def plot_inpainting(path: str, original: np.ndarray, masked: np.ndarray, filled: np.ndarray,
+                    reconstruction: np.ndarray, title: str,
+                    patch: tuple[slice, slice] | None = None) -> str:
+  """Inpainting, as in Ahmed (2025), §2.1: one column per example, one labelled row each for
+  ``INPAINTING_ROWS``.
 
   Args:
-    original, masked, inpainted: float ``[N, 28, 28(, 1)]`` in [0, 1], the same N.
+    original: float ``[N, 28, 28(, 1)]`` in [0, 1], the eval images.
+    masked: the same images with the patch zeroed (the model's input).
+    filled: the masked images with only the patch filled in by the model
+      (``kjax.evaluation.inpainting.fill_patch``): original pixels outside it.
+    reconstruction: the model's full decoding of the masked images.
+    title: the figure's title.
+    patch: ``(rows, columns)`` slices of the masked patch, outlined in the "masked" and
+      "patch filled in" rows; None draws no outline.
+
+  Returns:
+    ``path``, a PNG.
   """
   n = len(original)
-  return plot_image_grid(path, np.concatenate([original, masked, inpainted]).reshape(-1, 28, 28),
-                         n, title, row_labels=["original", "masked", "inpainted"])
+  rows = (original, masked, filled, reconstruction)
+  images = np.concatenate([np.asarray(r).reshape(n, 28, 28) for r in rows])
+  fig, ax = plt.subplots(figsize=(max(4.0, n * 0.55 + 1.8), len(rows) * 0.55 + 0.8))
+  ax.imshow(tile(images, n), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+  if patch is not None:
+    r0, r1 = patch[0].indices(28)[:2]
+    c0, c1 = patch[1].indices(28)[:2]
+    for row in (1, 2):  # masked, patch filled in
+      for col in range(n):
+        top, left = 1 + 29 * row + r0, 1 + 29 * col + c0
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (left - 0.5, top - 0.5), c1 - c0, r1 - r0, fill=False, edgecolor="tab:red",
+            lw=0.6, ls=(0, (2, 1))))
+  ax.set_xticks([])
+  ax.set_yticks([14.5 + 29 * r for r in range(len(rows))])
+  ax.set_yticklabels(INPAINTING_ROWS)
+  ax.set_title(title)
+  return _save(fig, path)
 
 
 def plot_tsne(path: str, z: np.ndarray, labels: np.ndarray, info: catalog.DatasetInfo,
               title: str, seed: int = 0) -> str:
   """t-SNE (scikit-learn; van der Maaten & Hinton 2008) of ``[N, D]`` latents, coloured by
-  class with each class's character in the legend (seed 004, Appendix B).
+  class with each class's character in the legend (Ahmed 2025, Appendix B).
 
   Uses ``init='pca'``, ``learning_rate='auto'``, perplexity min(30, (N − 1) / 3) and
   ``random_state=seed``, so the figure is reproducible.

@@ -1,9 +1,9 @@
-"""Thick/thin stroke-style labels (seed 003, section 3.0.1).
+"""Thick/thin stroke-style labels (Shyam 2024, "Conditional Generation with VAE and GAN", §3.0.1).
 
 An image's style statistic is its number of foreground pixels (pixels brighter than
 ``pixel_threshold``). Style is 1 ("thick") where the statistic exceeds the threshold of
 the image's class, 0 ("thin") otherwise. Class thresholds are the per-class median of the
-statistic on the training split (seed 003's default) or its mean (the seed's
+statistic on the training split (Shyam's default) or its mean (Shyam's
 "Architecture 1" variant), and are applied unchanged to every other split.
 """
 
@@ -41,7 +41,7 @@ def class_thresholds(counts: np.ndarray, labels: np.ndarray, num_classes: int,
     counts: int ``[N]`` style statistic (``foreground_pixel_count``).
     labels: int ``[N]`` class labels in ``[0, num_classes)``.
     num_classes: number of classes.
-    reduction: ``'median'`` (seed 003) or ``'mean'`` (its Architecture 1).
+    reduction: ``'median'`` (Shyam 2024) or ``'mean'`` (its Architecture 1).
 
   Returns:
     float64 ``[num_classes]``; a class absent from ``labels`` gets the statistic's

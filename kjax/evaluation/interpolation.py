@@ -1,5 +1,6 @@
-"""Interpolations (seed 002's GIFs): between two encoded eval characters for models with an
-encoder, between two noise draws for the others; and the training GIFs from ``frames/``."""
+"""Interpolations (the GIFs of the anonymous "Variational Autoencoder" project post on KMNIST,
+2023): between two encoded eval characters for models with an encoder, between two noise
+draws for the others; and the training GIFs from ``frames/``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The latent space of a VAE on the eval split: reconstruction error from ``z_mean``, KL per
 dimension and active units (Burda et al. 2015 §5.2), traversals along the dimensions with
-the most KL, and a t-SNE of ``z_mean`` (seed 004, Appendix B)."""
+the most KL, and a t-SNE of ``z_mean`` (Ahmed 2025, "Generative AI Theory & Applications
+Report 1: Variational Autoencoders", Appendix B)."""
 
 from __future__ import annotations
 

@@ -1,20 +1,21 @@
-"""Conditional GAN of seed 003: generator G(z, class, style) and discriminator D(x, class, style).
+"""Conditional GAN: generator G(z, class, style) and discriminator D(x, class, style).
 
 Conditioning is one-hot (class and thick/thin style), concatenated to the input of both
-networks (Mirza & Osindero 2014). Architectures (``architecture``):
+networks (Mirza & Osindero 2014), as in Shyam (2024), "Conditional Generation with VAE and
+GAN". Architectures (``architecture``):
 
-* ``'mlp'``: the seed's networks. G: ``latent_dim`` + C + 2 → ``hidden`` (256, ReLU) →
+* ``'mlp'``: Shyam's networks. G: ``latent_dim`` + C + 2 → ``hidden`` (256, ReLU) →
   784; D: 784 + C + 2 → ``hidden`` (ReLU) → 1.
 * ``'mlp_large'``: three hidden layers with leaky ReLU (slope 0.2) in both networks,
   G: ``latent_dim`` + C + 2 → 256 → 512 → 1024 → 784, D: 784 + C + 2 → 1024 → 512 → 256
-  → 1 (the usual MLP GAN of tutorials, beyond the seed).
+  → 1 (the usual MLP GAN of tutorials, beyond Shyam's).
 * ``'dcgan'``: a DCGAN-style pair (Radford et al. 2016) without batch norm (so that the
   step stays a pure function of the parameters and WGAN-GP's per-example penalty holds).
   G is the β-VAE's decoder trunk (dense → 7×7 → two 2× upsamplings → 28×28);
   D sees the image with the one-hot labels as extra input planes, then two stride-2
   convolutions with leaky ReLU (slope 0.2) and a dense output.
 
-The generator's output activation (``output``) is ``'tanh'`` (the seed's original, data on
+The generator's output activation (``output``) is ``'tanh'`` (Shyam's original, data on
 [-1, 1]) or ``'sigmoid'`` (its Architecture 2, data on [0, 1], which it found best). D
 returns one unnormalised score per image (a logit for the BCE loss).
 """
@@ -61,7 +62,7 @@ class Generator(nn.Module):
     num_classes: C (49 for K49, 10 for KMNIST/MNIST).
     architecture: ``'mlp'`` | ``'mlp_large'`` | ``'dcgan'``.
     output: ``'tanh'`` ([-1, 1]) | ``'sigmoid'`` ([0, 1]).
-    hidden: the MLP's hidden width (seed 003: 256).
+    hidden: the MLP's hidden width (Shyam 2024: 256).
     channels: ``'dcgan'`` channels, finest first (``(64, 128)``: 7×7×128 → 14×14×128 →
       28×28×64 → 28×28×1).
     conv_impl: ``'dcgan'`` only: ``kjax.models.conv.IMPLS``.
@@ -97,7 +98,7 @@ class Discriminator(nn.Module):
   Attributes:
     num_classes: C.
     architecture: ``'mlp'`` | ``'mlp_large'`` | ``'dcgan'``.
-    hidden: the MLP's hidden width (seed 003: 256).
+    hidden: the MLP's hidden width (Shyam 2024: 256).
     channels: ``'dcgan'`` conv channels (``(64, 128)``), one stride-2 stage each.
     conv_impl: ``'dcgan'`` only: ``kjax.models.conv.IMPLS``.
   """

@@ -1,13 +1,15 @@
-"""Conditional VAE of seed 003: q(z | x, class, style) and p(x | z, class, style).
+"""Conditional VAE: q(z | x, class, style) and p(x | z, class, style).
+
+The model of Shyam (2024), "Conditional Generation with VAE and GAN", and variants.
 
 Conditioning is one-hot: the class (``num_classes``) and the thick/thin style (2) are
 concatenated to the flattened image in the encoder and to z in the decoder (Sohn et al.
 2015, "Learning Structured Output Representation using Deep Conditional Generative
 Models"). Architectures (``architecture``):
 
-* ``'mlp'``: the seed's network. Encoder 784 + C + 2 → ``hidden`` (144, ReLU) → z heads;
+* ``'mlp'``: Shyam's network. Encoder 784 + C + 2 → ``hidden`` (144, ReLU) → z heads;
   decoder ``latent_dim`` + C + 2 → ``hidden`` (ReLU) → 784 logits.
-* ``'mlp_bn'``: the seed's Architecture 3. Encoder 784 + C + 2 → 256 → 128, decoder
+* ``'mlp_bn'``: Shyam's Architecture 3. Encoder 784 + C + 2 → 256 → 128, decoder
   ``latent_dim`` + C + 2 → 256 → ``hidden``, each layer followed by batch norm and ReLU.
   Call with ``train=True`` and ``mutable=['batch_stats']`` while training.
 * ``'conv'``: the β-VAE's convolutional trunk (``kjax.models.vae``), with the one-hot
@@ -57,9 +59,9 @@ class ConditionalVAE(nn.Module):
 
   Attributes:
     num_classes: number of classes (49 for Kuzushiji-49, 10 for KMNIST and MNIST).
-    latent_dim: dimension of z (seed 003: 2).
+    latent_dim: dimension of z (Shyam 2024: 2).
     architecture: ``'mlp'`` | ``'mlp_bn'`` | ``'conv'``.
-    hidden: the MLP's hidden width (seed 003: 144).
+    hidden: the MLP's hidden width (Shyam 2024: 144).
     channels: the conv trunk's channels (``'conv'`` only).
     conv_impl: ``'conv'`` only: ``kjax.models.conv.IMPLS``.
   """

@@ -1,9 +1,12 @@
-"""The convolutional β-VAE of the Keras VAE example (Chollet), as used by seeds 000 and 004.
+"""The convolutional β-VAE of the Keras VAE example (Chollet).
+
+Islam's "Beyond Pixels" β-VAE tutorial and Ahmed (2025), "Generative AI Theory &
+Applications Report 1: Variational Autoencoders", both build on it.
 
 Encoder: conv 32 and 64 (3×3, stride 2, ReLU) → dense 16 (ReLU) → ``z_mean``, ``z_logvar``.
 Decoder: dense 7·7·64 (ReLU) → two ×2 upsampling stages of 64 and 32 channels (3×3,
 ReLU) → a 3×3 convolution to one channel of Bernoulli logits. ``channels=(32, 64, 128)``
-gives seed 004 §1.1's extra stage (encoder to 4×4, decoder from 4×4 through a 7×7 crop).
+gives Ahmed's (2025) §1.1 extra stage (encoder to 4×4, decoder from 4×4 through a 7×7 crop).
 """
 
 from __future__ import annotations
@@ -210,8 +213,8 @@ class BetaVAE(nn.Module):
   that key and nowhere else.
 
   Attributes:
-    latent_dim: dimension of z (seed 000: 2).
-    channels: encoder conv channels (``(32, 64)``; ``(32, 64, 128)`` for seed 004 §1.1).
+    latent_dim: dimension of z (Islam's tutorial: 2).
+    channels: encoder conv channels (``(32, 64)``; ``(32, 64, 128)`` for Ahmed 2025, §1.1).
     hidden: encoder dense width (16).
     upsample: decoder upsampling method (``'conv_transpose'`` | ``'subpixel'``).
     conv_impl: how convolutions are computed (``kjax.models.conv.IMPLS``): the same

@@ -102,7 +102,7 @@ class Task:
     return f"{c.model.name} on {c.data.name} {c.data.train_split}, seed={c.seed}"
 
   def hyperparameters(self) -> str:
-    """The hyper-parameters shown under progress figures (seed 003 §4.3.4)."""
+    """The hyper-parameters shown under progress figures (as in Shyam 2024, §4.3.4)."""
     c = self.config
     return (f"learning rate {c.optim.learning_rate:g}, latent_dim {c.model.latent_dim}, "
             f"batch size {c.train.batch_size}, total epochs {c.train.num_epochs}")
@@ -134,7 +134,8 @@ class Task:
   def previews(self, state) -> dict[str, np.ndarray]:
     """Images of fixed inputs after every epoch: name → uint8 ``[H, W]`` tile (ink = high
     values). They go to TensorBoard and to ``WORKDIR/frames/`` (the GIFs over training,
-    seed 002). Here: ``samples``, the fixed noise and train labels decoded."""
+    as in the "Variational Autoencoder" project post of 2023). Here: ``samples``, the fixed
+    noise and train labels decoded."""
     return {"samples": figures.tile(self.generated(state), 8)}
 
   def progress_figure(self, state, epoch: int, path: str) -> str:

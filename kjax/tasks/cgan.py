@@ -1,9 +1,11 @@
-"""The conditional GAN (seed 003 §4.3) as a training task.
+"""The conditional GAN as a training task.
+
+The CGAN of Shyam (2024), "Conditional Generation with VAE and GAN", §4.3, and variants.
 
 One compiled step alternates ``d_steps`` discriminator updates and one generator update
 (Goodfellow et al. 2014, Alg. 1), each network with its own Adam over its own parameters.
 The D updates see the step's real batch with fresh noise each; the G update reuses the
-last D update's noise, as in the seed. Conditions (class, style) come from the real batch,
+last D update's noise, as Shyam's code does. Conditions (class, style) come from the real batch,
 so they follow the data's class and style frequencies.
 """
 

@@ -1,4 +1,4 @@
-"""The β-VAE (seeds 000–002, 004) and the conditional VAE (seed 003) as training tasks.
+"""The β-VAE and the conditional VAE as training tasks.
 
 Both minimise ``rec + β · kl`` by default (Higgins et al. 2017, Eq. 4; β = 1 is the ELBO of
 Kingma & Welling 2014 and, with labels, of the CVAE of Sohn et al. 2015), or another member
@@ -6,6 +6,11 @@ of the β-VAE family chosen by ``config.objective.name`` (``kjax.objectives.VAE_
 ``beta_tc_vae`` (Chen et al. 2018) or ``annealed_vae`` (Burgess et al. 2018). They differ
 only in what the networks see: the CVAE's encoder and decoder also get the class and
 thick/thin style.
+
+The β-VAE is that of Islam's "Beyond Pixels" β-VAE tutorial, of the "Variational
+Autoencoder" project post (2023) and of Ahmed (2025), "Generative AI Theory & Applications
+Report 1: Variational Autoencoders"; the CVAE is that of Shyam (2024), "Conditional
+Generation with VAE and GAN".
 """
 
 from __future__ import annotations
@@ -305,7 +310,8 @@ class BetaVAETask(base.Task):
     self._encode = jax.jit(self.encode)
     self._sample = jax.jit(self.sample)
     self._preview_z, self._preview_cols = self._prior_z, 8
-    if self.latent_dim() == 2:  # the decoded latent grid of seed 002's GIF
+    # 2-D: the decoded latent grid, as in the GIF of the "Variational Autoencoder" post (2023).
+    if self.latent_dim() == 2:
       coords = figures.normal_quantile_grid(self.config.figures.grid_size)
       self._preview_z = np.stack(np.meshgrid(coords, coords[::-1]), -1).reshape(-1, 2)
       self._preview_cols = len(coords)
@@ -338,7 +344,7 @@ class BetaVAETask(base.Task):
 
 
 class CVAETask(BetaVAETask):
-  """Conditional VAE (``kjax.models.cvae.ConditionalVAE``), seed 003 §4.2."""
+  """Conditional VAE (``kjax.models.cvae.ConditionalVAE``), as in Shyam (2024), §4.2."""
 
   name = "cvae"
   conditional = True
