@@ -180,7 +180,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         if not os.path.isfile(os.path.join(workdir, "config.json")):
           raise UsageError(f"--workdir={workdir!r} is not a kjax run: no config.json in it")
         value = f"{WORKDIR_CONFIG}:{workdir}"
-        args.append(f"--config={value}")
+        args.insert(0, f"--config={value}")  # before the overrides, which it defines
       else:
         raise UsageError("--config is required: a config file or one of "
                          f"{', '.join(kconfigs.NAMES)} (--help lists them)")

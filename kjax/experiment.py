@@ -46,7 +46,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   t_trained = time.perf_counter()
   result = None
   if sharding.is_writer():
-    if evaluate_at_end:
+    step = int(run.summary.get("step", 0))
+    if evaluate_at_end and not run.timing.get("steps_run") and evaluation.is_up_to_date(
+        config, workdir, step, classifier):
+      # A finished run launched again: the same checkpoint, settings and evaluator.
+      logging.info("kjax: %s is already evaluated at step %d with these eval settings "
+                   "(%s); not evaluating again", workdir, step,
+                   os.path.join(workdir, "eval", "metrics.json"))
+    elif evaluate_at_end:
       result = evaluation.evaluate(config, workdir, run.task, run.state, run.train_ds,
                                    run.eval_ds, classifier)
     record_phases(workdir, run.timing, t_trained - t_start, result,

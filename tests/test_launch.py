@@ -34,12 +34,36 @@ def test_launch_trains_on_real_kmnist_then_evaluates(kmnist_dir, tmp_path):
   first = json.loads((workdir / "eval" / "metrics.json").read_text())
   assert (workdir / "report.html").stat().st_size > 50_000
 
-  # --mode=evaluate restores the run and rewrites the same metrics; it trains nothing.
+  assert first["inputs"]["step"] == 8 and first["inputs"]["eval"]["iwae_samples"] == 16
+  assert "kjax: evaluation [1/" in result.stderr and "IWAE" not in result.stderr.split(
+      "evaluation [1/")[0]
+
+  # The same command again: nothing to train, the evaluation's inputs are unchanged.
+  mtime = (workdir / "eval" / "metrics.json").stat().st_mtime_ns
+  result = _launch(workdir, *flags)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "is already evaluated at step 8 with these eval settings" in result.stderr
+  assert (workdir / "eval" / "metrics.json").stat().st_mtime_ns == mtime
+
+  # --mode=evaluate restores the run and rewrites the same metrics; it trains nothing. With
+  # only --workdir, the run's own config.json is used (plus the eval overrides given).
   (workdir / "eval" / "metrics.json").unlink()
-  result = _launch(workdir, *flags, "--mode=evaluate")
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, "launch.py"), "--mode=evaluate",
+       f"--workdir={workdir}", "--config.eval.iwae_samples=16"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert json.loads((workdir / "eval" / "metrics.json").read_text())["metrics"] == first["metrics"]
   assert os.listdir(workdir / "checkpoints") == ["8"]
+  # With --config, every setting that differs from the run is named in one line.
+  result = _launch(workdir, *flags, "--mode=evaluate", "--config.objective.beta=1.0",
+                   "--config.model.latent_dim=3")
+  assert result.returncode == 1
+  line = result.stderr.strip().splitlines()[-1]
+  assert line.startswith("kjax: error: 2 setting(s) differ from "), result.stderr[-2000:]
+  assert "config.model.latent_dim=3 (the run has 2)" in line
+  assert "config.objective.beta=1.0 (the run has 4.0)" in line
+  assert "leave out --config to evaluate with the run's own config" in line
   result = _launch(tmp_path / "none", *flags, "--mode=evaluate")
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1].startswith("kjax: error: --workdir=")

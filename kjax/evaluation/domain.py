@@ -37,6 +37,7 @@ import numpy as np
 
 from kjax import data as kdata
 from kjax import errors
+from kjax import progress
 from kjax import sharding
 from kjax import tasks
 from kjax import workdir as kworkdir
@@ -101,8 +102,13 @@ class DomainClassifier:
     ``[B, hidden]`` (≥ 0), computed in float64."""
     with jax.enable_x64(True):
       params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), self.params)
-      return np.concatenate([np.asarray(self._features(params, jnp.asarray(
-          images[i:i + batch_size], jnp.float64))) for i in range(0, len(images), batch_size)])
+      shown = progress.Progress("evaluation: evaluator features", len(images), "images")
+      out = []
+      for i in range(0, len(images), batch_size):
+        out.append(np.asarray(self._features(params, jnp.asarray(images[i:i + batch_size],
+                                                                 jnp.float64))))
+        shown.update(i + len(out[-1]))
+      return np.concatenate(out)
 
   def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """The same images → predicted classes, int ``[B]`` (float32, no dropout)."""

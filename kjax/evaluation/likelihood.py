@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kjax import evaluator as kevaluator
+from kjax import progress
 from kjax import rng
 from kjax import sharding
 from kjax.evaluation import base
@@ -42,11 +43,13 @@ def likelihood(run: base.Run) -> base.Output:
       task.log_likelihood_bound, num_samples=k, chunk_size=ev.iwae_chunk_size), (1,))
   key = run.key("iwae")
   values = []
+  shown = progress.Progress(f"evaluation: IWAE bound, k={k}", n, "images")
   for i in range(0, n, b):
     rows = slice(i, min(i + b, n))
     batch = {"images": jnp.asarray(ds.images[rows]), "labels": jnp.asarray(run.labels[rows]),
              "styles": jnp.asarray(run.styles[rows])}
     values.append(np.asarray(bound(state, batch, jax.random.fold_in(key, i))))
+    shown.update(rows.stop)
   out.metrics["iwae_nll"] = float(-np.concatenate(values).mean())
   if n < len(ds):  # the ELBO on the same images, so that the two compare
     subset = dataclasses.replace(ds, images=ds.images[:n], labels=ds.labels[:n],

@@ -6,6 +6,7 @@ never imports the training loop."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Any, Callable
@@ -13,6 +14,7 @@ from typing import Any, Callable
 from absl import logging
 import ml_collections
 
+import kjax
 from kjax import data as kdata
 from kjax import metric_writers
 from kjax import report
@@ -108,16 +110,17 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   run = base.Run(config, workdir, task, state, train_ds, eval_ds, evaluator)
   merged = base.Output()
   timing: dict[str, float] = {}
-  for entry in EVALUATIONS:
-    if not entry.applies(run):
-      continue
+  entries = [e for e in EVALUATIONS if e.applies(run)]
+  for i, entry in enumerate(entries):
+    logging.info("kjax: evaluation [%d/%d]: %s ...", i + 1, len(entries), entry.name)
     t = time.perf_counter()
     out = entry.fn(run)
     merged.metrics.update(out.metrics)
     merged.protocol.update(out.protocol)
     merged.figures += out.figures
     timing[entry.name] = round(time.perf_counter() - t, 2)
-    logging.info("kjax: evaluation: %s done in %.1f s", entry.name, timing[entry.name])
+    logging.info("kjax: evaluation [%d/%d]: %s done in %.1f s", i + 1, len(entries),
+                 entry.name, timing[entry.name])
   step = int(state.step)
   steps_per_epoch = max(1, len(train_ds) // config.train.batch_size)
   result = {
@@ -130,6 +133,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
       "metrics": merged.metrics,
       "figures": merged.figures,
       "timing_s": {**timing, "total": round(time.perf_counter() - t0, 2)},
+      "inputs": inputs(config, step, evaluator),
   }
   if evaluator is None and task.name != "classifier":
     result["protocol"]["classifier_metrics"] = (
@@ -148,6 +152,31 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
                os.path.join(workdir, EVAL_DIR, "metrics.json"),
                os.path.join(workdir, "report.html"), result["timing_s"]["total"])
   return result
+
+
+def inputs(config: ml_collections.ConfigDict, step: int,
+           evaluator: domain.DomainClassifier | None) -> dict[str, Any]:
+  """What an evaluation of a run depends on besides the run's fixed settings: the
+  checkpoint's step, ``config.eval``, the domain evaluator (its parameters' hash) and kjax's
+  version; recorded as ``eval/metrics.json``'s ``inputs`` (JSON-ready)."""
+  return json.loads(json.dumps({
+      "step": int(step), "eval": config.eval.to_dict(), "kjax": kjax.__version__,
+      "evaluator": evaluator.describe() if evaluator is not None else None}))
+
+
+def is_up_to_date(config: ml_collections.ConfigDict, workdir: str, step: int,
+                  evaluator: domain.DomainClassifier | None) -> bool:
+  """Whether ``WORKDIR/eval/metrics.json`` and ``report.html`` exist and were made with the
+  same ``inputs`` (so evaluating again would redo the same numbers)."""
+  path = os.path.join(workdir, EVAL_DIR, "metrics.json")
+  if not (os.path.isfile(path) and os.path.isfile(os.path.join(workdir, "report.html"))):
+    return False
+  try:
+    with open(path) as f:
+      recorded = json.load(f).get("inputs")
+  except (OSError, ValueError, AttributeError):
+    return False
+  return recorded == inputs(config, step, evaluator)
 
 
 def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str,

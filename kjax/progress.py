@@ -1,0 +1,44 @@
+"""Progress lines with an ETA for long loops outside the train step (the evaluation's IWAE
+bound, features, classifiers): at most one line every ``every_s`` seconds."""
+
+from __future__ import annotations
+
+import time
+
+from absl import logging
+
+
+def hms(seconds: float) -> str:
+  """``seconds`` as ``H:MM:SS`` (negative values as 0)."""
+  seconds = max(0, int(seconds))
+  return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+  """Logs ``kjax: WHAT: DONE/TOTAL UNIT (P%), ETA H:MM:SS`` as work is done.
+
+  Args:
+    what: the loop's name, e.g. ``'evaluation: likelihood (IWAE, k=5000)'``.
+    total: units of work in the loop (> 0), e.g. images.
+    unit: their name, e.g. ``'images'``.
+    every_s: seconds between lines (the first comes after ``every_s``, so short loops stay
+      silent; the last line comes when ``done`` reaches ``total``, if any line was logged).
+  """
+
+  def __init__(self, what: str, total: int, unit: str = "", every_s: float = 10.0):
+    self.what, self.total, self.unit, self.every_s = what, max(1, int(total)), unit, every_s
+    self._t0 = self._last = time.perf_counter()
+    self._logged = False
+
+  def update(self, done: int) -> None:
+    """``done`` units (cumulative) are finished; logs a line if one is due."""
+    now = time.perf_counter()
+    finished = done >= self.total
+    if now - self._last < self.every_s and not (finished and self._logged):
+      return
+    self._last, self._logged = now, True
+    rate = done / max(now - self._t0, 1e-9)
+    eta = (self.total - done) / max(rate, 1e-9)
+    logging.info("kjax: %s: %d/%d %s (%.0f%%), %s", self.what, done, self.total, self.unit,
+                 100 * done / self.total, "done in " + hms(now - self._t0) if finished
+                 else "ETA " + hms(eta))

@@ -1,0 +1,87 @@
+"""The command line (``kjax.cli``, behind ``launch.py`` and the ``kjax`` script): ``--help``
+and one-line errors for every bad flag, before anything is written. Each call is a fresh
+process that stops before JAX is imported (well under a second)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kjax import cli
+from kjax import configs
+from tests.conftest import REPO
+
+
+def _launch(*args, cwd=REPO):
+  return subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=cwd,
+                        capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("flag", ["--help", "--helpfull", "-h"])
+def test_help_lists_flags_configs_and_every_field_and_exits_0(flag):
+  result = _launch(flag)
+  assert result.returncode == 0, result.stderr
+  out = result.stdout
+  for name in ("--config", "--workdir", "--mode", "--coordinator_address"):
+    assert name in out
+  assert all(name in out for name in configs.NAMES)
+  config = configs.get_config("beta_vae")
+  for section in ("data", "model", "objective", "optim", "train", "eval", "mesh", "figures"):
+    assert f"[{section}]" in out
+  assert f"objective.beta = {config.objective.beta!r}" in out
+  assert f"model.latent_dim = {config.model.latent_dim!r}" in out
+
+
+def test_help_of_another_config_shows_its_defaults():
+  result = _launch("--config=cgan", "--help")
+  assert result.returncode == 0
+  assert "objective.d_steps = " in result.stdout and "objective.beta = " not in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config.objective.bta=2"],
+     "--config.objective.bta: no such config field; did you mean --config.objective.beta"),
+    (["--config.objectiv.beta=2"], "did you mean --config.objective.beta"),
+    (["--config.objective.beta=abc"], "--config.objective.beta=abc: could not convert string "
+     "to float: 'abc' (config.objective.beta is float, e.g. 4.0)"),
+    (["--config.model.latent_dim=2.5"], "(config.model.latent_dim is int, e.g. 2)"),
+    (["--config.train.num_epochs"], "--config.train.num_epochs"),
+    (["--mode=fit"], "--mode=fit: value should be one of <train|evaluate|results>"),
+    (["--workdirr=x"], "Unknown command line flag 'workdirr'"),
+    (["extra"], "unexpected arguments: extra"),
+])
+def test_bad_flags_are_one_line_before_anything_is_written(args, message, tmp_path):
+  workdir = tmp_path / "never"
+  result = _launch("--config=configs/beta_vae.py", f"--workdir={workdir}", *args)
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("kjax: error: "), result.stderr
+  assert message in lines[0]
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "--config is required: a config file or one of beta_vae"),
+    (["--config=nope"], "--config='nope': no such config file; give a file or one of"),
+    (["--mode=evaluate", "--workdir=/nonexistent/w"], "--workdir='/nonexistent/w' is not a kjax run"),
+])
+def test_missing_config_or_run_is_one_line(args, message):
+  result = _launch(*args)
+  assert result.returncode == 1
+  assert result.stderr.strip() == f"kjax: error: {result.stderr.strip()[13:]}"
+  assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_by_name_resolves_to_the_shipped_file(tmp_path):
+  assert cli.resolve_config_arg("cvae") == configs.path("cvae")
+  assert cli.resolve_config_arg("configs/cvae.py:x") == "configs/cvae.py:x" or os.path.isfile(
+      "configs/cvae.py")
+  # From another directory, where configs/ does not exist, the name still works.
+  assert cli.resolve_config_arg("configs/cvae.py") in ("configs/cvae.py", configs.path("cvae"))
+  result = _launch("--config=cvae", "--config.model.latent_dmi=3", cwd=tmp_path)
+  assert result.returncode == 1 and "did you mean --config.model.latent_dim" in result.stderr
+  for name in configs.NAMES:  # every shipped config builds and names its model
+    assert configs.get_config(name).to_dict()
+  with pytest.raises(ValueError, match="unknown config 'nope'"):
+    configs.get_config("nope")
