@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging as py_logging
 import os
 import sys
 
@@ -10,12 +11,26 @@ import jax
 import ml_collections
 
 from kjax import benchmark
-from kjax import checkpointing
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
 from kjax import sharding
 from kjax import sweep
+
+
+KJAX_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def quiet_libraries(handler: py_logging.Handler) -> None:
+  """Keeps libraries' INFO lines (orbax's per-save lines, JAX's backend probing, TFDS) out
+  of what ``handler`` logs: INFO comes from kjax only; warnings and errors from everyone.
+  ``KJAX_VERBOSE=1`` keeps everything."""
+  if os.environ.get("KJAX_VERBOSE", "") not in ("", "0"):
+    return
+
+  def keep(record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or record.pathname.startswith(KJAX_DIR)
+  handler.addFilter(keep)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
@@ -35,7 +50,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
     0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
     split, data file or workdir (nothing is written) or a non-finite loss.
   """
-  checkpointing.quiet_orbax(logging.get_absl_handler())
+  quiet_libraries(logging.get_absl_handler())
   try:
     if sharding.initialize_distributed(**(distributed or {})):
       logging.info("kjax: process %d of %d; devices: %d local, %d in the job",
