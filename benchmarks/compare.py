@@ -9,8 +9,8 @@ For each model (``benchmarks/torch_reference.py`` says what each port computes) 
 kjax's compiled train chunk (the program ``kjax.train`` runs, with
 ``config.train.steps_per_call`` resolved as a run would) and the PyTorch step, alternately,
 ``--rounds`` times ``--seconds`` each, on the same synthetic uint8 images and labels (K49's
-49 classes for the conditional models), at the seeds' batch sizes, on the same platform
-(CPU, or CUDA when JAX's default backend is a GPU) and thread count. It prints one table:
+49 classes for the conditional models), at the source documents' batch sizes, on the same
+platform (CPU, or CUDA when JAX's default backend is a GPU) and thread count. It prints one table:
 median images/s of each, and kjax's ratio over PyTorch eager (and ``torch.compile`` with
 ``--torch_compile``, where it works), with kjax's compile time and the process's peak RSS.
 """
@@ -38,7 +38,9 @@ from kjax import autotune  # noqa: E402
 from kjax.data import catalog  # noqa: E402
 
 MODELS = ("beta_vae", "cvae", "cgan")
-# Seeds 000/004 (β-VAE) and 003 (the MLP CVAE and CGAN, on K49).
+# The networks of the source documents: Islam's "Beyond Pixels" tutorial and Ahmed (2025) for
+# the β-VAE; Shyam (2024), "Conditional Generation with VAE and GAN", for the MLP CVAE and
+# CGAN, on K49.
 OVERRIDES = {
     "beta_vae": {},
     "cvae": {"data.name": "k49", "model.architecture": "mlp"},
@@ -47,7 +49,7 @@ OVERRIDES = {
 
 
 def kjax_config(model: str):
-  """``configs/<model>.py`` with the seed's network (``OVERRIDES``)."""
+  """``configs/<model>.py`` with its source document's network (``OVERRIDES``)."""
   config = importlib.import_module(f"configs.{model}").get_config()
   for key, value in OVERRIDES[model].items():
     section, field = key.split(".")

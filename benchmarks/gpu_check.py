@@ -12,7 +12,8 @@ In order, each step timed and recorded even if one fails (its error goes in the 
 4. the main job at full size: the 25-epoch β-VAE with its whole default evaluation (the
    shipped reference evaluator) on KMNIST's 60,000 training images (synthetic official-format
    files, ``benchmarks/synthetic_data.py``: the real training split is not offline);
-5. seed 003's CVAE for 100 epochs at K49's size (232,365 synthetic images), training only;
+5. the CVAE of Shyam (2024), "Conditional Generation with VAE and GAN", for 100 epochs at
+   K49's size (232,365 synthetic images), training only;
 6. the IWAE bound with k = 5000 on the full eval split (the β-VAE of step 4).
 
 Goals on an H100 (issue 10): MLP steps ≥ 10× PyTorch eager, the β-VAE's 25 epochs ≤ 10 s
@@ -154,7 +155,7 @@ def main():
     return (f"training {t['wall_s']:.1f} s (compile {t['compile_s']:.1f}), "
             f"{_rate(t)}, whole command {secs:.1f} s; "
             f"choices {t['choices']}")
-  step("CVAE (seed 003), 100 epochs at K49's size", cvae)
+  step("CVAE (Shyam 2024), 100 epochs at K49's size", cvae)
 
   def iwae_full():
     cmd = [py, "launch.py", "--config=configs/beta_vae.py", f"--workdir={vae_dir}", *data,

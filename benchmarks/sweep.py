@@ -3,10 +3,11 @@ r"""Benchmark of a sweep's sharing modes: images/s of N runs in one program vs o
   python benchmarks/sweep.py                              # all models, N = 1 4 8 16
   python benchmarks/sweep.py --models=cvae,cgan --runs=1,8 --seconds=5
 
-For each model (the conv β-VAE of ``configs/beta_vae.py``, seed 003's MLP CVAE and the MLP
-CGAN of ``configs/cgan.py``, each at its config's batch size) and each N, it times the
-compiled programs ``kjax.train`` runs for a sweep group of N runs (each with its own seed
-and β or learning rate): ``vmap`` (one wide step), ``map`` (``lax.map`` over the run axis in
+For each model (the conv β-VAE of ``configs/beta_vae.py``, the MLP CVAE of Shyam (2024),
+"Conditional Generation with VAE and GAN", and the MLP CGAN of ``configs/cgan.py``, each at
+its config's batch size) and each N, it times the compiled programs ``kjax.train`` runs for
+a sweep group of N runs (each with its own seed and β or learning rate): ``vmap`` (one wide
+step), ``map`` (``lax.map`` over the run axis in
 one program) and ``sequential`` (N calls of the single-run program per step, as N runs one
 after another). Synthetic uint8 images with K49's 49 classes; steady state after warm-up;
 the modes of one (model, N) are timed alternately, ``--repeats`` times, and the median

@@ -3,13 +3,15 @@
 Written as a PyTorch user would (``nn.Module``, eager autograd, ``torch.optim.Adam``,
 batches indexed from a uint8 tensor held in memory), computing what the kjax step computes:
 
-* ``beta_vae``: the Keras-example conv β-VAE of seeds 000/004 (``kjax.models.vae``): conv
-  32, 64 (3×3, stride 2) → dense 16 → ``z_mean``/``z_logvar``; dense 7·7·64 → two stride-2
-  transposed convolutions (64, 32) → a 3×3 conv to one channel of Bernoulli logits; loss
-  rec + β·KL (β = 4), batch 128, Adam 1e-3.
-* ``cvae``: seed 003's MLP CVAE (``kjax.models.cvae``, ``architecture='mlp'``): one hidden
-  layer of 144 in each network, one-hot class and style concatenated, batch 100, Adam 1e-3.
-* ``cgan``: seed 003's MLP CGAN (``kjax.models.cgan``, ``architecture='mlp'``): one hidden
+* ``beta_vae``: the Keras-example conv β-VAE of Islam's "Beyond Pixels" tutorial and of
+  Ahmed (2025), "Generative AI Theory & Applications Report 1: Variational Autoencoders"
+  (``kjax.models.vae``): conv 32, 64 (3×3, stride 2) → dense 16 → ``z_mean``/``z_logvar``;
+  dense 7·7·64 → two stride-2 transposed convolutions (64, 32) → a 3×3 conv to one channel
+  of Bernoulli logits; loss rec + β·KL (β = 4), batch 128, Adam 1e-3.
+* ``cvae``: the MLP CVAE of Shyam (2024), "Conditional Generation with VAE and GAN"
+  (``kjax.models.cvae``, ``architecture='mlp'``): one hidden layer of 144 in each network,
+  one-hot class and style concatenated, batch 100, Adam 1e-3.
+* ``cgan``: Shyam (2024)'s MLP CGAN (``kjax.models.cgan``, ``architecture='mlp'``): one hidden
   layer of 256 in G and D, z of 64, tanh output, non-saturating BCE, one D and one G Adam
   step (lr 1e-4) per step, batch 128.
 
@@ -54,7 +56,7 @@ class ConvVAE(nn.Module):
 
 
 class MLPCVAE(nn.Module):
-  """Seed 003's CVAE: 784 + C + 2 → 144 → z; z + C + 2 → 144 → 784."""
+  """Shyam (2024)'s CVAE: 784 + C + 2 → 144 → z; z + C + 2 → 144 → 784."""
 
   def __init__(self, num_classes, latent_dim=2, hidden=144):
     super().__init__()
@@ -74,7 +76,7 @@ class MLPCVAE(nn.Module):
 
 
 class Generator(nn.Module):
-  """Seed 003's G: z + C + 2 → 256 (ReLU) → 784 (tanh)."""
+  """Shyam (2024)'s G: z + C + 2 → 256 (ReLU) → 784 (tanh)."""
 
   def __init__(self, num_classes, latent_dim=64, hidden=256):
     super().__init__()
@@ -87,7 +89,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """Seed 003's D: 784 + C + 2 → 256 (ReLU) → 1 logit."""
+  """Shyam (2024)'s D: 784 + C + 2 → 256 (ReLU) → 1 logit."""
 
   def __init__(self, num_classes, hidden=256):
     super().__init__()

@@ -1,8 +1,8 @@
 r"""Benchmark of a kjax train step: steady-state images/s, compile time, peak memory.
 
   python benchmarks/train_step.py                          # β-VAE, configs/beta_vae.py
-  python benchmarks/train_step.py --model=cvae             # seed 003's CVAE, batch 100
-  python benchmarks/train_step.py --model=cgan             # seed 003's CGAN, batch 128
+  python benchmarks/train_step.py --model=cvae             # Shyam (2024)'s CVAE, batch 100
+  python benchmarks/train_step.py --model=cgan             # Shyam (2024)'s CGAN, batch 128
   python benchmarks/train_step.py --model=cgan --architecture=dcgan --steps_per_call=50
   python benchmarks/train_step.py --conv_impl=xla --steps_per_call=10
 

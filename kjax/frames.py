@@ -1,5 +1,6 @@
 """The per-epoch preview tiles of a run, ``WORKDIR/frames/epoch_NNNN.npz``: the GIFs' frames
-(seed 002's samples and reconstructions over the course of training)."""
+(samples and reconstructions over the course of training, as in the "Variational Autoencoder"
+post (2023))."""
 
 from __future__ import annotations
 

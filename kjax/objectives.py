@@ -2,7 +2,7 @@
 
 VAE terms (the β-VAE family of ``VAE_OBJECTIVES``) are written per example (sums over
 pixels / latent dimensions; means come last), in nats per image. GAN losses are batch
-means (seed 003 reports them so).
+means (as Shyam (2024), "Conditional Generation with VAE and GAN", reports them).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
   """−log p(x | z) of a per-pixel Bernoulli decoder, summed over pixels.
 
   ``sum_i softplus(l_i) − x_i l_i`` = ``−sum_i [x_i log σ(l_i) + (1 − x_i) log(1 − σ(l_i))]``,
-  the binary cross-entropy of the Keras example and seed 000, computed stably from logits.
-  Targets are the grey levels x in [0, 1] (not binarised), as in the seeds.
+  the binary cross-entropy of the Keras example and of Islam's "Beyond Pixels" β-VAE tutorial,
+  computed stably from logits. Targets are the grey levels x in [0, 1] (not binarised), as in
+  the source documents.
 
   Args:
     logits: float ``[..., 28, 28, 1]`` decoder logits.
@@ -37,10 +38,11 @@ def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def gaussian_nll(logits: jax.Array, x: jax.Array, variance: float | jax.Array) -> jax.Array:
-  """−log N(x; sigmoid(logits), variance·I), summed over pixels (seed 004 §1.3's MSE loss).
+  """−log N(x; sigmoid(logits), variance·I), summed over pixels (the MSE loss of Ahmed
+  (2025), "Generative AI Theory & Applications Report 1: Variational Autoencoders", §1.3).
 
   ``sum_i (x_i − μ_i)² / (2 variance) + ½ log(2π variance)`` with μ = sigmoid(logits) in
-  [0, 1]. With ``variance = 0.5`` the data term is seed 004's summed squared error plus the
+  [0, 1]. With ``variance = 0.5`` the data term is Ahmed (2025)'s summed squared error plus the
   constant 784 · ½ log π.
 
   Args:
@@ -241,7 +243,7 @@ def annealed_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array,
           "nelbo": rec + kl, "capacity": jnp.broadcast_to(capacity, rec.shape).astype(rec.dtype)}
 
 
-# --- Conditional GAN objectives (seed 003 §4.3; hinge and WGAN-GP as its "future work") ---
+# --- Conditional GAN objectives (Shyam (2024) §4.3; hinge and WGAN-GP as its "future work") ---
 
 GAN_LOSSES = ("bce", "hinge", "wgan_gp")
 
@@ -252,7 +254,7 @@ def gan_d_loss(real_logits: jax.Array, fake_logits: jax.Array, loss: str,
 
   The batch mean is the loss that is minimised:
 
-  * ``'bce'``: ``½ [BCE(D(x), 1 − s) + BCE(D(G(z)), 0)]``, seed 003's averaged BCE
+  * ``'bce'``: ``½ [BCE(D(x), 1 − s) + BCE(D(G(z)), 0)]``, Shyam (2024)'s averaged BCE
     (Goodfellow et al. 2014, Eq. 1, negated), with one-sided label smoothing ``s``
     (Salimans et al. 2016 §3.4): only the real targets are softened.
   * ``'hinge'``: ``relu(1 − D(x)) + relu(1 + D(G(z)))`` (Lim & Ye 2017; Miyato et al. 2018).

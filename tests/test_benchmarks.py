@@ -35,7 +35,7 @@ def test_gpu_check_runs_on_cpu_small(tmp_path):
        f"--workdir={tmp_path / 'work'}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
   table = out.read_text()
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  for step in ("platform", "β-VAE main job", "CVAE (seed 003)",
+  for step in ("platform", "β-VAE main job", "CVAE (Shyam 2024)",
                "IWAE bound"):
     assert step in table
   assert "FAILED" not in table and "| exit" not in table

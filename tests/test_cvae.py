@@ -1,5 +1,5 @@
-"""Conditional VAE (seed 003): shapes per architecture, conditioning, batch norm state,
-and its training task."""
+"""Conditional VAE (Shyam (2024), "Conditional Generation with VAE and GAN"): shapes per
+architecture, conditioning, batch norm state, and its training task."""
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +28,8 @@ def test_shapes(architecture, num_classes):
   assert decoded.shape == (6, 28, 28, 1)
 
 
-def test_seed_mlp_parameter_shapes():
-  """784 + 49 + 2 → 144 → 2 and 2 + 49 + 2 → 144 → 784, as in seed 003."""
+def test_shyam_mlp_parameter_shapes():
+  """784 + 49 + 2 → 144 → 2 and 2 + 49 + 2 → 144 → 784, as in Shyam (2024)."""
   model = cvae.ConditionalVAE(num_classes=49)
   params = model.init({"params": jax.random.key(0), "latent": jax.random.key(1)},
                       jnp.zeros((1, 28, 28, 1)), jnp.zeros(1, int), jnp.zeros(1, int))["params"]

@@ -1,4 +1,4 @@
-"""Thick/thin style labels (seed 003 §3.0.1)."""
+"""Thick/thin style labels (Shyam (2024), "Conditional Generation with VAE and GAN", §3.0.1)."""
 
 import numpy as np
 import pytest
