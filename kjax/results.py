@@ -9,8 +9,8 @@ the runs by their settings without the seed, and writes to the study's workdir:
   reproduces (no timings, no paths), floats by ``repr``, so two runs of one sweep give
   byte-identical files;
 * ``results.md``: the same as mean ± std;
-* ``figures/``: the rate–distortion plane (Alemi et al. 2018, "Fixing a Broken ELBO"; seeds
-  000/001), headline metrics against each swept value with ±std error bars, every run's eval
+* ``figures/``: the rate–distortion plane (Alemi et al. 2018, "Fixing a Broken ELBO"; the
+  trade-off of Islam's "Beyond Pixels" tutorial), headline metrics against each swept value with ±std error bars, every run's eval
   curve overlaid, the settings' samples side by side;
 * ``report.html``: the table, these figures and a link to each run's ``report.html``.
 

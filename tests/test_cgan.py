@@ -38,7 +38,7 @@ def test_shapes_ranges_and_conditioning(architecture, output, num_classes):
   for other_labels, other_styles in (((labels + 1) % num_classes, styles), (labels, 1 - styles)):
     assert not np.allclose(g.apply(g_vars, z, other_labels, other_styles), images)
     assert not np.allclose(d.apply(d_vars, images, other_labels, other_styles), scores)
-  # The seed's MLP sizes: G (64 + C + 2) → 256 → 784, D (784 + C + 2) → 256 → 1.
+  # Shyam (2024)'s MLP sizes: G (64 + C + 2) → 256 → 784, D (784 + C + 2) → 256 → 1.
   if architecture == "mlp":
     g_seed = cgan.Generator(num_classes, "mlp", output).init(jax.random.key(1), z, labels, styles)
     shapes = [p.shape for p in jax.tree.leaves(g_seed)]

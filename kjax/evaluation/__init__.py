@@ -16,7 +16,7 @@ one line per metric:
 * ``likelihood``: negative ELBO and its terms; the IWAE bound (Burda et al. 2015, Eq. 8).
 * ``latents``: reconstruction MSE from ``z_mean``, KL per dimension, active units,
   traversals, t-SNE.
-* ``inpainting``: the central 10×10 pixels (seed 004 §2.1).
+* ``inpainting``: the central 10×10 pixels (Ahmed 2025, §2.1).
 * ``interpolation``: encoded or noise interpolations; the training GIFs.
 * ``sample_quality``: FD, KID, precision/recall, density/coverage in the domain
   evaluator's features (``domain``: the shipped reference evaluator by default); class
