@@ -10,8 +10,8 @@ the runs by their settings without the seed, and writes to the study's workdir:
   byte-identical files;
 * ``results.md``: the same as mean ± std;
 * ``figures/``: the rate–distortion plane (Alemi et al. 2018, "Fixing a Broken ELBO"; the
-  trade-off of Islam's "Beyond Pixels" tutorial), headline metrics against each swept value with ±std error bars, every run's eval
-  curve overlaid, the settings' samples side by side;
+  trade-off of Islam's "Beyond Pixels" tutorial), headline metrics against each swept value
+  with ±std error bars, every run's eval curve overlaid, the settings' samples side by side;
 * ``report.html``: the table, these figures and a link to each run's ``report.html``.
 
 It trains nothing: ``python launch.py --config=... --workdir=W --mode=results`` rebuilds them.
