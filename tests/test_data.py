@@ -173,7 +173,7 @@ def test_load_datasets_gives_uint8_nhwc_and_styles(kmnist_dir, tmp_path):
     assert 0.4 < ds.styles.mean() < 0.6  # median split: about half thick
 
 
-def test_tfds_download_failure_is_one_clear_error(tmp_path, monkeypatch):
+def test_tfds_download_failure_is_one_clear_error(tmp_path, monkeypatch, reachable):
   def offline(self, url_or_urls):
     raise ConnectionError("Failed to resolve 'codh.rois.ac.jp'")
   monkeypatch.setattr(tfds.download.DownloadManager, "download", offline)
@@ -293,3 +293,169 @@ def test_iwae_mnist_config_trains_the_papers_model_on_binarised_batches(kmnist_d
   expected = [1e-3, 1e-3, 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-1 / 7), 1e-3 * 10 ** (-2 / 7),
               1e-3 * 10 ** (-2 / 7), 1e-3 * 10 ** (-3 / 7), 1e-4]
   np.testing.assert_allclose(rates, expected, rtol=1e-6)
+
+
+# --- Offline: TFDS downloads fail in seconds (issue 13) ------------------------------------
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+  for name in _PROXY_VARS:
+    monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture
+def offline(monkeypatch, no_proxy_env):
+  """No network: every TCP connection fails as an unresolvable name does; returns the
+  ``(host, port)`` of each attempt. TFDS's downloader must not be reached at all."""
+  import socket  # noqa: PLC0415
+  attempts = []
+
+  def unresolvable(address, timeout=None, *args, **kwargs):
+    attempts.append(address)
+    raise socket.gaierror(-2, "Name or service not known")
+
+  def no_download(*args, **kwargs):
+    raise AssertionError("TFDS's downloader was reached: the probe did not stop it")
+
+  monkeypatch.setattr(socket, "create_connection", unresolvable)
+  monkeypatch.setattr(tfds.download.DownloadManager, "download", no_download)
+  return attempts
+
+
+@pytest.fixture
+def reachable(monkeypatch, no_proxy_env):
+  """Every host answers the probe (no real connection is made); returns the ``(host,
+  port)`` of each probe."""
+  import socket  # noqa: PLC0415
+  probed = []
+
+  class Connection:
+    def close(self):
+      pass
+
+  def connect(address, timeout=None, *args, **kwargs):
+    probed.append(address)
+    return Connection()
+
+  monkeypatch.setattr(socket, "create_connection", connect)
+  return probed
+
+
+def test_offline_k49_download_fails_in_seconds_with_the_usual_message(offline, tmp_path):
+  import time  # noqa: PLC0415
+  start = time.perf_counter()
+  with pytest.raises(kdata.DataFileNotFoundError) as e:
+    tfds_builders.load_split_arrays(catalog.K49, "test", str(tmp_path / "tfds"))
+  assert time.perf_counter() - start < 10
+  message = str(e.value)
+  assert message.startswith("could not download k49 through TFDS (codh.rois.ac.jp cannot be "
+                            "resolved: Name or service not known); without internet")
+  assert "k49-test-imgs.npz" in message and "http://codh.rois.ac.jp/kmnist/" in message
+  assert message.endswith("--config.data.data_dir=FOLDER") and "\n" not in message
+  assert offline == [("codh.rois.ac.jp", 80)]  # one probe per host, not per file
+
+
+def test_offline_cvae_default_config_fails_fast_and_writes_no_workdir(offline, tmp_path,
+                                                                      capsys):
+  """`launch.py --config=configs/cvae.py` offline (K49 through TFDS): one line, exit 1."""
+  import time  # noqa: PLC0415
+  from configs import cvae  # noqa: PLC0415
+  from kjax import launcher  # noqa: PLC0415
+  config = cvae.get_config()
+  config.data.tfds_data_dir = str(tmp_path / "tfds")
+  config.data.cache_dir = str(tmp_path / "cache")
+  workdir = tmp_path / "run"
+  start = time.perf_counter()
+  assert launcher.run(config, str(workdir)) == 1
+  assert time.perf_counter() - start < 10
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err[-1].startswith("kjax: error: could not download k49 through TFDS "
+                            "(codh.rois.ac.jp cannot be resolved")
+  assert not workdir.exists() and not (tmp_path / "cache").exists()
+
+
+def test_probe_gives_up_on_a_silent_host(monkeypatch):
+  """A network that drops packets (or a DNS server that never answers): the probe returns
+  after its timeout, whatever the blocked connection attempt does."""
+  import socket  # noqa: PLC0415
+  import threading  # noqa: PLC0415
+  import time  # noqa: PLC0415
+  release = threading.Event()
+
+  def silent(address, timeout=None, *args, **kwargs):
+    release.wait(30)
+    raise socket.timeout("timed out")
+
+  monkeypatch.setattr(socket, "create_connection", silent)
+  start = time.perf_counter()
+  reason = tfds_builders.probe("codh.rois.ac.jp", 80, timeout=0.2)
+  release.set()
+  assert time.perf_counter() - start < 2
+  assert reason == "no answer from codh.rois.ac.jp:80 in 0.2 s"
+
+
+def test_probe_goes_where_requests_would_connect(monkeypatch, no_proxy_env):
+  url = "http://codh.rois.ac.jp/kmnist/dataset/k49/k49-test-imgs.npz"
+  assert tfds_builders._probe_target(url) == ("codh.rois.ac.jp", 80)
+  assert tfds_builders._probe_target("https://storage.googleapis.com/a") == (
+      "storage.googleapis.com", 443)
+  assert tfds_builders._probe_target("file:///data/k49-test-imgs.npz") is None
+  monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+  assert tfds_builders._probe_target(url) == ("proxy.example", 3128)
+  monkeypatch.setenv("NO_PROXY", "codh.rois.ac.jp")
+  assert tfds_builders._probe_target(url) == ("codh.rois.ac.jp", 80)
+
+
+def _http_synthetic_info(tmp_path):
+  """``_synthetic_info`` served from a fake ``http://`` host; returns ``(info, arrays,
+  files)`` with ``files`` mapping each URL to its local file."""
+  info, arrays = _synthetic_info(tmp_path)
+  files, specs = {}, {}
+  for split, (f,) in info.files.items():
+    moved = []
+    for spec in (f.images, f.labels):
+      url = "http://data.example/synthetic/" + spec.filename
+      files[url] = spec.url[len("file://"):]
+      moved.append(dataclasses.replace(spec, url=url))
+    specs[split] = (catalog.SplitFiles(*moved),)
+  return dataclasses.replace(info, files=specs), arrays, files
+
+
+def test_online_download_unchanged_and_its_cache_needs_no_network(tmp_path, monkeypatch,
+                                                                  reachable):
+  """Reachable host: TFDS's real download manager fetches the files (only HTTP is faked).
+  Preparation interrupted after the download, then offline: the cached files are used,
+  no host is probed."""
+  import contextlib  # noqa: PLC0415
+  import socket  # noqa: PLC0415
+  import types  # noqa: PLC0415
+  from tensorflow_datasets.core.download import downloader  # noqa: PLC0415
+  info, arrays, files = _http_synthetic_info(tmp_path)
+  fetched, probed = [], reachable
+
+  @contextlib.contextmanager
+  def fake_http(url, **kwargs):
+    fetched.append(url)
+    with open(files[url], "rb") as f:
+      yield types.SimpleNamespace(url=url, headers={}), iter([f.read()])
+
+  monkeypatch.setattr(downloader, "_open_url", fake_http)
+  tfds_dir = str(tmp_path / "tfds")
+  images, labels = tfds_builders.load_split_arrays(info, "test[4:]", tfds_dir)
+  np.testing.assert_array_equal(images, arrays["test"][0][4:])
+  np.testing.assert_array_equal(labels, arrays["test"][1][4:])
+  assert probed == [("data.example", 80)] and sorted(fetched) == sorted(files)
+
+  shutil.rmtree(tfds_builders.builder_for(info, tfds_dir).data_path)  # downloads kept
+
+  def unresolvable(address, timeout=None, *args, **kwargs):
+    probed.append(address)
+    raise socket.gaierror(-2, "Name or service not known")
+  monkeypatch.setattr(socket, "create_connection", unresolvable)
+  images, _ = tfds_builders.load_split_arrays(info, "train", tfds_dir)
+  np.testing.assert_array_equal(images, arrays["train"][0])
+  assert len(probed) == 1 and len(fetched) == len(files)  # no probe, no fetch

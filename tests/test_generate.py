@@ -2,6 +2,7 @@
 then generation from the trained workdir without retraining."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 
+from configs import beta_vae as beta_vae_config
 from configs import cgan as cgan_config
 from configs import cvae as cvae_config
 from kjax import errors, experiment, generate
@@ -42,6 +44,9 @@ def test_config_trains_on_real_kmnist_then_generates(config, kmnist_dir, tmp_pat
                 "--num_samples=6", f"--out={out}")
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip() == str(out) and out.stat().st_size > 2_000
+  # Issue 13: the path and little else (no orbax/absl INFO lines).
+  lines = (result.stdout + result.stderr).strip().splitlines()
+  assert len(lines) <= 3 and str(out) in lines, lines
   result = _run("-m", "kjax.generate", f"--workdir={workdir}", "--label=12")
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1].startswith(
@@ -76,3 +81,74 @@ def test_config_trains_on_official_format_k49(module, synthetic_k49_dir, tmp_pat
   assert summary["step"] == 300 // config.train.batch_size
   assert all(np.isfinite(v) for v in summary.values())
   assert (tmp_path / "run" / "figures" / "class_style_samples.png").exists()
+
+
+# --- Issue 13: the command line refuses bad requests before restoring anything ------------
+
+def _untrained_run(workdir, module, checkpoint=False, **model):
+  """A workdir with ``module``'s config (KMNIST; ``model`` overrides) and, with
+  ``checkpoint``, an initial state saved as step 0: enough for ``kjax.generate``."""
+  from kjax import checkpointing, metric_writers, rng, tasks  # noqa: PLC0415
+  config = module.get_config()
+  config.data.name = "kmnist"
+  config.model.update(model)
+  workdir.mkdir()
+  metric_writers.write_json(str(workdir / "config.json"), config.to_dict())
+  if checkpoint:
+    state = tasks.get_task(config).init_state(rng.stream_keys(config.seed)["init"])
+    ckpt = checkpointing.Checkpointer(str(workdir / "checkpoints"), keep=1)
+    ckpt.save(0, {"state": state})
+    ckpt.close()
+  return str(workdir)
+
+
+@pytest.fixture
+def no_restore(monkeypatch):
+  """Restoring a checkpoint fails the test: whatever is refused must be refused first."""
+  def restore(*args, **kwargs):
+    raise AssertionError("the checkpoint was restored before the request was checked")
+  monkeypatch.setattr(generate.kworkdir, "restore_state", restore)
+
+
+@pytest.mark.parametrize("flags, match", [
+    (dict(num_samples=0), r"^--num_samples=0 is not allowed: expected 1\.\.1024"),
+    (dict(num_samples=5000), r"^--num_samples=5000 is not allowed: expected 1\.\.1024"),
+    (dict(seed=2**32), r"^--seed=4294967296 is not allowed: expected 0\.\.4294967295"),
+    (dict(seed=-1), r"^--seed=-1 is not allowed: expected 0\.\.4294967295"),
+    (dict(ncols=0), r"^--ncols=0 is not allowed: expected >= 1"),
+    (dict(style="fat"), r"^--style='fat' is not allowed: expected thin, thick, 0 or 1"),
+    (dict(label="12"), r"^--label='12' is not a class of kmnist: expected 0\.\.9 or one of お"),
+    (dict(label="あ"), r"^--label='あ' is not a class of kmnist"),
+    (dict(out="grid.gif"), r"^--out='grid.gif' is not allowed: expected a path ending in \.png"),
+], ids=["num_samples=0", "num_samples=5000", "seed=2**32", "seed=-1", "ncols=0", "style",
+        "label_index", "label_character", "out"])
+def test_generate_checks_every_flag_before_restoring(flags, match, tmp_path, no_restore):
+  workdir = _untrained_run(tmp_path / "cvae", cvae_config)
+  with pytest.raises(errors.ConfigError, match=match) as e:
+    generate.generate_grid(workdir, **flags)
+  assert "\n" not in str(e.value)
+  assert os.listdir(workdir) == ["config.json"]  # nothing written
+
+
+def test_generate_refuses_label_and_style_for_the_unconditional_beta_vae(tmp_path, no_restore):
+  workdir = _untrained_run(tmp_path / "beta_vae", beta_vae_config)
+  for flags, given in ((dict(label="3"), "--label=3"), (dict(style="thick"), "--style=thick"),
+                       (dict(label="お", style=1), "--label=お --style=1")):
+    with pytest.raises(errors.ConfigError) as e:
+      generate.generate_grid(workdir, **flags)
+    assert str(e.value) == (f"{given}: {workdir} is an unconditional beta_vae run; it takes "
+                            "no --label or --style (drop them)")
+  # The command line: that one line, exit status 1, no traceback, no INFO logs.
+  result = _run("-m", "kjax.generate", f"--workdir={workdir}", "--label=3")
+  assert result.returncode == 1 and result.stdout == ""
+  assert result.stderr.strip().splitlines() == [
+      f"kjax: error: --label=3: {workdir} is an unconditional beta_vae run; it takes no "
+      "--label or --style (drop them)"]
+
+
+def test_generate_samples_the_unconditional_beta_vae_without_label(tmp_path):
+  workdir = _untrained_run(tmp_path / "beta_vae", beta_vae_config, checkpoint=True,
+                           architecture="mlp", mlp_widths=(32,))
+  out = generate.generate_grid(workdir, num_samples=3, seed=2**32 - 1)
+  assert out == os.path.join(workdir, "generated", "unconditional_seed4294967295.png")
+  assert os.path.getsize(out) > 1_000

@@ -55,7 +55,9 @@ def load_split_arrays(data_config: ml_collections.ConfigDict, split: str,
 
   Raises:
     ConfigError, DataError: unknown data set or bad split (before any file is read).
-    DataFileNotFoundError, ChecksumError: see ``kjax.data.local``.
+    DataFileNotFoundError, ChecksumError: see ``kjax.data.local``; from TFDS, a data set
+      neither prepared nor downloadable fails within seconds
+      (``kjax.data.tfds_builders.load_split_arrays``).
   """
   info = catalog.get_dataset_info(data_config.name)
   if not data_config.get("data_dir"):

@@ -8,11 +8,20 @@ ArrayRecord files, which ``tfds.data_source`` reads without TF. Images are store
 uint8 tensors (``tfds.features.Tensor``), not PNG, for the same reason.
 
 Builder names are ``kjax_<name>`` so they never collide with TFDS's registered builders.
+
+Offline, TFDS's downloader retries each URL 10 times with exponential back-off (about 3.5
+minutes) before it gives up. So before a download the builder probes each host it still
+needs (a TCP connection within ``PROBE_TIMEOUT_S``, through the proxy ``requests`` would
+use, if any) and fails at once when one cannot be reached; files TFDS has already
+downloaded, and data sets already prepared, need no network and are not probed.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import types
+import urllib.parse
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -44,6 +53,9 @@ class OfficialFilesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    urls = [f.url for formats in self.DATASET_INFO.files.values()
+            for f in (formats[0].images, formats[0].labels)]
+    check_reachable([u for u in urls if not is_downloaded(dl_manager, self.name, u)])
     generators = {}
     for split, formats in self.DATASET_INFO.files.items():
       files = formats[0]
@@ -60,6 +72,89 @@ class OfficialFilesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
     images = images.reshape(-1, 28, 28, 1)
     for i in range(len(images)):
       yield i, {"image": images[i], "label": int(labels[i])}
+
+
+PROBE_TIMEOUT_S = 5.0  # per host, DNS included; the probes of several hosts run in parallel
+
+
+def _probe_target(url: str) -> tuple[str, int] | None:
+  """``(host, port)`` that a download of ``url`` connects to first: the proxy that
+  ``requests`` (TFDS's downloader) takes from the environment for it, else the URL's host;
+  None for a URL that is not http(s) (e.g. ``file://``)."""
+  import requests  # noqa: PLC0415  (TFDS's own dependency, for its proxy rules)
+  parts = urllib.parse.urlsplit(url)
+  if parts.scheme not in ("http", "https") or not parts.hostname:
+    return None
+  proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+  if proxy:
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+  default_port = {"https": 443, "socks5": 1080, "socks5h": 1080, "socks4": 1080}
+  return parts.hostname, parts.port or default_port.get(parts.scheme, 80)
+
+
+def probe(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+  """Tries a TCP connection to ``host:port``, name resolution included, for at most
+  ``timeout`` seconds (the attempt runs in a daemon thread: ``getaddrinfo`` itself has no
+  timeout).
+
+  Returns:
+    None when the connection opened, else why not, in one line.
+  """
+  result = []
+
+  def connect():
+    try:
+      socket.create_connection((host, port), timeout=timeout).close()
+      result.append(None)
+    except socket.gaierror as e:
+      result.append(f"{host} cannot be resolved: {e.strerror or e}")
+    except socket.timeout:
+      result.append(f"no answer from {host}:{port} in {timeout:g} s")
+    except OSError as e:
+      result.append(f"{host}:{port} cannot be reached: {e.strerror or e}")
+
+  thread = threading.Thread(target=connect, name=f"kjax-probe-{host}", daemon=True)
+  thread.start()
+  thread.join(timeout)
+  return result[0] if result else f"no answer from {host}:{port} in {timeout:g} s"
+
+
+def check_reachable(urls: list[str], timeout: float = PROBE_TIMEOUT_S) -> None:
+  """Probes (``probe``) the host of each http(s) URL in ``urls``, in parallel, each once.
+
+  Raises:
+    ConnectionError: a host (or its proxy) cannot be reached; the message says which and
+      why, in one line. (``load_split_arrays`` reports it as a ``DataFileNotFoundError``.)
+  """
+  targets = sorted({t for t in map(_probe_target, urls) if t is not None})
+  reasons = [None] * len(targets)
+
+  def run(i, target):
+    reasons[i] = probe(*target, timeout=timeout)
+
+  threads = [threading.Thread(target=run, args=(i, t), daemon=True)
+             for i, t in enumerate(targets)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join(timeout + 1)
+  failed = [r for r in reasons if r is not None]
+  if failed:
+    raise ConnectionError("; ".join(failed))
+
+
+def is_downloaded(dl_manager: tfds.download.DownloadManager, dataset_name: str,
+                  url: str) -> bool:
+  """Whether TFDS's download manager already holds ``url`` (a complete download of an
+  earlier, interrupted preparation), so that it needs no network. Where TFDS's cache
+  layout cannot be read, True: the download is then left to TFDS, as before the probe."""
+  try:
+    from tensorflow_datasets.core.download import resource  # noqa: PLC0415
+    fname = resource.get_dl_fname(url)
+    return any(resource.is_locally_cached(folder / fname)
+               for folder in (dl_manager.download_dir / dataset_name, dl_manager.download_dir))
+  except Exception:  # noqa: BLE001  (a TFDS internal changed: keep its own behaviour)
+    return True
 
 
 def builder_for(info: catalog.DatasetInfo, data_dir: str | None = None) -> OfficialFilesBuilder:
@@ -91,7 +186,8 @@ def load_split_arrays(info: catalog.DatasetInfo, split: str, data_dir: str | Non
 
   Raises:
     ChecksumError: a downloaded file is not the official one.
-    DataFileNotFoundError: the download failed (e.g. no internet).
+    DataFileNotFoundError: the download failed, or its host could not be reached within
+      ``PROBE_TIMEOUT_S`` (e.g. no internet: then in seconds, not after TFDS's retries).
   """
   builder = builder_for(info, data_dir)
   if download:
