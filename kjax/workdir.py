@@ -91,7 +91,10 @@ def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: 
   Raises:
     ConfigError: no checkpoint yet. CheckpointMismatchError: it holds another model.
   """
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), keep=1_000_000)
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):  # checked first: the manager would create the folder
+    raise errors.ConfigError(f"{flag}={workdir!r} has no checkpoint yet; train it first")
+  ckpt = checkpointing.Checkpointer(directory, keep=1_000_000)
   try:
     template = task.init_state(rng.stream_keys(config.seed)["init"])
     restored = ckpt.restore_latest({"state": template})
