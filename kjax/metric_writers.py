@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
+import time
 from typing import Any, Mapping
 
 import numpy as np
 from tensorboardX import SummaryWriter
+from tensorboardX import summary as tb_summary
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -33,19 +37,122 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
   return rows
 
 
+EVALUATION_PREFIX = "evaluation/"
+
+
+def summary_writer(logdir: str, **kwargs: Any) -> SummaryWriter:
+  """A tensorboardX ``SummaryWriter`` on ``logdir`` whose events file cannot overwrite another.
+
+  tensorboardX names the file ``events.out.tfevents.<unix seconds>.<hostname>`` and opens it
+  with ``'wb'``: two writers started in the same second on one logdir (a training killed and
+  resumed, the end-of-training evaluation of a tiny run) would truncate each other's file.
+  The suffix ``.<nanoseconds within the second, 9 digits>.<pid>`` keeps the files apart and
+  in the order TensorBoard reads them (sorted by name). ``kwargs`` go to ``SummaryWriter``.
+  """
+  suffix = f".{time.time_ns() % 1_000_000_000:09d}.{os.getpid()}"
+  return SummaryWriter(logdir=logdir, filename_suffix=suffix, **kwargs)
+
+
+HParam = bool | int | float | str  # a value the HPARAMS tab shows
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, HParam]:
+  """A nested config (``ConfigDict.to_dict()``) → ``{'objective.beta': 4.0, 'seed': 0, ...}``.
+
+  Keeps the leaves TensorBoard's HPARAMS tab can show: bool, int, float and str values as
+  they are, tuples and lists as the ``str`` of the tuple (``'(32, 64)'``); None and any other
+  type are left out. Names are the dotted paths of ``--config.x.y=`` overrides.
+  """
+  flat: dict[str, HParam] = {}
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, Mapping):
+      flat.update(flatten_config(value, f"{name}."))
+    elif isinstance(value, (tuple, list)):
+      flat[name] = str(tuple(value))
+    elif isinstance(value, (bool, str)):
+      flat[name] = value
+    elif isinstance(value, numbers.Integral):
+      flat[name] = int(value)
+    elif isinstance(value, numbers.Real):
+      flat[name] = float(value)
+  return flat
+
+
+def evaluation_scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+  """The finite scalar metrics of an evaluation: ``{'evaluation/<name>': float}``.
+
+  Args:
+    metrics: ``eval/metrics.json``'s ``metrics``, name → number or list (or None).
+
+  Returns:
+    Every int or float (Python or numpy, ``[]`` arrays included) that is finite, as a Python
+    float under ``EVALUATION_PREFIX``; lists, arrays of other shapes, None, bools, strings
+    and NaN/Inf are left out.
+  """
+  scalars = {}
+  for name, value in metrics.items():
+    if isinstance(value, np.ndarray) and value.shape == ():
+      value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+      continue
+    if math.isfinite(float(value)):
+      scalars[f"{EVALUATION_PREFIX}{name}"] = float(value)
+  return scalars
+
+
 def log_evaluation(workdir: str, step: int, config: Mapping[str, Any],
                    metrics: Mapping[str, Any]) -> None:
-  """Writes a finished evaluation to the run's TensorBoard log (to be filled in)."""
-  del workdir, step, config, metrics
+  """Appends a finished evaluation to the run's TensorBoard log in ``workdir``.
+
+  Writes, in a new events file of ``workdir`` (the logdir of the run's training curves, so
+  TensorBoard shows them as one run):
+
+  * every finite scalar of ``metrics`` as a scalar at ``step`` under
+    ``evaluation/<name>`` (``evaluation_scalars``; e.g. ``evaluation/iwae_nll`` and
+    ``evaluation/nelbo``, nats per image);
+  * the HPARAMS plugin's experiment, session-start and session-end summaries
+    (``tensorboardX.summary.hparams``): the session's hyper-parameters are
+    ``flatten_config(config)`` (``objective.beta``, ``model.latent_dim``, ``seed``, ...) and
+    its metrics the ``evaluation/*`` tags above, so that the runs of a sweep (one workdir
+    each, under one ``--logdir``) line up in one table. Written into the run's own log, not
+    the timestamped sub-directory of ``SummaryWriter.add_hparams``, so reruns add no runs.
+
+  Args:
+    workdir: the run's directory (TensorBoard logdir).
+    step: the train step of the evaluated state.
+    config: the run's config as a nested dict (``config.to_dict()``).
+    metrics: ``eval/metrics.json``'s ``metrics``: name → number, list or None.
+
+  Raises:
+    OSError: the events file cannot be written.
+  """
+  scalars = evaluation_scalars(metrics)
+  writer = summary_writer(workdir)
+  try:
+    exp, ssi, sei = tb_summary.hparams(flatten_config(config), scalars)
+    for summary in (exp, ssi, sei):
+      writer.file_writer.add_summary(summary, int(step))
+    for tag, value in scalars.items():
+      writer.add_scalar(tag, value, int(step))
+  finally:
+    writer.close()
 
 
 class MetricWriter:
   """Appends one JSON object per logged epoch to ``metrics.jsonl`` and mirrors it to TensorBoard.
 
+  TensorBoard (tensorboardX events in ``workdir``) gets every value of ``write`` under its
+  own name (``train/<metric>``, ``eval/<metric>``: per-epoch means), the scalars of
+  ``write_scalars`` (``train_steps/*``, ``perf/*``: every log step, not in
+  ``metrics.jsonl``) and the images of ``write_images``.
+
   Args:
     workdir: the run's directory.
     resume_step: lines of ``metrics.jsonl`` logged after this step (written by a run that
-      was killed before its next checkpoint) are dropped, so a resumed run rewrites them.
+      was killed before its next checkpoint) are dropped, so a resumed run rewrites them;
+      likewise TensorBoard hides the events of earlier files after this step (a
+      ``SessionLog.START`` with ``purge_step = resume_step + 1``).
     enabled: False keeps the history in memory and writes nothing (the processes other
       than process 0 of a multi-process job, ``kjax.sharding.is_writer``).
   """
@@ -61,10 +168,13 @@ class MetricWriter:
     with open(tmp, "w") as f:
       f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
     os.replace(tmp, self.path)
-    self._tb = SummaryWriter(logdir=workdir, flush_secs=30)
+    self._tb = summary_writer(workdir, flush_secs=30,
+                              purge_step=int(resume_step) + 1 if resume_step else None)
 
   def write(self, step: int, epoch: int, metrics: Mapping[str, float]) -> dict[str, Any]:
-    """Logs ``metrics`` (e.g. ``{'train/loss': 150.2, 'eval/nelbo': 160.1}``) at ``step``."""
+    """Logs ``metrics`` (e.g. ``{'train/loss': 150.2, 'eval/nelbo': 160.1}``) at ``step``
+    to ``metrics.jsonl`` (one line) and TensorBoard (one scalar each, same names); returns
+    the line's object."""
     row = {"step": int(step), "epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}}
     self.history.append(row)
     if not self.enabled:
@@ -74,6 +184,14 @@ class MetricWriter:
     for key, value in metrics.items():
       self._tb.add_scalar(key, float(value), int(step))
     return row
+
+  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+    """Logs ``scalars`` (tag → number, e.g. ``{'train_steps/loss': 151.0}``) at ``step`` to
+    TensorBoard only: ``metrics.jsonl`` and ``history`` keep one line per epoch."""
+    if not self.enabled:
+      return
+    for key, value in scalars.items():
+      self._tb.add_scalar(key, float(value), int(step))
 
   def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
     """Logs uint8 ``[H, W]`` or ``[H, W, 3]`` images to TensorBoard."""

@@ -49,6 +49,33 @@ def zero_sums(names: tuple[str, ...]) -> dict[str, jax.Array]:
   return {k: jnp.zeros((), jnp.float32) for k in (*names, "count")}
 
 
+# The learning rate of a network's optimiser → its name under train_steps/ (config.optim's).
+_LR_NAMES = {"": "learning_rate", "generator": "g_learning_rate",
+             "discriminator": "d_learning_rate"}
+
+
+def learning_rates(state: Any) -> dict[str, jax.Array]:
+  """The learning rates in ``state``'s optimisers, as logged under ``train_steps/``.
+
+  Every optimiser is ``optax.inject_hyperparams`` (``kjax.tasks``), so its rate is the
+  leaf ``opt_state.hyperparams['learning_rate']``: the constant ``config.optim`` rate, or
+  a schedule's value at the last update (``optim.schedule='iwae'``, ``'cosine'``).
+
+  Returns:
+    ``{'learning_rate': float32 []}`` for one optimiser (β-VAE, CVAE, classifier);
+    ``{'g_learning_rate', 'd_learning_rate'}`` for the CGAN's generator and discriminator
+    (another owner ``x`` gives ``x_learning_rate``). Leaves keep a stacked state's leading
+    run axis (``[R]``). The arrays are the state's own: no copy, no host sync.
+  """
+  rates = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    names = [getattr(k, "name", getattr(k, "key", None)) for k in path]
+    if names[-3:] == ["opt_state", "hyperparams", "learning_rate"]:
+      owner = ".".join(str(n) for n in names[:-3])
+      rates[_LR_NAMES.get(owner, f"{owner.replace('.', '_')}_learning_rate")] = leaf
+  return rates
+
+
 BINARIZE_STREAM = 0x62696e  # folded into a step's key for its dynamic binarisation ("bin")
 
 
@@ -185,6 +212,21 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainedRun:
 
   Resumes from the newest checkpoint in ``workdir`` if there is one. The config and the
   data are checked before the workdir is created.
+
+  TensorBoard tags (events in ``workdir``; ``kjax.metric_writers``):
+
+  * every epoch (as ``metrics.jsonl``): ``train/<metric>``, the epoch's mean of each
+    train metric, and ``eval/<metric>``, the evaluation split's mean (nats per image for
+    ``loss``, ``rec``, ``kl``, ``nelbo``); the ``samples`` (and task-specific) previews.
+  * every log step (``config.train.log_every_steps``, every epoch end and every
+    checkpoint step): ``train_steps/<metric>``, the mean of each train metric over the
+    steps since the previous log step; ``train_steps/learning_rate`` (the CGAN:
+    ``train_steps/g_learning_rate`` and ``train_steps/d_learning_rate``), the rate of the
+    step's update (``learning_rates``); ``perf/images_per_s``, the training throughput of
+    the whole program since the previous log step (images/s, all runs of a stack
+    together, evaluation excluded; the rate of the progress line).
+  * after the evaluation (``kjax.experiment``): ``evaluation/<metric>`` and the HPARAMS
+    session (``kjax.metric_writers.log_evaluation``).
 
   Raises:
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: see ``prepare`` (nothing
@@ -325,13 +367,28 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         f"{epoch + 1}); the last good checkpoint (step {latest}) is kept; "
         "lower config.optim.learning_rate and rerun", workdirs[r])
 
-  def epoch_means(tree):
-    """The running sums → per-run means (one host sync)."""
+  def host_copy(tree):
+    """Device → host numpy with a leading run axis (``[1]`` for a single run)."""
     host = ksharding.to_host(tree)
-    if sharing is None:
-      host = jax.tree.map(lambda a: a[None], host)
-    return [{k: float(host[k][r] / host["count"][r]) for k in rep.train_metrics}
-            for r in range(num_runs)]
+    return host if sharing is not None else jax.tree.map(lambda a: np.asarray(a)[None], host)
+
+  def window_means(host, since=None):
+    """Per-run means of the train metrics over the steps between the host sums ``since``
+    (None: the epoch's start) and ``host``: ``(sum - sum_since) / (count - count_since)``."""
+    if since is None:
+      since = {k: np.zeros_like(v) for k, v in host.items()}
+    means = []
+    for r in range(num_runs):
+      n = float(host["count"][r]) - float(since["count"][r])
+      means.append({k: (float(host[k][r]) - float(since[k][r])) / n if n > 0 else math.nan
+                    for k in rep.train_metrics})
+    return means
+
+  def epoch_means(tree, state):
+    """The running sums → ``(per-run epoch means, host sums, host learning rates)``; one
+    host sync for all three (``learning_rates``' leaves ride along with the sums)."""
+    host, lrs = host_copy((tree, learning_rates(state)))
+    return window_means(host), host, lrs
 
   timing = {"compile_s": None, "steady_images_per_s": None, "runs_in_program": num_runs,
             "sharing": sharing or "single",
@@ -344,6 +401,10 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
                         "batch_chunks": conv.batch_chunks(conv_impl) if convolutional else None}}
   step = start_step
   t_log, step_log = time.perf_counter(), step
+  # The host sums at the previous log step (train_steps/ means are over the steps since):
+  # the restored ones after a resume (every checkpoint step is a log step), None (zero) at
+  # the start of an epoch.
+  sums_logged = ksharding.to_host(stack(sums)) if start_step % steps_per_epoch else None
   t_start = t_log
   while step < total_steps:
     epoch = step // steps_per_epoch
@@ -362,10 +423,12 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
           step - n) // config.train.checkpoint_every_steps
       if step % config.train.log_every_steps < n or step == epoch_end or save_due:
         # The only host sync between epochs; it also guards every checkpoint against NaN.
-        means = epoch_means(sum_tree)
+        means, host_sums, host_lrs = epoch_means(sum_tree, state)
         for r, m in enumerate(means):
           if not all(math.isfinite(v) for v in m.values()):
             stop_non_finite(r, step, epoch)
+        window = window_means(host_sums, sums_logged)
+        sums_logged = host_sums
         now = time.perf_counter()
         rate = (step - step_log) * images_per_step / max(now - t_log, 1e-9)
         if step_log > start_step:  # skip the window that includes the first call
@@ -382,6 +445,11 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
                      epoch + 1, config.train.num_epochs, step, total_steps,
                      " ".join(f"train/{k} {means[0][k]:.3f}" for k in rep.log_metrics),
                      rate, _hms(images_left / max(overall, 1e-9)))
+        for r in range(num_runs):
+          writers[r].write_scalars(step, {
+              **{f"train_steps/{k}": v for k, v in window[r].items()},
+              **{f"train_steps/{k}": float(v[r]) for k, v in host_lrs.items()},
+              "perf/images_per_s": rate})
         t_log, step_log = now, step
       if step == epoch_end:
         train_means = means  # logged above: every epoch end is a log step
@@ -406,6 +474,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
             task.progress_figure(s, epoch + 1, os.path.join(
                 w, "figures", "progress", f"epoch_{epoch + 1:04d}.png"))
         sum_tree = jax.tree.map(jnp.zeros_like, sum_tree)
+        sums_logged = None
       if save_due:
         for r, c in enumerate(ckpts):
           c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
