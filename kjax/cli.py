@@ -125,7 +125,7 @@ def check_overrides(config, argv: Sequence[str]) -> None:
       continue  # a field, or a whole section (ml_collections accepts both)
     if key in sections:
       continue
-    guesses = difflib.get_close_matches(key, list(fields), n=2, cutoff=0.6)
+    guesses = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
     hint = (f"did you mean {' or '.join('--config.' + g for g in guesses)}?" if guesses
             else f"the sections are {', '.join(sorted({k.split('.')[0] for k in fields}))}")
     raise UsageError(f"{arg.split('=', 1)[0]}: no such config field; {hint} "

@@ -205,7 +205,8 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
   return task, train_ds, eval_ds
 
 
-def train(config: ml_collections.ConfigDict, workdir: str) -> TrainedRun:
+def train(config: ml_collections.ConfigDict, workdir: str,
+          progress: dict[str, Any] | None = None) -> TrainedRun:
   """Trains the model of ``config.model.name``, evaluating every epoch, and writes the
   workdir contract (DESIGN.md): ``config.json``, ``metrics.jsonl``, ``summary.json``,
   ``timing.json``, ``checkpoints/``, ``figures/``, ``frames/``, TensorBoard events.
@@ -228,12 +229,15 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainedRun:
   * after the evaluation (``kjax.experiment``): ``evaluation/<metric>`` and the HPARAMS
     session (``kjax.metric_writers.log_evaluation``).
 
+  ``progress`` (optional, as ``train_runs``'s): ``{'evaluation_s': fn}`` adds the
+  evaluation still to come to the progress line's ETA.
+
   Raises:
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: see ``prepare`` (nothing
       written).
     NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
   """
-  return train_runs([config], [workdir])[0]
+  return train_runs([config], [workdir], progress=progress)[0]
 
 
 def _restore(ckpts, states, sums):
@@ -274,7 +278,9 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     sharing: None for one run; ``'vmap'`` or ``'map'`` (``kjax.evaluator.over_runs``).
     datasets: ``(train_ds, eval_ds)`` already loaded (shared by every run), or None.
     progress: for a sweep's progress line: ``{'runs_done', 'runs_total',
-      'images_after'}`` (images of the groups still to come, for the ETA).
+      'images_after'}`` (images of the groups still to come, for the ETA); and/or
+      ``{'evaluation_s': fn}``, ``fn(images_per_s, num_train, num_eval) -> seconds``, an
+      estimate of the evaluation after training, added to the ETA and shown apart.
 
   Returns:
     One ``TrainedRun`` per run, in order.
@@ -438,13 +444,20 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
         images_left = (total_steps - step) * images_per_step + (progress or {}).get(
             "images_after", 0)
         prefix = ""
-        if progress:
+        if progress and "runs_total" in progress:
           prefix = (f"sweep: {progress['runs_done']}/{progress['runs_total']} runs done, "
                     f"{num_runs} training | ")
+        eta_s = images_left / max(overall, 1e-9)
+        eta = _hms(eta_s)
+        if progress and "evaluation_s" in progress:
+          evaluation_s = progress["evaluation_s"](overall, len(train_ds), len(eval_ds))
+          if evaluation_s:
+            eta = (f"{_hms(eta_s + evaluation_s)} (training {eta}, then evaluation "
+                   f"≈ {_hms(evaluation_s)})")
         logging.info("%sepoch %d/%d step %d/%d %s | %.0f images/s | ETA %s", prefix,
                      epoch + 1, config.train.num_epochs, step, total_steps,
                      " ".join(f"train/{k} {means[0][k]:.3f}" for k in rep.log_metrics),
-                     rate, _hms(images_left / max(overall, 1e-9)))
+                     rate, eta)
         for r in range(num_runs):
           writers[r].write_scalars(step, {
               **{f"train_steps/{k}": v for k, v in window[r].items()},

@@ -29,10 +29,10 @@ one line per metric:
 
 from kjax.evaluation.base import EVAL_DIR, Output, Run
 from kjax.evaluation.domain import classifier_for, load_classifier, params_sha256
-from kjax.evaluation.run import (EVALUATIONS, METRIC_DOCS, Evaluation, evaluate, evaluate_workdir,
-                                 inputs, is_up_to_date)
+from kjax.evaluation.run import (EVALUATIONS, METRIC_DOCS, Evaluation, estimate_seconds,
+                                 evaluate, evaluate_workdir, inputs, is_up_to_date)
 from kjax.evaluation import style  # noqa: F401  (kjax.evaluation.style.style_accuracy, ...)
 
 __all__ = ["EVAL_DIR", "EVALUATIONS", "METRIC_DOCS", "Evaluation", "Output", "Run",
-           "classifier_for", "evaluate", "evaluate_workdir", "inputs", "is_up_to_date",
-           "load_classifier", "params_sha256"]
+           "classifier_for", "estimate_seconds", "evaluate", "evaluate_workdir", "inputs",
+           "is_up_to_date", "load_classifier", "params_sha256"]

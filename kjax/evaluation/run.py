@@ -154,6 +154,43 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   return result
 
 
+# The evaluation's cost model for the training ETA (``estimate_seconds``), measured on the
+# 2-core CPU of the README's main job: an IWAE decoder call costs about 1/6 of a training
+# image (500,000 calls in 92 s against 1,139 training images/s: 4.8; 7.7 when the cores were
+# shared); the CAS classifier trains at about 1,000 images/s there; the other evaluations
+# (sample quality, memorisation, figures, report) take about 10 ms per eval image.
+IWAE_CALLS_PER_TRAIN_IMAGE = 6.0
+CAS_IMAGES_PER_S = {"cpu": 1_000.0}
+OTHER_S_PER_EVAL_IMAGE = {"cpu": 0.01}
+ACCELERATOR_SPEEDUP = 20.0  # the fixed-cost parts on a GPU/TPU (rough; only for the ETA)
+
+
+def estimate_seconds(config: ml_collections.ConfigDict, model: str, num_train: int,
+                     num_eval: int, train_images_per_s: float, platform: str = "cpu") -> float:
+  """A rough estimate of ``evaluate``'s seconds, for the training ETA: the IWAE bound's
+  decoder calls at the measured training rate (``IWAE_CALLS_PER_TRAIN_IMAGE``), the CAS
+  classifier's epochs and a per-image cost for the rest (constants measured on a 2-core
+  CPU, ``ACCELERATOR_SPEEDUP`` faster elsewhere). 0 when ``config.eval.at_end_of_training``
+  is off.
+
+  Args:
+    model: ``config.model.name``; num_train, num_eval: the splits' sizes (images);
+    train_images_per_s: the run's training rate so far; platform: JAX's platform name.
+  """
+  ev = config.get("eval")
+  if not ev or not ev.get("at_end_of_training", False) or train_images_per_s <= 0:
+    return 0.0
+  speedup = 1.0 if platform == "cpu" else ACCELERATOR_SPEEDUP
+  seconds = num_eval * OTHER_S_PER_EVAL_IMAGE["cpu"] / speedup
+  if model in ("beta_vae", "cvae"):
+    n = min(ev.iwae_max_examples or num_eval, num_eval)
+    seconds += n * ev.iwae_samples / IWAE_CALLS_PER_TRAIN_IMAGE / train_images_per_s
+  if model in ("cvae", "cgan") and ev.get("cas_epochs", cas.DEFAULT_EPOCHS) > 0:
+    seconds += (ev.get("cas_epochs", cas.DEFAULT_EPOCHS) * 2 * num_train
+                / CAS_IMAGES_PER_S["cpu"] / speedup)  # samples, then the real reference
+  return seconds
+
+
 def inputs(config: ml_collections.ConfigDict, step: int,
            evaluator: domain.DomainClassifier | None) -> dict[str, Any]:
   """What an evaluation of a run depends on besides the run's fixed settings: the
