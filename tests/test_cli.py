@@ -85,3 +85,18 @@ def test_config_by_name_resolves_to_the_shipped_file(tmp_path):
     assert configs.get_config(name).to_dict()
   with pytest.raises(ValueError, match="unknown config 'nope'"):
     configs.get_config("nope")
+
+
+def test_evaluation_estimate_for_the_eta_follows_its_work():
+  from kjax import evaluation  # noqa: PLC0415
+  config = configs.get_config("beta_vae")
+  base = evaluation.estimate_seconds(config, "beta_vae", 8000, 2000, 1000.0)
+  assert base > 0
+  config.eval.iwae_samples *= 2  # the IWAE bound dominates: twice the decoder calls
+  assert evaluation.estimate_seconds(config, "beta_vae", 8000, 2000, 1000.0) > 1.8 * base - 20
+  assert evaluation.estimate_seconds(config, "beta_vae", 8000, 2000, 2000.0) < base * 1.2
+  config.eval.at_end_of_training = False
+  assert evaluation.estimate_seconds(config, "beta_vae", 8000, 2000, 1000.0) == 0.0
+  cgan = configs.get_config("cgan")  # no IWAE bound; CAS on 2 × 8,000 images, 5 epochs
+  assert evaluation.estimate_seconds(cgan, "cgan", 8000, 2000, 1e9) == pytest.approx(
+      5 * 2 * 8000 / 1000 + 2000 * 0.01)

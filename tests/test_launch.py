@@ -30,6 +30,7 @@ def test_launch_trains_on_real_kmnist_then_evaluates(kmnist_dir, tmp_path):
   assert (workdir / "figures" / "latent_manifold.png").stat().st_size > 10_000
   assert os.listdir(workdir / "checkpoints") == ["8"]
   assert "images/s" in result.stderr and "ETA" in result.stderr
+  assert ", then evaluation ≈ " in result.stderr  # the ETA includes the evaluation to come
   assert "orbax" not in result.stderr  # library chatter is filtered
   first = json.loads((workdir / "eval" / "metrics.json").read_text())
   assert (workdir / "report.html").stat().st_size > 50_000

@@ -12,11 +12,13 @@ import time
 from typing import Any, Callable
 
 from absl import logging
+import jax
 import ml_collections
 
 import kjax
 from kjax import data as kdata
 from kjax import metric_writers
+from kjax import progress
 from kjax import report
 from kjax import sharding
 from kjax import tasks
@@ -111,6 +113,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   merged = base.Output()
   timing: dict[str, float] = {}
   entries = [e for e in EVALUATIONS if e.applies(run)]
+  expected = _expected_seconds(config, workdir, task.name, entries, len(train_ds), len(eval_ds))
   for i, entry in enumerate(entries):
     logging.info("kjax: evaluation [%d/%d]: %s ...", i + 1, len(entries), entry.name)
     t = time.perf_counter()
@@ -119,8 +122,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
     merged.protocol.update(out.protocol)
     merged.figures += out.figures
     timing[entry.name] = round(time.perf_counter() - t, 2)
-    logging.info("kjax: evaluation [%d/%d]: %s done in %.1f s", i + 1, len(entries),
-                 entry.name, timing[entry.name])
+    eta = ""
+    if expected and i + 1 < len(entries):
+      # The model's estimate of what is left, scaled by how it fared so far.
+      scale = (time.perf_counter() - t0) / max(sum(expected[:i + 1]), 1e-9)
+      eta = f"; evaluation ETA {progress.hms(scale * sum(expected[i + 1:]))}"
+    logging.info("kjax: evaluation [%d/%d]: %s done in %.1f s%s", i + 1, len(entries),
+                 entry.name, timing[entry.name], eta)
   step = int(state.step)
   steps_per_epoch = max(1, len(train_ds) // config.train.batch_size)
   result = {
@@ -154,41 +162,70 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   return result
 
 
-# The evaluation's cost model for the training ETA (``estimate_seconds``), measured on the
-# 2-core CPU of the README's main job: an IWAE decoder call costs about 1/6 of a training
-# image (500,000 calls in 92 s against 1,139 training images/s: 4.8; 7.7 when the cores were
-# shared); the CAS classifier trains at about 1,000 images/s there; the other evaluations
-# (sample quality, memorisation, figures, report) take about 10 ms per eval image.
-IWAE_CALLS_PER_TRAIN_IMAGE = 6.0
-CAS_IMAGES_PER_S = {"cpu": 1_000.0}
-OTHER_S_PER_EVAL_IMAGE = {"cpu": 0.01}
+# The evaluation's cost model for the ETAs (``phase_estimates``), measured on the 2-core CPU
+# of the README's quick start: an IWAE decoder call of the conv β-VAE costs about 1/4 of a
+# training image (500,000 calls in 97 s against 1,450 training images/s: 3.6; 4.8 and 7.7 in
+# other sessions), of the MLP CVAE about 1/2 (10M calls in 103 s against 41,000: 2.4); the
+# CAS classifier trains at about 1,000 images/s there; the other evaluations (sample
+# quality, memorisation, figures, report) take about 10 ms per eval image.
+IWAE_CALLS_PER_TRAIN_IMAGE = {"conv": 4.0, "mlp": 2.0}
+CAS_IMAGES_PER_S = 1_000.0
+OTHER_S_PER_EVAL_IMAGE = 0.01
 ACCELERATOR_SPEEDUP = 20.0  # the fixed-cost parts on a GPU/TPU (rough; only for the ETA)
+
+
+def phase_estimates(config: ml_collections.ConfigDict, model: str, num_train: int,
+                    num_eval: int, train_images_per_s: float,
+                    platform: str = "cpu") -> dict[str, float]:
+  """Rough seconds of ``evaluate``'s phases, for the ETAs: ``likelihood`` (the IWAE
+  bound's decoder calls at the measured training rate, ``IWAE_CALLS_PER_TRAIN_IMAGE``),
+  ``cas`` (the CAS classifier's epochs on samples and on the real train split) and
+  ``other`` (every other phase together, per eval image). Constants measured on a 2-core
+  CPU; ``ACCELERATOR_SPEEDUP`` faster for the fixed-cost parts elsewhere.
+
+  Args:
+    model: ``config.model.name``; num_train, num_eval: the splits' sizes (images);
+    train_images_per_s: the run's training rate (> 0); platform: JAX's platform name.
+  """
+  ev = config.eval
+  speedup = 1.0 if platform == "cpu" else ACCELERATOR_SPEEDUP
+  out = {"other": num_eval * OTHER_S_PER_EVAL_IMAGE / speedup}
+  if model in ("beta_vae", "cvae"):
+    n = min(ev.iwae_max_examples or num_eval, num_eval)
+    family = "mlp" if config.model.get("architecture", "conv").startswith("mlp") else "conv"
+    out["likelihood"] = (n * ev.iwae_samples / IWAE_CALLS_PER_TRAIN_IMAGE[family]
+                         / max(train_images_per_s, 1e-9))
+  if model in ("cvae", "cgan") and ev.get("cas_epochs", cas.DEFAULT_EPOCHS) > 0:
+    out["cas"] = (ev.get("cas_epochs", cas.DEFAULT_EPOCHS) * 2 * num_train
+                  / CAS_IMAGES_PER_S / speedup)  # samples, then the real reference
+  return out
 
 
 def estimate_seconds(config: ml_collections.ConfigDict, model: str, num_train: int,
                      num_eval: int, train_images_per_s: float, platform: str = "cpu") -> float:
-  """A rough estimate of ``evaluate``'s seconds, for the training ETA: the IWAE bound's
-  decoder calls at the measured training rate (``IWAE_CALLS_PER_TRAIN_IMAGE``), the CAS
-  classifier's epochs and a per-image cost for the rest (constants measured on a 2-core
-  CPU, ``ACCELERATOR_SPEEDUP`` faster elsewhere). 0 when ``config.eval.at_end_of_training``
-  is off.
-
-  Args:
-    model: ``config.model.name``; num_train, num_eval: the splits' sizes (images);
-    train_images_per_s: the run's training rate so far; platform: JAX's platform name.
-  """
+  """A rough estimate of ``evaluate``'s seconds (the sum of ``phase_estimates``), added to
+  the training ETA; 0 when ``config.eval.at_end_of_training`` is off or no rate is known."""
   ev = config.get("eval")
   if not ev or not ev.get("at_end_of_training", False) or train_images_per_s <= 0:
     return 0.0
-  speedup = 1.0 if platform == "cpu" else ACCELERATOR_SPEEDUP
-  seconds = num_eval * OTHER_S_PER_EVAL_IMAGE["cpu"] / speedup
-  if model in ("beta_vae", "cvae"):
-    n = min(ev.iwae_max_examples or num_eval, num_eval)
-    seconds += n * ev.iwae_samples / IWAE_CALLS_PER_TRAIN_IMAGE / train_images_per_s
-  if model in ("cvae", "cgan") and ev.get("cas_epochs", cas.DEFAULT_EPOCHS) > 0:
-    seconds += (ev.get("cas_epochs", cas.DEFAULT_EPOCHS) * 2 * num_train
-                / CAS_IMAGES_PER_S["cpu"] / speedup)  # samples, then the real reference
-  return seconds
+  return sum(phase_estimates(config, model, num_train, num_eval, train_images_per_s,
+                             platform).values())
+
+
+def _expected_seconds(config, workdir, model, entries, num_train, num_eval) -> list[float]:
+  """``phase_estimates`` per entry (``other`` shared equally), from the training rate in
+  ``WORKDIR/timing.json``; [] without one (e.g. a run trained by an older kjax)."""
+  try:
+    with open(os.path.join(workdir, "timing.json")) as f:
+      rate = float(json.load(f).get("steady_images_per_s") or 0)
+  except (OSError, ValueError, AttributeError, TypeError):
+    return []
+  if rate <= 0:
+    return []
+  phases = phase_estimates(config, model, num_train, num_eval, rate,
+                           jax.devices()[0].platform)
+  others = [e for e in entries if e.name not in phases] or entries
+  return [phases.get(e.name, phases["other"] / len(others)) for e in entries]
 
 
 def inputs(config: ml_collections.ConfigDict, step: int,
