@@ -103,10 +103,19 @@ def run_benchmark(config: ml_collections.ConfigDict, workdir: str) -> dict[str, 
 
 
 def rebuild_results(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """``--mode=results``: every study's results and ``WORKDIR/results.md``, training nothing."""
+  """``--mode=results``: every study's results and ``WORKDIR/results.md``, training nothing.
+
+  Raises:
+    ConfigError: ``workdir`` holds no finished run of any study (nothing is written).
+  """
   plan = _plan(config, workdir)
-  for name, c in plan.items():
-    sweep.write_results(sweep.expand(c, os.path.join(workdir, name)), os.path.join(workdir, name))
+  runs = {name: sweep.expand(c, os.path.join(workdir, name)) for name, c in plan.items()}
+  if not any(os.path.exists(os.path.join(r.workdir, "summary.json"))
+             for study in runs.values() for r in study):
+    raise errors.ConfigError(f"--workdir={workdir!r} holds no finished run of this benchmark")
+  for name, study in runs.items():
+    os.makedirs(os.path.join(workdir, name), exist_ok=True)
+    sweep.write_results(study, os.path.join(workdir, name))
   return write_results(config, workdir, plan)
 
 
