@@ -34,22 +34,29 @@ from ml_collections import config_flags
 
 from kjax import configs as kconfigs
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config: a file (configs/beta_vae.py) or the name of one "
-    f"shipped with kjax ({', '.join(kconfigs.NAMES)}). Its values are overridden with "
-    "--config.SECTION.FIELD=VALUE.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "evaluate", "results"],
-                          "train (then evaluate); evaluate an existing run only (with the "
-                          "config in WORKDIR/config.json); or, for a sweep, rebuild "
-                          "results.csv/md, figures and report.html only.")
-_COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "HOST:PORT of process 0 of a multi-process job "
-    "(jax.distributed.initialize); with --num_processes and --process_id. Unset: joined "
-    "automatically where JAX detects the cluster (SLURM, Open MPI, Kubernetes, Cloud TPU), "
-    "else one process.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
+
+def define_flags() -> None:
+  """Defines the command line's absl flags, once (``run`` calls it; importing this module
+  defines none, so that it can live beside other absl programs such as ``kjax.generate``)."""
+  if "mode" in flags.FLAGS:
+    return
+  config_flags.DEFINE_config_file(
+      "config", None, "Experiment config: a file (configs/beta_vae.py) or the name of one "
+      f"shipped with kjax ({', '.join(kconfigs.NAMES)}). Its values are overridden with "
+      "--config.SECTION.FIELD=VALUE.", lock_config=True)
+  flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
+  flags.DEFINE_enum("mode", "train", ["train", "evaluate", "results"],
+                    "train (then evaluate); evaluate an existing run only (with the config "
+                    "in WORKDIR/config.json); or, for a sweep, rebuild results.csv/md, "
+                    "figures and report.html only.")
+  flags.DEFINE_string(
+      "coordinator_address", None, "HOST:PORT of process 0 of a multi-process job "
+      "(jax.distributed.initialize); with --num_processes and --process_id. Unset: joined "
+      "automatically where JAX detects the cluster (SLURM, Open MPI, Kubernetes, Cloud "
+      "TPU), else one process.")
+  flags.DEFINE_integer("num_processes", None, "Processes in the job.")
+  flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
+
 
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 # The config of an existing run: --config=WORKDIR_CONFIG:WORKDIR (kjax.workdir_config).
@@ -225,16 +232,17 @@ def main(argv: Sequence[str]) -> None:
   """Runs ``kjax.launcher.run`` on the parsed flags and exits with its status."""
   del argv  # checked by parse_flags
   from kjax import launcher  # after flag parsing: keeps --help and flag errors fast
-  workdir = _WORKDIR.value or os.path.join("runs", config_name())
-  sys.exit(launcher.run(_CONFIG.value, workdir, _MODE.value,
-                        {"coordinator_address": _COORDINATOR.value,
-                         "num_processes": _NUM_PROCESSES.value,
-                         "process_id": _PROCESS_ID.value},
+  f = flags.FLAGS
+  workdir = f.workdir or os.path.join("runs", config_name())
+  sys.exit(launcher.run(f.config, workdir, f.mode,
+                        {"coordinator_address": f.coordinator_address,
+                         "num_processes": f.num_processes, "process_id": f.process_id},
                         config_from_workdir=config_flags.get_config_filename(
-                            flags.FLAGS["config"]) == WORKDIR_CONFIG))
+                            f["config"]) == WORKDIR_CONFIG))
 
 
 def run(argv: Sequence[str] | None = None) -> None:
   """The ``kjax`` console script and ``launch.py``: parses ``argv`` (default ``sys.argv``)
   and runs the experiment; exits with 0 on success, 1 after a one-line error."""
+  define_flags()
   app.run(main, argv=list(argv) if argv is not None else None, flags_parser=parse_flags)

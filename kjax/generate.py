@@ -247,15 +247,18 @@ def generate_grid(workdir: str, label: str | int | None = None, style: str | int
   return out
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's directory.")
-_LABEL = flags.DEFINE_string("label", None, "Class index, or the class's character "
-                             "(default 0; conditional runs only).")
-_STYLE = flags.DEFINE_string("style", None, "thin | thick (or 0 | 1; default thin; "
-                             "conditional runs only).")
-_NUM = flags.DEFINE_integer("num_samples", 16, f"Number of images, 1..{MAX_SAMPLES}.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the noise, 0..2**32-1.")
-_NCOLS = flags.DEFINE_integer("ncols", 8, "Images per row of the grid.")
-_OUT = flags.DEFINE_string("out", None, "Image path, .png (default WORKDIR/generated/...).")
+def define_flags() -> None:
+  """Defines the command line's flags (only when run as ``python -m kjax.generate``, so that
+  importing this module next to ``kjax.cli`` defines no absl flag twice)."""
+  flags.DEFINE_string("workdir", None, "A trained run's directory.")
+  flags.DEFINE_string("label", None, "Class index, or the class's character "
+                      "(default 0; conditional runs only).")
+  flags.DEFINE_string("style", None, "thin | thick (or 0 | 1; default thin; "
+                      "conditional runs only).")
+  flags.DEFINE_integer("num_samples", 16, f"Number of images, 1..{MAX_SAMPLES}.")
+  flags.DEFINE_integer("seed", 0, "Seed of the noise, 0..2**32-1.")
+  flags.DEFINE_integer("ncols", 8, "Images per row of the grid.")
+  flags.DEFINE_string("out", None, "Image path, .png (default WORKDIR/generated/...).")
 
 
 def main(argv) -> int:
@@ -271,8 +274,8 @@ def main(argv) -> int:
     logging.set_verbosity(logging.WARNING)
     checkpointing.quiet_orbax(logging.get_absl_handler())
   try:
-    out = generate_grid(_WORKDIR.value, _LABEL.value, _STYLE.value, _NUM.value, _SEED.value,
-                        _NCOLS.value, _OUT.value)
+    f = flags.FLAGS
+    out = generate_grid(f.workdir, f.label, f.style, f.num_samples, f.seed, f.ncols, f.out)
   except errors.KjaxError as e:
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1
@@ -281,4 +284,5 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(lambda argv: sys.exit(main(argv)))
