@@ -58,6 +58,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("process_id", None, "This process's index, 0..N-1.")
 
 
+# Set by parse_flags: the config was read from WORKDIR/config.json (no --config given).
+CONFIG_FROM_WORKDIR = False
 HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 # The config of an existing run: --config=WORKDIR_CONFIG:WORKDIR (kjax.workdir_config).
 WORKDIR_CONFIG = os.path.join(os.path.dirname(__file__), "workdir_config.py")
@@ -89,19 +91,34 @@ def resolve_config_arg(value: str) -> str:
   if os.path.isfile(path):
     return value
   name = os.path.splitext(os.path.basename(path))[0] if path.endswith(".py") else path
-  if name in kconfigs.NAMES and (path == name or not os.path.exists(path)):
+  # A name, or configs/NAME.py run from outside a checkout; never a user's own folder.
+  if name in kconfigs.NAMES and os.path.dirname(path) in ("", "configs"):
     return kconfigs.path(name) + sep + arg
   raise UsageError(f"--config={value!r}: no such config file; give a file or one of: "
                    f"{', '.join(kconfigs.NAMES)}")
 
 
 def load_config(value: str):
-  """The ``ConfigDict`` that ``--config=value`` (a file path, ``PATH:ARG`` allowed) builds."""
+  """The ``ConfigDict`` that ``--config=value`` (a file path, ``PATH:ARG`` allowed) builds.
+
+  Raises:
+    UsageError: the file is not a config file, does not load, or its ``get_config`` fails.
+  """
   path, _, arg = value.partition(":")
-  spec = importlib.util.spec_from_file_location("kjax_cli_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
+  shown = value if not path.startswith(WORKDIR_CONFIG) else arg
+  try:
+    spec = importlib.util.spec_from_file_location("kjax_cli_config", path)
+    if spec is None or not path.endswith(".py"):
+      raise UsageError(f"--config={shown!r}: not a config file (a .py file with get_config())")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+  except UsageError:
+    raise
+  except Exception as e:  # a user's file: name it, and the error, in one line
+    message = (str(e).splitlines() or [""])[0]
+    raise UsageError(f"--config={shown!r} could not be loaded: {type(e).__name__}: "
+                     f"{message}") from None
 
 
 def _keys(config, prefix: str = "") -> dict[str, Any]:
@@ -125,9 +142,10 @@ def check_overrides(config, argv: Sequence[str]) -> None:
   fields = _keys(config)
   sections = {k.rsplit(".", 1)[0] for k in fields if "." in k}
   for arg in argv:
-    if not arg.startswith("--config."):
+    prefix = next((p for p in ("--config.", "--noconfig.") if arg.startswith(p)), None)
+    if prefix is None:
       continue
-    key = arg[len("--config."):].split("=", 1)[0]
+    key = arg[len(prefix):].split("=", 1)[0]
     if key in fields or any(f.startswith(key + ".") for f in fields):
       continue  # a field, or a whole section (ml_collections accepts both)
     if key in sections:
@@ -178,7 +196,9 @@ def parse_flags(argv: list[str]) -> list[str]:
   if any(a in HELP_FLAGS for a in args):
     print(help_text(_flag_value(args, "config")[1]))
     sys.exit(0)
+  global CONFIG_FROM_WORKDIR
   try:
+    args = flags.FLAGS.read_flags_from_files(args, force_gnu=False)  # --flagfile=F expanded
     i, value = _flag_value(args, "config")
     _, mode = _flag_value(args, "mode")
     _, workdir = _flag_value(args, "workdir")
@@ -188,6 +208,7 @@ def parse_flags(argv: list[str]) -> list[str]:
           raise UsageError(f"--workdir={workdir!r} is not a kjax run: no config.json in it")
         value = f"{WORKDIR_CONFIG}:{workdir}"
         args.insert(0, f"--config={value}")  # before the overrides, which it defines
+        CONFIG_FROM_WORKDIR = True
       else:
         raise UsageError("--config is required: a config file or one of "
                          f"{', '.join(kconfigs.NAMES)} (--help lists them)")
@@ -207,11 +228,16 @@ def parse_flags(argv: list[str]) -> list[str]:
     message = str(e)
     if message.startswith("flag --config."):  # a value of the wrong type: say which is right
       key = message[len("flag --config."):].split("=", 1)[0]
-      default = _keys(config).get(key)
-      message += f" (config.{key} is {type(default).__name__}, e.g. {default!r})"
+      fields = _keys(config)
+      if key in fields:
+        default = fields[key]
+        message += f" (config.{key} is {type(default).__name__}, e.g. {default!r})"
+      else:
+        message += f" (config.{key} is a section: set its fields, --config.{key}.FIELD=VALUE)"
     _fail(message)
   except (AttributeError, KeyError, TypeError, ValueError) as e:  # a value ml_collections refused
-    _fail(str(e).strip("'\"").splitlines()[0])
+    message = e.args[0] if e.args and isinstance(e.args[0], str) else str(e)
+    _fail(message.replace("\\n", " ").splitlines()[0])
   if len(rest) > 1:
     _fail(f"unexpected arguments: {' '.join(rest[1:])} (flags are --name=value)")
   return rest
@@ -237,12 +263,16 @@ def main(argv: Sequence[str]) -> None:
   sys.exit(launcher.run(f.config, workdir, f.mode,
                         {"coordinator_address": f.coordinator_address,
                          "num_processes": f.num_processes, "process_id": f.process_id},
-                        config_from_workdir=config_flags.get_config_filename(
-                            f["config"]) == WORKDIR_CONFIG))
+                        config_from_workdir=CONFIG_FROM_WORKDIR))
 
 
 def run(argv: Sequence[str] | None = None) -> None:
   """The ``kjax`` console script and ``launch.py``: parses ``argv`` (default ``sys.argv``)
   and runs the experiment; exits with 0 on success, 1 after a one-line error."""
-  define_flags()
-  app.run(main, argv=list(argv) if argv is not None else None, flags_parser=parse_flags)
+  if argv is not None:
+    sys.argv = list(argv)  # ml_collections reads the --config.* overrides from sys.argv
+  try:
+    define_flags()
+  except flags.Error as e:  # e.g. a --flagfile that cannot be read
+    _fail(str(e).splitlines()[0])
+  app.run(main, flags_parser=parse_flags)

@@ -63,8 +63,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     elif evaluate_at_end:
       result = evaluation.evaluate(config, workdir, run.task, run.state, run.train_ds,
                                    run.eval_ds, classifier)
-    record_phases(workdir, run.timing, t_trained - t_start, result,
-                  time.perf_counter() - t_start)
+    if result is not None or run.timing.get("steps_run"):
+      # Not for a finished run launched again: its timing.json keeps the measured run.
+      record_phases(workdir, run.timing, t_trained - t_start, result,
+                    time.perf_counter() - t_start)
   sharding.barrier("kjax_run_done")
   return run.summary
 

@@ -527,7 +527,9 @@ def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, ste
             f"{config.data.style_reduction} of pixels > {config.data.style_pixel_threshold})"))
   timing = {**timing, "final_figures_s": round(time.perf_counter() - t0, 2),
             "peak_rss_mib": round(peak_rss_mib())}
-  metric_writers.write_json(os.path.join(workdir, "timing.json"), timing)
+  path = os.path.join(workdir, "timing.json")
+  if timing.get("steps_run") or not os.path.exists(path):
+    metric_writers.write_json(path, timing)  # a re-launched finished run keeps its record
   writer.close()
   logging.info("kjax: done; %s; figures: %s",
                ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("eval/")),

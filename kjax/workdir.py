@@ -80,7 +80,10 @@ def read_config(workdir: str, flag: str = "--workdir") -> ml_collections.ConfigD
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
     raise errors.ConfigError(f"{flag}={workdir!r} is not a kjax run: {path} not found")
-  return workdir_config.get_config(workdir)
+  try:
+    return workdir_config.get_config(workdir)
+  except ValueError as e:  # not JSON: a damaged file
+    raise errors.ConfigError(f"{flag}={workdir!r}: {e}") from None
 
 
 def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: str,

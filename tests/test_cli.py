@@ -50,6 +50,9 @@ def test_help_of_another_config_shows_its_defaults():
     (["--mode=fit"], "--mode=fit: value should be one of <train|evaluate|results>"),
     (["--workdirr=x"], "Unknown command line flag 'workdirr'"),
     (["extra"], "unexpected arguments: extra"),
+    (["--noconfig.eval.at_end_of_trainng"], "did you mean --config.eval.at_end_of_training"),
+    (["--config.train=3"], "(config.train is a section: set its fields"),
+    (["--flagfile=/nonexistent/f"], "Unable to open flagfile"),
 ])
 def test_bad_flags_are_one_line_before_anything_is_written(args, message, tmp_path):
   workdir = tmp_path / "never"
@@ -73,12 +76,16 @@ def test_missing_config_or_run_is_one_line(args, message):
   assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_config_by_name_resolves_to_the_shipped_file(tmp_path):
+def test_config_by_name_resolves_to_the_shipped_file(tmp_path, monkeypatch):
   assert cli.resolve_config_arg("cvae") == configs.path("cvae")
-  assert cli.resolve_config_arg("configs/cvae.py:x") == "configs/cvae.py:x" or os.path.isfile(
-      "configs/cvae.py")
-  # From another directory, where configs/ does not exist, the name still works.
-  assert cli.resolve_config_arg("configs/cvae.py") in ("configs/cvae.py", configs.path("cvae"))
+  assert cli.resolve_config_arg("cvae:x") == configs.path("cvae") + ":x"
+  monkeypatch.chdir(tmp_path)  # no configs/ here: configs/NAME.py means the shipped one
+  assert cli.resolve_config_arg("configs/cvae.py") == configs.path("cvae")
+  # A user's own folder is never replaced by a shipped config of the same name.
+  with pytest.raises(cli.UsageError, match="'my/dir/cvae.py': no such config file"):
+    cli.resolve_config_arg("my/dir/cvae.py")
+  (tmp_path / "own.py").write_text("def get_config():\n  return 1\n")
+  assert cli.resolve_config_arg("own.py") == "own.py"
   result = _launch("--config=cvae", "--config.model.latent_dmi=3", cwd=tmp_path)
   assert result.returncode == 1 and "did you mean --config.model.latent_dim" in result.stderr
   for name in configs.NAMES:  # every shipped config builds and names its model
@@ -100,3 +107,27 @@ def test_evaluation_estimate_for_the_eta_follows_its_work():
   cgan = configs.get_config("cgan")  # no IWAE bound; CAS on 2 × 8,000 images, 5 epochs
   assert evaluation.estimate_seconds(cgan, "cgan", 8000, 2000, 1e9) == pytest.approx(
       5 * 2 * 8000 / 1000 + 2000 * 0.01)
+
+
+def test_a_flagfile_is_checked_like_the_command_line(tmp_path):
+  flagfile = tmp_path / "f.flags"
+  flagfile.write_text("--config=beta_vae\n--config.objective.bta=3\n")
+  result = _launch(f"--flagfile={flagfile}", f"--workdir={tmp_path / 'never'}")
+  assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+  assert "did you mean --config.objective.beta" in result.stderr
+  # The README's offline data flags are a flagfile of real fields.
+  result = _launch("--config=cgan", "--flagfile=configs/kmnist_offline.flags",
+                   "--config.train.num_epochs=0", f"--workdir={tmp_path / 'never'}")
+  assert result.returncode == 1
+  assert "config.train.num_epochs=0 is not allowed" in result.stderr
+  assert not (tmp_path / "never").exists()
+
+
+def test_a_config_file_that_does_not_load_is_one_line(tmp_path):
+  (tmp_path / "broken.py").write_text("def get_config(:\n")
+  result = _launch(f"--config={tmp_path / 'broken.py'}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      result.stderr.strip()] and "could not be loaded: SyntaxError" in result.stderr
+  result = _launch("--config=cvae:foo")
+  assert result.returncode == 1 and "get_config() takes 0 positional arguments" in result.stderr

@@ -5,6 +5,7 @@ packages are this venv's dependencies (a ``.pth`` line: no download, and not the
 editable kjax), then run from a directory outside the checkout."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,9 +18,14 @@ from tests.conftest import REPO
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+  # Built from a clean copy: setuptools writes build/ into the source tree, and stale files
+  # there would reach the wheel.
+  source = tmp_path_factory.mktemp("source") / "kjax"
+  shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+      ".git", ".venv", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
   out = tmp_path_factory.mktemp("wheel")
   subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                  "-w", str(out), REPO], check=True, capture_output=True, timeout=300)
+                  "-w", str(out), str(source)], check=True, capture_output=True, timeout=300)
   (path,) = out.glob("kjax-*.whl")
   return path
 
@@ -52,6 +58,9 @@ def test_wheel_holds_every_package_the_configs_the_evaluators_and_the_license(wh
     for name in files:
       if name.endswith(".py"):
         assert os.path.relpath(os.path.join(root, name), REPO) in names, name
+  for name in names:  # and nothing else (no stale build output)
+    if name.endswith(".py") and not name.startswith("kjax/configs/"):
+      assert os.path.isfile(os.path.join(REPO, name)), name
   assert any(n.startswith("kjax/evaluation/reference/") and n.endswith(".npz") for n in names)
   assert any(n.endswith("licenses/LICENSE") for n in names)
   entry_points = zipfile.ZipFile(wheel).read(

@@ -149,10 +149,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
         if config.eval.classifier_workdir == domain.NONE else
         f"not computed: no reference evaluator is shipped for {config.data.name}; set "
         "config.eval.classifier_workdir to a configs/classifier.py run")
-  metric_writers.write_json(os.path.join(workdir, EVAL_DIR, "metrics.json"), result)
-  metric_writers.log_evaluation(workdir, step, config.to_dict(), result["metrics"])
   t_report = time.perf_counter()
   report.write_report(workdir, config.to_dict(), result, METRIC_DOCS)
+  metric_writers.log_evaluation(workdir, step, config.to_dict(), result["metrics"])
+  # Last: its ``inputs`` tell a re-launched run that this evaluation is complete.
+  metric_writers.write_json(os.path.join(workdir, EVAL_DIR, "metrics.json"), result)
   # Returned (kjax.experiment logs it with the run's phases), not in metrics.json.
   result["timing_s"]["report"] = round(time.perf_counter() - t_report, 2)
   result["timing_s"]["total"] = round(time.perf_counter() - t0, 2)
@@ -228,13 +229,23 @@ def _expected_seconds(config, workdir, model, entries, num_train, num_eval) -> l
   return [phases.get(e.name, phases["other"] / len(others)) for e in entries]
 
 
+# Settings that cannot change an evaluation's numbers (the schedule's length and logging,
+# checkpoints, devices, figures of training): left out of ``inputs``.
+LOGISTIC_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
+                 "train.keep_checkpoints", "train.steps_per_call", "mesh.", "figures.",
+                 "sweep.")
+
+
 def inputs(config: ml_collections.ConfigDict, step: int,
            evaluator: domain.DomainClassifier | None) -> dict[str, Any]:
-  """What an evaluation of a run depends on besides the run's fixed settings: the
-  checkpoint's step, ``config.eval``, the domain evaluator (its parameters' hash) and kjax's
-  version; recorded as ``eval/metrics.json``'s ``inputs`` (JSON-ready)."""
+  """What an evaluation of a run depends on: the checkpoint's step, every config setting
+  but ``LOGISTIC_KEYS`` (``eval.*``, the eval batch size, the data files, ...), the domain
+  evaluator (its parameters' hash) and kjax's version; recorded as ``eval/metrics.json``'s
+  ``inputs`` (JSON-ready)."""
+  settings = {k: v for k, v in kworkdir.flatten(config.to_dict()).items()
+              if not k.startswith(LOGISTIC_KEYS)}
   return json.loads(json.dumps({
-      "step": int(step), "eval": config.eval.to_dict(), "kjax": kjax.__version__,
+      "step": int(step), "config": settings, "kjax": kjax.__version__,
       "evaluator": evaluator.describe() if evaluator is not None else None}))
 
 
@@ -271,11 +282,12 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str,
   """
   validation.validate_config(config)
   kworkdir.read_config(workdir, "--workdir")
-  if not config_from_workdir:
-    kworkdir.check_resumable(
-        workdir, config.to_dict(),
-        hint=f"leave out --config to evaluate with the run's own config (kjax "
-             f"--mode=evaluate --workdir={workdir} [--config.eval.*=...])")
+  kworkdir.check_resumable(
+      workdir, config.to_dict(),
+      hint=("only settings that keep the experiment (config.eval.*, ...) may change" if
+            config_from_workdir else
+            f"leave out --config to evaluate with the run's own config (kjax "
+            f"--mode=evaluate --workdir={workdir} [--config.eval.*=...])"))
   evaluator = domain.classifier_for(config)
   task = tasks.get_task(config)
   train_ds, eval_ds = kdata.load_datasets(config.data)
