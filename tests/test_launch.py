@@ -35,7 +35,7 @@ def test_launch_trains_on_real_kmnist_then_evaluates(kmnist_dir, tmp_path):
   first = json.loads((workdir / "eval" / "metrics.json").read_text())
   assert (workdir / "report.html").stat().st_size > 50_000
 
-  assert first["inputs"]["step"] == 8 and first["inputs"]["eval"]["iwae_samples"] == 16
+  assert first["inputs"]["step"] == 8 and first["inputs"]["config"]["eval.iwae_samples"] == 16
   assert "kjax: evaluation [1/" in result.stderr and "IWAE" not in result.stderr.split(
       "evaluation [1/")[0]
 
