@@ -32,7 +32,7 @@ def load_frames(directory: str) -> tuple[list[int], dict[str, list[np.ndarray]]]
   names = sorted(f for f in os.listdir(directory) if f.startswith("epoch_") and f.endswith(".npz"))
   epochs, frames = [], {}
   for name in names:
-    with np.load(os.path.join(directory, name)) as npz:
+    with np.load(os.path.join(directory, name), allow_pickle=False) as npz:
       for k in npz.files:
         frames.setdefault(k, []).append(npz[k])
     epochs.append(int(name[len("epoch_"):-len(".npz")]))

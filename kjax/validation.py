@@ -107,7 +107,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       ``config.objective.beta=-1.0 is not allowed: expected a finite number >= 0``.
     (also for an unknown ``config.data.name``, from ``catalog.get_dataset_info``).
   """
-  _int(config, "seed", 0)
+  # PRNG keys hold 32 bits (jax.random.key without x64): seed 2**32 would silently be seed 0.
+  _int(config, "seed", 0, 2**32 - 1)
   info = catalog.get_dataset_info(config.data.name)
   _int(config, "data.style_pixel_threshold", 0, 254)
   _one_of(config, "data.style_reduction", style.REDUCTIONS)

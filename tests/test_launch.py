@@ -75,6 +75,9 @@ def test_launch_trains_on_real_kmnist_then_evaluates(kmnist_dir, tmp_path):
     ("--config.objective.beta=-1", "config.objective.beta=-1.0 is not allowed"),
     ("--config.model.latent_dim=0", "config.model.latent_dim=0 is not allowed"),
     ("--config.data.name=nope", "config.data.name='nope' is not a known data set"),
+    # Keys hold 32 bits: 2**32 would silently train the run of seed 0.
+    ("--config.seed=4294967296", "config.seed=4294967296 is not allowed: expected an integer "
+     ">= 0 and <= 4294967295"),
     ("--config.data.data_dir=/nonexistent/kmnist",
      "t10k-images-idx3-ubyte.gz not found in /nonexistent/kmnist; download it from http"),
 ])

@@ -81,7 +81,7 @@ def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes:
   key.update(f"{num_classes}/{pixel_threshold}/{reduction}".encode())
   path = os.path.join(cache_dir, "style", key.hexdigest()[:32] + ".npy")
   if os.path.isfile(path):
-    return np.load(path)
+    return np.load(path, allow_pickle=False)
   thresholds = class_thresholds(counts, labels, num_classes, reduction)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = f"{path}.{os.getpid()}.tmp.npy"

@@ -212,7 +212,7 @@ def export_reference(workdir: str, name: str, command: str) -> dict[str, Any]:
   flat = flax.traverse_util.flatten_dict(clf.params, sep="/")
   path = os.path.join(REFERENCE_DIR, f"{name}.npz")
   np.savez_compressed(path, **{k: np.asarray(v, np.float16) for k, v in flat.items()})
-  with np.load(path) as stored:
+  with np.load(path, allow_pickle=False) as stored:
     params = flax.traverse_util.unflatten_dict(
         {tuple(k.split("/")): stored[k].astype(np.float32) for k in stored.files})
   rounded = DomainClassifier(f"reference:{name}", clf.step, params_sha256(params), clf.config,
