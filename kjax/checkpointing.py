@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging as py_logging
 import os
 from typing import Any
 
@@ -10,13 +9,6 @@ import jax
 import orbax.checkpoint as ocp
 
 from kjax import errors
-
-
-def quiet_orbax(handler: py_logging.Handler) -> None:
-  """Keeps orbax's per-save INFO lines out of what ``handler`` logs (warnings still show)."""
-  def keep(record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
-  handler.addFilter(keep)
 
 
 class Checkpointer:

@@ -26,13 +26,14 @@ import difflib
 import importlib.util
 import os
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
 from kjax import configs as kconfigs
+from kjax import workdir_config
 
 
 def define_flags() -> None:
@@ -121,26 +122,14 @@ def load_config(value: str):
                      f"{message}") from None
 
 
-def _keys(config, prefix: str = "") -> dict[str, Any]:
-  """Every field of ``config`` as ``{'objective.beta': 4.0, ...}`` (sections are descended)."""
-  out = {}
-  for k, v in config.items():
-    if hasattr(v, "items"):
-      out.update(_keys(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def check_overrides(config, argv: Sequence[str]) -> None:
-  """Refuses a ``--config.KEY`` override whose KEY is not a field of ``config``, with the
-  closest fields of the config as suggestions.
+  """Refuses a ``--config.KEY`` (or ``--noconfig.KEY``) override whose KEY is neither a
+  field nor a section of ``config``, with the config's closest field as a suggestion.
 
   Raises:
     UsageError: naming the unknown key and what it may have meant.
   """
-  fields = _keys(config)
-  sections = {k.rsplit(".", 1)[0] for k in fields if "." in k}
+  fields = workdir_config.flatten(config)
   for arg in argv:
     prefix = next((p for p in ("--config.", "--noconfig.") if arg.startswith(p)), None)
     if prefix is None:
@@ -148,10 +137,8 @@ def check_overrides(config, argv: Sequence[str]) -> None:
     key = arg[len(prefix):].split("=", 1)[0]
     if key in fields or any(f.startswith(key + ".") for f in fields):
       continue  # a field, or a whole section (ml_collections accepts both)
-    if key in sections:
-      continue
     guesses = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-    hint = (f"did you mean {' or '.join('--config.' + g for g in guesses)}?" if guesses
+    hint = (f"did you mean --config.{guesses[0]}?" if guesses
             else f"the sections are {', '.join(sorted({k.split('.')[0] for k in fields}))}")
     raise UsageError(f"{arg.split('=', 1)[0]}: no such config field; {hint} "
                      "(--help lists every field)")
@@ -178,7 +165,7 @@ def help_text(config_value: str | None) -> str:
   lines += ["", f"config fields of {name} (override with --config.SECTION.FIELD=VALUE; "
             "--config=NAME --help shows another config's):"]
   section = None
-  for key, value in _keys(config).items():
+  for key, value in workdir_config.flatten(config).items():
     head = key.split(".")[0] if "." in key else ""
     if head != section:
       section = head
@@ -228,7 +215,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     message = str(e)
     if message.startswith("flag --config."):  # a value of the wrong type: say which is right
       key = message[len("flag --config."):].split("=", 1)[0]
-      fields = _keys(config)
+      fields = workdir_config.flatten(config)
       if key in fields:
         default = fields[key]
         message += f" (config.{key} is {type(default).__name__}, e.g. {default!r})"

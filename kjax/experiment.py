@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from absl import logging
-import jax
 import ml_collections
 
 from kjax import evaluation
@@ -43,11 +42,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if evaluate_at_end:
     validation.validate_config(config)  # a bad value names itself before the classifier
   classifier = evaluation.classifier_for(config) if evaluate_at_end else None
-  platform = jax.devices()[0].platform
-
   def evaluation_s(images_per_s: float, num_train: int, num_eval: int) -> float:
     return evaluation.estimate_seconds(config, config.model.name, num_train, num_eval,
-                                       images_per_s, platform)
+                                       images_per_s)
 
   run = train.train(config, workdir, progress={"evaluation_s": evaluation_s})
   t_trained = time.perf_counter()

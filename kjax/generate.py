@@ -30,15 +30,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from kjax import checkpointing
 from kjax import errors
 from kjax import figures
+from kjax import rng
 from kjax import workdir as kworkdir
 from kjax import tasks
 
 STYLES = ("thin", "thick")
 MAX_SAMPLES = 1024  # one PNG grid stays under matplotlib's 2**16-pixel limit per side
-MAX_SEED = 2**32  # PRNG keys from seeds alias modulo 2**32
 _OUT_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
 
 
@@ -152,8 +151,8 @@ def check_seed(seed: int) -> None:
   Raises:
     ConfigError: naming the value and the range.
   """
-  if not 0 <= seed < MAX_SEED:
-    raise errors.ConfigError(f"--seed={seed} is not allowed: expected 0..{MAX_SEED - 1} "
+  if not 0 <= seed < rng.NUM_SEEDS:
+    raise errors.ConfigError(f"--seed={seed} is not allowed: expected 0..{rng.NUM_SEEDS - 1} "
                              "(seeds alias modulo 2**32)")
 
 
@@ -271,8 +270,7 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
-    checkpointing.quiet_orbax(logging.get_absl_handler())
+    logging.set_verbosity(logging.WARNING)  # library and kjax INFO lines alike
   try:
     f = flags.FLAGS
     out = generate_grid(f.workdir, f.label, f.style, f.num_samples, f.seed, f.ncols, f.out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging as py_logging
 import os
 import sys
 
@@ -14,23 +13,9 @@ from kjax import benchmark
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
+from kjax import progress
 from kjax import sharding
 from kjax import sweep
-
-
-KJAX_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def quiet_libraries(handler: py_logging.Handler) -> None:
-  """Keeps libraries' INFO lines (orbax's per-save lines, JAX's backend probing, TFDS) out
-  of what ``handler`` logs: INFO comes from kjax only; warnings and errors from everyone.
-  ``KJAX_VERBOSE=1`` keeps everything."""
-  if os.environ.get("KJAX_VERBOSE", "") not in ("", "0"):
-    return
-
-  def keep(record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or record.pathname.startswith(KJAX_DIR)
-  handler.addFilter(keep)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
@@ -50,7 +35,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
     0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
     split, data file or workdir (nothing is written) or a non-finite loss.
   """
-  quiet_libraries(logging.get_absl_handler())
+  progress.quiet_libraries(logging.get_absl_handler())
   try:
     if sharding.initialize_distributed(**(distributed or {})):
       logging.info("kjax: process %d of %d; devices: %d local, %d in the job",

@@ -13,6 +13,8 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tensorboardX import summary as tb_summary
 
+from kjax import workdir_config
+
 
 def write_json(path: str, obj: Any) -> None:
   """Writes ``obj`` as indented JSON atomically (temporary file, then rename)."""
@@ -64,11 +66,8 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, HPa
   type are left out. Names are the dotted paths of ``--config.x.y=`` overrides.
   """
   flat: dict[str, HParam] = {}
-  for key, value in config.items():
-    name = f"{prefix}{key}"
-    if isinstance(value, Mapping):
-      flat.update(flatten_config(value, f"{name}."))
-    elif isinstance(value, (tuple, list)):
+  for name, value in workdir_config.flatten(config, prefix).items():
+    if isinstance(value, (tuple, list)):
       flat[name] = str(tuple(value))
     elif isinstance(value, (bool, str)):
       flat[name] = value

@@ -1,11 +1,29 @@
-"""Progress lines with an ETA for long loops outside the train step (the evaluation's IWAE
-bound, features, classifiers): at most one line every ``every_s`` seconds."""
+"""What a run prints: progress lines with an ETA for long loops outside the train step (the
+evaluation's IWAE bound, features, classifiers; at most one line every ``every_s`` seconds),
+and kjax's own INFO lines without the libraries' (``quiet_libraries``)."""
 
 from __future__ import annotations
 
+import logging as py_logging
+import os
 import time
 
 from absl import logging
+
+
+KJAX_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def quiet_libraries(handler: py_logging.Handler) -> None:
+  """Keeps libraries' INFO lines (orbax's per-save lines, JAX's backend probing, TFDS) out
+  of what ``handler`` logs: INFO comes from kjax only; warnings and errors from everyone.
+  ``KJAX_VERBOSE=1`` keeps everything."""
+  if os.environ.get("KJAX_VERBOSE", "") not in ("", "0"):
+    return
+
+  def keep(record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or record.pathname.startswith(KJAX_DIR)
+  handler.addFilter(keep)
 
 
 def hms(seconds: float) -> str:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import jax
 
+# Seeds a key tells apart: jax.random.key keeps a seed's low 32 bits (without x64), so seed
+# s + NUM_SEEDS would silently be seed s. Seeds outside [0, NUM_SEEDS) are refused.
+NUM_SEEDS = 2**32
+
 STREAMS = ("init", "data", "train", "eval", "figures", "evaluation")
 
 

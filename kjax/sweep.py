@@ -48,11 +48,11 @@ from absl import logging
 import jax
 import ml_collections
 
-from kjax import checkpointing
 from kjax import data as kdata
 from kjax import errors
 from kjax import evaluation
 from kjax import metric_writers
+from kjax import progress
 from kjax import results
 from kjax import sharding
 from kjax import train
@@ -450,7 +450,7 @@ def _run_part(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   """A Ray task: one part of a sweep (``config.sweep.shard`` set), in a fresh process."""
   logging.set_verbosity(logging.INFO)
   for handler in py_logging.getLogger().handlers + py_logging.getLogger("absl").handlers:
-    checkpointing.quiet_orbax(handler)
+    progress.quiet_libraries(handler)
   return run_sweep(config, workdir)
 
 

@@ -9,6 +9,7 @@ from absl import logging
 import ml_collections
 
 from kjax import autotune
+from kjax import rng
 from kjax.data import catalog, loading, style
 from kjax.errors import ConfigError  # noqa: F401  (raised here, re-exported)
 from kjax.models import cgan, conv, cvae, vae
@@ -107,8 +108,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       ``config.objective.beta=-1.0 is not allowed: expected a finite number >= 0``.
     (also for an unknown ``config.data.name``, from ``catalog.get_dataset_info``).
   """
-  # PRNG keys hold 32 bits (jax.random.key without x64): seed 2**32 would silently be seed 0.
-  _int(config, "seed", 0, 2**32 - 1)
+  _int(config, "seed", 0, rng.NUM_SEEDS - 1)  # larger seeds alias smaller ones
   info = catalog.get_dataset_info(config.data.name)
   _int(config, "data.style_pixel_threshold", 0, 254)
   _one_of(config, "data.style_reduction", style.REDUCTIONS)

@@ -19,6 +19,7 @@ from kjax import errors
 from kjax import rng
 from kjax import tasks
 from kjax import workdir_config
+from kjax.workdir_config import flatten  # noqa: F401  (kworkdir.flatten, as before)
 
 # Settings that may change when a run is resumed: they do not change its trajectory.
 RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
@@ -28,18 +29,6 @@ RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint
                   "data.verify_checksums", "figures", "eval.", "sweep.",
                   # The devices: a run resumes on another mesh or number of hosts.
                   "mesh.")
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-  """A nested dict as ``{'a.b.c': leaf}`` (dicts are descended, everything else is a leaf)."""
-  out = {}
-  for k, v in config.items():
-    name = f"{prefix}{k}"
-    if isinstance(v, dict):
-      out.update(flatten(v, name + "."))
-    else:
-      out[name] = v
-  return out
 
 
 def check_resumable(workdir: str, config_dict: dict,

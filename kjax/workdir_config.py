@@ -14,6 +14,20 @@ from typing import Any
 import ml_collections
 
 
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+  """A nested config (a ``ConfigDict`` or a dict) as ``{'objective.beta': 4.0, ...}``: the
+  dotted names of ``--config.x.y=`` overrides; sections are descended, every other value is
+  a leaf."""
+  out = {}
+  for k, v in config.items():
+    name = f"{prefix}{k}"
+    if hasattr(v, "items"):
+      out.update(flatten(v, name + "."))
+    else:
+      out[name] = v
+  return out
+
+
 def from_json(value: Any) -> Any:
   """A ``config.json`` value as the config file wrote it: JSON lists back to tuples (every
   sequence in ``configs/*.py`` is a tuple), dicts to ``ConfigDict`` sections."""

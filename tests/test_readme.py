@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from kjax import cli
+from kjax import workdir_config
 from kjax import configs
 from tests.conftest import REPO
 
@@ -108,7 +108,7 @@ def test_the_config_table_matches_configs():
 def test_every_config_field_named_in_the_readme_exists():
   fields = set()
   for name in configs.NAMES:
-    fields |= set(cli._keys(configs.get_config(name)))
+    fields |= set(workdir_config.flatten(configs.get_config(name)))
   sections = {f.rsplit(".", 1)[0] for f in fields if "." in f}
   # Examples of a mistyped flag and its error line name a field on purpose.
   text = "\n".join(line for line in _text().splitlines()

@@ -12,10 +12,10 @@ import time
 from typing import Any, Callable
 
 from absl import logging
-import jax
 import ml_collections
 
 import kjax
+from kjax import autotune
 from kjax import data as kdata
 from kjax import metric_writers
 from kjax import progress
@@ -176,20 +176,19 @@ ACCELERATOR_SPEEDUP = 20.0  # the fixed-cost parts on a GPU/TPU (rough; only for
 
 
 def phase_estimates(config: ml_collections.ConfigDict, model: str, num_train: int,
-                    num_eval: int, train_images_per_s: float,
-                    platform: str = "cpu") -> dict[str, float]:
+                    num_eval: int, train_images_per_s: float) -> dict[str, float]:
   """Rough seconds of ``evaluate``'s phases, for the ETAs: ``likelihood`` (the IWAE
   bound's decoder calls at the measured training rate, ``IWAE_CALLS_PER_TRAIN_IMAGE``),
   ``cas`` (the CAS classifier's epochs on samples and on the real train split) and
   ``other`` (every other phase together, per eval image). Constants measured on a 2-core
-  CPU; ``ACCELERATOR_SPEEDUP`` faster for the fixed-cost parts elsewhere.
+  CPU; ``ACCELERATOR_SPEEDUP`` faster for the fixed-cost parts on JAX's GPU/TPU backend.
 
   Args:
     model: ``config.model.name``; num_train, num_eval: the splits' sizes (images);
-    train_images_per_s: the run's training rate (> 0); platform: JAX's platform name.
+    train_images_per_s: the run's training rate (> 0).
   """
   ev = config.eval
-  speedup = 1.0 if platform == "cpu" else ACCELERATOR_SPEEDUP
+  speedup = 1.0 if autotune.platform() == "cpu" else ACCELERATOR_SPEEDUP
   out = {"other": num_eval * OTHER_S_PER_EVAL_IMAGE / speedup}
   if model in ("beta_vae", "cvae"):
     n = min(ev.iwae_max_examples or num_eval, num_eval)
@@ -203,14 +202,14 @@ def phase_estimates(config: ml_collections.ConfigDict, model: str, num_train: in
 
 
 def estimate_seconds(config: ml_collections.ConfigDict, model: str, num_train: int,
-                     num_eval: int, train_images_per_s: float, platform: str = "cpu") -> float:
+                     num_eval: int, train_images_per_s: float) -> float:
   """A rough estimate of ``evaluate``'s seconds (the sum of ``phase_estimates``), added to
   the training ETA; 0 when ``config.eval.at_end_of_training`` is off or no rate is known."""
   ev = config.get("eval")
   if not ev or not ev.get("at_end_of_training", False) or train_images_per_s <= 0:
     return 0.0
-  return sum(phase_estimates(config, model, num_train, num_eval, train_images_per_s,
-                             platform).values())
+  return sum(phase_estimates(config, model, num_train, num_eval,
+                             train_images_per_s).values())
 
 
 def _expected_seconds(config, workdir, model, entries, num_train, num_eval) -> list[float]:
@@ -223,8 +222,7 @@ def _expected_seconds(config, workdir, model, entries, num_train, num_eval) -> l
     return []
   if rate <= 0:
     return []
-  phases = phase_estimates(config, model, num_train, num_eval, rate,
-                           jax.devices()[0].platform)
+  phases = phase_estimates(config, model, num_train, num_eval, rate)
   others = [e for e in entries if e.name not in phases] or entries
   return [phases.get(e.name, phases["other"] / len(others)) for e in entries]
 
