@@ -40,3 +40,27 @@ class NonFiniteLossError(KjaxError, FloatingPointError):
 class CheckpointMismatchError(KjaxError):
   """A checkpoint's tree differs from the state the config builds (another model, or a
   run saved by an older kjax)."""
+
+
+class WriteError(KjaxError, OSError):
+  """A file of the run could not be written (full disk, read-only or missing folder, quota);
+  the message names the path and the OS error. The file's previous version is intact
+  (written atomically: temporary file, then rename)."""
+
+
+class WorkdirLockedError(KjaxError):
+  """Another live process trains or evaluates the workdir; the message names its PID and
+  host."""
+
+
+class Interrupted(KjaxError):
+  """Training stopped on SIGTERM or SIGINT after saving a checkpoint at the step in flight.
+
+  Attributes:
+    exit_code: the conventional status, 128 + the signal number (143 for SIGTERM, 130 for
+      SIGINT).
+  """
+
+  def __init__(self, message: str, exit_code: int):
+    super().__init__(message)
+    self.exit_code = exit_code
