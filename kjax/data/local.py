@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from absl import logging
 import numpy as np
@@ -37,11 +38,53 @@ def find_split_files(info: catalog.DatasetInfo, data_dir: str,
       + (f" (or the {' / '.join(alternatives)} variant)" if alternatives else ""))
 
 
-def _read_verified(path: str, spec: catalog.FileSpec, verify: bool) -> np.ndarray:
-  if verify and spec.has_file_checksum:  # check before decoding
-    readers.verify_file(path, spec)
-    return readers.read_array(path)
-  array = readers.read_array(path)
+def _images(path: str, array: np.ndarray) -> np.ndarray:
+  """``array`` as uint8 ``[N, 28, 28]`` (a trailing channel of 1 dropped: same bytes).
+
+  Raises:
+    DataError: another dtype or shape.
+  """
+  if array.ndim == 4 and array.shape[-1] == 1:
+    array = array[..., 0]
+  if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (28, 28):
+    raise readers.DataError(f"{path}: images are {array.dtype} {list(array.shape)} "
+                            "(expected uint8 images [N, 28, 28])")
+  return array
+
+
+def _labels(path: str, array: np.ndarray) -> np.ndarray:
+  """``array`` as integer ``[N]`` (a trailing axis of 1 dropped: same bytes).
+
+  Raises:
+    DataError: not integers, or another shape.
+  """
+  if array.ndim == 2 and array.shape[1] == 1:
+    array = array[:, 0]
+  if not np.issubdtype(array.dtype, np.integer) or array.ndim != 1:
+    raise readers.DataError(f"{path}: labels are {array.dtype} {list(array.shape)} "
+                            "(expected integer labels [N])")
+  return array
+
+
+def _read_verified(path: str, spec: catalog.FileSpec, verify: bool,
+                   check: Callable[[str, np.ndarray], np.ndarray]) -> np.ndarray:
+  """Reads, checks (``check``: ``_images`` or ``_labels``) and verifies one file.
+
+  A file with a published file checksum is verified before it is decoded; one known only
+  by the checksum of its decoded array is decoded and checked first.
+
+  Raises:
+    ChecksumError: ``verify`` and the file (or its decoded array) is not the official one.
+    DataError: the file cannot be read or decoded, or holds the wrong dtype or shape; one
+      line naming the file, what is wrong and where the official file is.
+  """
+  try:
+    if verify and spec.has_file_checksum:  # check before decoding
+      readers.verify_file(path, spec)
+      return check(path, readers.read_array(path))
+    array = check(path, readers.read_array(path))
+  except readers.DataError as e:
+    raise readers.DataError(f"{e}; re-download it from {spec.url}") from e
   if not verify:
     logging.warning("config.data.verify_checksums=False: %s accepted without verification",
                     path)
@@ -67,22 +110,18 @@ def load_split_arrays(info: catalog.DatasetInfo, data_dir: str, split: str,
 
   Raises:
     DataFileNotFoundError: a file is missing (see ``find_split_files``).
-    ChecksumError: a file is not the official one.
-    DataError: the arrays have the wrong shape, dtype or label range.
+    ChecksumError: a file is not the official one (only with ``verify_checksums``).
+    DataError: a file cannot be read or decoded (empty, truncated, not gzip / idx / npz,
+      pickled objects; see ``kjax.data.readers``), or the arrays have the wrong shape,
+      dtype, count or label range. Every message is one line naming the file.
   """
   files, images_path, labels_path = find_split_files(info, data_dir, split)
-  images = _read_verified(images_path, files.images, verify_checksums)
-  labels = _read_verified(labels_path, files.labels, verify_checksums)
-  if images.ndim == 4 and images.shape[-1] == 1:
-    images = images[..., 0]
-  if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-    raise readers.DataError(f"{images_path}: expected uint8 images [N, 28, 28], "
-                     f"got {images.dtype} {list(images.shape)}")
-  labels = labels.reshape(-1).astype(np.int32)
+  images = _read_verified(images_path, files.images, verify_checksums, _images)
+  labels = _read_verified(labels_path, files.labels, verify_checksums, _labels)
   if len(labels) != len(images):
-    raise readers.DataError(f"{labels_path}: {len(labels)} labels for {len(images)} images "
-                     f"in {images_path}")
+    raise readers.DataError(f"{labels_path}: {len(labels)} labels for the {len(images)} "
+                            f"images in {images_path} (expected one label per image)")
   if len(labels) and (labels.min() < 0 or labels.max() >= info.num_classes):
-    raise readers.DataError(f"{labels_path}: labels span [{labels.min()}, {labels.max()}], "
-                     f"expected [0, {info.num_classes - 1}]")
-  return images, labels
+    raise readers.DataError(f"{labels_path}: labels span [{labels.min()}, {labels.max()}] "
+                            f"(expected [0, {info.num_classes - 1}] for {info.name})")
+  return images, labels.astype(np.int32)
