@@ -1,14 +1,26 @@
-"""Periodic, atomic, resumable checkpoints with orbax ``CheckpointManager``."""
+"""Periodic, atomic, resumable checkpoints with orbax ``CheckpointManager``.
+
+A checkpoint that cannot be restored (truncated or missing files, another tree) is never
+resumed: ``restore_newest`` falls back to the newest one that restores and moves the bad
+ones aside to ``WORKDIR/checkpoints.corrupt/<step>`` (kept for inspection, never deleted).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+import re
+import shutil
+import time
+from typing import Any, Iterator, Sequence
 
+from absl import logging
 import jax
 import orbax.checkpoint as ocp
 
 from kjax import errors
+
+CORRUPT_DIR = "checkpoints.corrupt"  # beside checkpoints/: the checkpoints set aside
 
 
 class Checkpointer:
@@ -24,9 +36,13 @@ class Checkpointer:
   """
 
   def __init__(self, directory: str, keep: int):
+    # cleanup_tmp_directories: a save cut short (a kill, a full disk) leaves orbax's
+    # temporary directory, which is never a checkpoint; the next run removes it.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=True)
-    self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+                                           enable_async_checkpointing=True,
+                                           cleanup_tmp_directories=True)
+    self.directory = os.path.abspath(directory)
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
     """The step of the newest complete checkpoint, or None."""
@@ -53,28 +69,137 @@ class Checkpointer:
 
     Raises:
       CheckpointMismatchError: the checkpoint's tree or shapes differ from ``templates``
-        (a different model, or a run saved by an older kjax); nothing is changed on disk.
+        (a different model, or a run saved by an older kjax), or its files cannot be read
+        (truncated, missing: ``corrupt`` is then True); nothing is changed on disk.
     """
     abstract = {k: jax.tree.map(ocp.utils.to_shape_dtype_struct, v) for k, v in templates.items()}
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           **{k: ocp.args.StandardRestore(v) for k, v in abstract.items()}))
     except ValueError as e:
-      first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
       raise errors.CheckpointMismatchError(
-          f"the checkpoint at step {step} in {self._manager.directory} does not match the "
-          f"state this config builds ({first[:200]}); use the config it was trained with, "
-          "or another --workdir") from None
+          f"the checkpoint at step {step} in {self.directory} does not match the state "
+          f"this config builds ({_first_line(e)}); use the config it was trained with, or "
+          "another --workdir") from None
+    except Exception as e:  # noqa: BLE001  (orbax and TensorStore raise bare Exceptions)
+      raise errors.CheckpointMismatchError(
+          f"the checkpoint at step {step} in {self.directory} cannot be read "
+          f"({type(e).__name__}: {_first_line(e)})", corrupt=True) from None
     return {k: restored[k] for k in templates}
+
+  def set_aside(self, step: int) -> str:
+    """Moves the checkpoint of ``step`` to ``WORKDIR/checkpoints.corrupt/<step>`` (a
+    timestamp is appended if that exists) and returns the new path. Only process 0 moves;
+    every process then re-reads the list of steps.
+
+    Raises:
+      OSError: the move failed.
+    """
+    target = os.path.join(os.path.dirname(self.directory), CORRUPT_DIR, str(step))
+    if jax.process_index() == 0:
+      self._manager.wait_until_finished()
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      if os.path.exists(target):
+        target += time.strftime(".%Y%m%d-%H%M%S")
+      shutil.move(os.path.join(self.directory, str(step)), target)
+    self._manager.reload()
+    return target
 
   def save(self, step: int, items: dict[str, Any]) -> None:
     """Starts an asynchronous save of ``items`` as ``step`` (a no-op if ``step`` exists:
-    a deterministic run that replays steps writes the same state again)."""
+    a deterministic run that replays steps writes the same state again).
+
+    Raises:
+      WriteError: this save, or the previous one still being written, failed on the disk
+        (full, quota, read-only); the checkpoints completed before it are intact.
+    """
     if step not in self._manager.all_steps():
-      self._manager.save(step, args=ocp.args.Composite(
-          **{k: ocp.args.StandardSave(v) for k, v in items.items()}), force=True)
+      with self._disk_errors(step):
+        self._manager.save(step, args=ocp.args.Composite(
+            **{k: ocp.args.StandardSave(v) for k, v in items.items()}), force=True)
 
   def close(self) -> None:
-    """Waits for pending saves to finish, then releases the manager."""
-    self._manager.wait_until_finished()
+    """Waits for pending saves to finish, then releases the manager.
+
+    Raises:
+      WriteError: as ``save``.
+    """
+    with self._disk_errors(None):
+      self._manager.wait_until_finished()
     self._manager.close()
+
+  @contextlib.contextmanager
+  def _disk_errors(self, step: int | None) -> Iterator[None]:
+    """Orbax reports a failed write (in its own thread) as a ValueError or a bare
+    Exception carrying TensorStore's ``[os_error_code='28']``; those become one line."""
+    try:
+      yield
+    except OSError as e:
+      raise errors.WriteError(f"cannot write a checkpoint in {self.directory}: "
+                              f"{e.strerror or e}; the complete checkpoints before it are "
+                              "kept") from None
+    except Exception as e:  # noqa: BLE001
+      code = re.search(r"os_error_code='(\d+)'", str(e))
+      if code is None:
+        raise
+      raise errors.WriteError(
+          f"cannot write {'a' if step is None else f'the step {step}'} checkpoint in "
+          f"{self.directory}: {os.strerror(int(code.group(1)))}; the complete checkpoints "
+          "before it are kept") from None
+
+
+def _first_line(e: BaseException) -> str:
+  return next((line.strip() for line in str(e).splitlines() if line.strip()), "")[:200]
+
+
+def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, Any]],
+                   set_aside: bool = True) -> tuple[int, list[dict[str, Any]]] | None:
+  """Restores every run of ``ckpts`` at the newest step all of them have and can restore.
+
+  Steps are tried from the newest step that every run has kept down to the oldest. A run
+  whose checkpoint at a step cannot be restored (``Checkpointer.restore``) sends the search
+  to the next older step; once one restores for every run, the newer checkpoints that
+  failed are moved aside (``Checkpointer.set_aside``; with ``set_aside=False``, by a
+  reader such as ``kjax.generate``, only named) with a warning. A stack of runs killed
+  while saving, or extended with a new run, can have no common step: then, as with no
+  checkpoint at all, None (every run starts afresh: a run is deterministic, so replayed
+  steps give the checkpoints it already has).
+
+  Args:
+    ckpts: one ``Checkpointer`` per run.
+    templates: one ``{name: pytree}`` per run (``Checkpointer.restore``).
+    set_aside: move the checkpoints that failed to ``checkpoints.corrupt/``.
+
+  Returns:
+    ``(step, [restored items per run])``, or None.
+
+  Raises:
+    CheckpointMismatchError: no common step restores for every run; the message names
+      each failure and nothing is changed on disk.
+  """
+  if any(c.latest_step() is None for c in ckpts):
+    return None
+  common = sorted(set.intersection(*(set(c.all_steps()) for c in ckpts)), reverse=True)
+  failures: list[tuple[Checkpointer, int, errors.CheckpointMismatchError]] = []
+  for step in common:
+    restored = []
+    for c, t in zip(ckpts, templates):
+      try:
+        restored.append(c.restore(step, t))
+      except errors.CheckpointMismatchError as e:
+        failures.append((c, step, e))
+        break
+    else:
+      for c, bad, e in failures:
+        where = c.set_aside(bad) if set_aside else "left in place"
+        logging.warning("kjax: %s; restored the checkpoint at step %d instead (the bad one: "
+                        "%s)", e, step, where)
+      return step, restored
+  if failures:
+    if all(not e.corrupt for _, _, e in failures):
+      raise failures[0][2]  # another model: the first (newest) message says so
+    raise errors.CheckpointMismatchError(
+        f"no checkpoint restores: {'; '.join(str(e) for _, _, e in failures)}; nothing was "
+        "changed; use the config it was trained with, or another --workdir to start afresh",
+        corrupt=True)
+  return None

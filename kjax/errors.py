@@ -30,16 +30,31 @@ class NonFiniteLossError(KjaxError, FloatingPointError):
 
   Attributes:
     workdir: the run that diverged (a sweep marks it and trains the others on).
+    step, epoch: where the loss was first seen non-finite (1-based epoch).
+    last_good_step: the newest checkpoint kept (None: none yet).
   """
 
-  def __init__(self, message: str, workdir: str = ""):
+  def __init__(self, message: str, workdir: str = "", step: int | None = None,
+               epoch: int | None = None, last_good_step: int | None = None):
     super().__init__(message)
     self.workdir = workdir
+    self.step = step
+    self.epoch = epoch
+    self.last_good_step = last_good_step
 
 
 class CheckpointMismatchError(KjaxError):
-  """A checkpoint's tree differs from the state the config builds (another model, or a
-  run saved by an older kjax)."""
+  """A checkpoint cannot be restored: its tree differs from the state the config builds
+  (another model, or a run saved by an older kjax), or, with ``corrupt``, its files cannot
+  be read (truncated, missing).
+
+  Attributes:
+    corrupt: True when the files are damaged rather than of another model.
+  """
+
+  def __init__(self, message: str, corrupt: bool = False):
+    super().__init__(message)
+    self.corrupt = corrupt
 
 
 class WriteError(KjaxError, OSError):

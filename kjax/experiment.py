@@ -18,6 +18,7 @@ from kjax import metric_writers
 from kjax import sharding
 from kjax import train
 from kjax import validation
+from kjax import workdir as kworkdir
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -35,7 +36,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   Raises:
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: bad input (nothing
-      written). NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
+      written). WorkdirLockedError: another process trains or evaluates ``workdir``.
+    Interrupted: SIGTERM/SIGINT stopped the training at a checkpoint. NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
   """
   t_start = time.perf_counter()
   evaluate_at_end = config.get("eval", {}).get("at_end_of_training", False)
@@ -46,6 +48,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return evaluation.estimate_seconds(config, config.model.name, num_train, num_eval,
                                        images_per_s)
 
+  try:
+    return _train_and_evaluate(config, workdir, classifier, evaluate_at_end, evaluation_s,
+                               t_start)
+  finally:
+    kworkdir.unlock(workdir)  # taken by the training (kjax.workdir.lock)
+
+
+def _train_and_evaluate(config, workdir, classifier, evaluate_at_end, evaluation_s, t_start):
   run = train.train(config, workdir, progress={"evaluation_s": evaluation_s})
   t_trained = time.perf_counter()
   result = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
 
 from absl import logging
@@ -13,9 +15,11 @@ from kjax import benchmark
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
+from kjax import preemption
 from kjax import progress
 from kjax import sharding
 from kjax import sweep
+from kjax import workdir as kworkdir
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
@@ -32,7 +36,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
   without ``--config``).
 
   Returns:
-    0 on success; 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
+    0 on success; 143 (SIGTERM) or 130 (SIGINT) after a signal stopped training at a
+    checkpoint (``kjax.preemption``); 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
     split, data file or workdir (nothing is written) or a non-finite loss.
   """
   progress.quiet_libraries(logging.get_absl_handler())
@@ -56,11 +61,26 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
     elif mode == "results":
       raise errors.ConfigError("--mode=results needs a sweep config (with config.sweep)")
     elif mode == "evaluate":
-      evaluation.evaluate_workdir(config, workdir, config_from_workdir)
+      kworkdir.read_config(workdir)  # not a run: one line, and no lock file is made
+      with kworkdir.locked(workdir):
+        evaluation.evaluate_workdir(config, workdir, config_from_workdir)
     else:
       experiment.train_and_evaluate(config, workdir)
+  except errors.Interrupted as e:  # SIGTERM/SIGINT during training: checkpoint saved
+    print(f"kjax: {e}", file=sys.stderr, flush=True)
+    return e.exit_code
+  except KeyboardInterrupt:  # Ctrl-C outside the training loop (loading, evaluation)
+    print(f"kjax: interrupted (SIGINT); every complete checkpoint in {workdir} is kept; run "
+          "the same command again to go on", file=sys.stderr, flush=True)
+    return preemption.exit_code(signal.SIGINT)
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
+    return 1
+  except OSError as e:  # a write outside kjax's own (orbax, TensorBoard): disk full, ...
+    if e.errno not in _DISK_ERRNOS:
+      raise
+    print(f"kjax: error: cannot write {e.filename or workdir}: {e.strerror}",
+          file=sys.stderr, flush=True)
     return 1
   except jax.errors.JaxRuntimeError as e:
     if jax.process_count() == 1:
@@ -75,4 +95,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
           flush=True)
     sys.stdout.flush()
     os._exit(1)
+  finally:
+    kworkdir.unlock_all()
   return 0
+
+
+# OS errors of a disk or folder that a user fixes (space, quota, permissions, read-only).
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                errno.ENOTDIR, errno.EISDIR)

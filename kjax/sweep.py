@@ -409,12 +409,14 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
             evaluation.evaluate(t.config, t.workdir, t.task, t.state, t.train_ds, t.eval_ds,
                               classifiers[(t.config.eval.classifier_workdir,
                                            t.config.data.name)])
+          kworkdir.unlock(t.workdir)  # locked by the training (kjax.workdir.lock)
         sharding.barrier(f"kjax_sweep_chunk_{chunk[0].name}")
         done += len(chunk)
     for run in members:  # trained before the sweep was killed, not yet evaluated
       if status[run.name] == "trained":
         if writer:
-          evaluation.evaluate_workdir(run.config, run.workdir)
+          with kworkdir.locked(run.workdir):
+            evaluation.evaluate_workdir(run.config, run.workdir)
         done += 1
     sharding.barrier(f"kjax_sweep_group_{members[0].name}")
     timing["groups"].append({"sharing": mode, "runs": [r.name for r in members],
@@ -504,7 +506,10 @@ def _train_chunk(chunk: list[Run], mode: str, data, progress) -> list[train.Trai
                               None if len(chunk) == 1 else mode, data, progress)
     except errors.NonFiniteLossError as e:
       logging.warning("kjax: sweep: %s; the other runs go on", e)
-      metric_writers.write_json(os.path.join(e.workdir, DIVERGED), {"error": str(e)})
+      metric_writers.write_json(os.path.join(e.workdir, DIVERGED),
+                                {"error": str(e), "step": e.step, "epoch": e.epoch,
+                                 "last_good_checkpoint": e.last_good_step})
+      kworkdir.unlock(e.workdir)
       chunk = [r for r in chunk if r.workdir != e.workdir]
   return []
 
@@ -537,5 +542,6 @@ def evaluate_sweep(config: ml_collections.ConfigDict, workdir: str) -> None:
   runs = expand(config, workdir)
   for run in runs:
     if os.path.exists(os.path.join(run.workdir, "checkpoints")):
-      evaluation.evaluate_workdir(run.config, run.workdir)
+      with kworkdir.locked(run.workdir):
+        evaluation.evaluate_workdir(run.config, run.workdir)
   write_results(runs, workdir)

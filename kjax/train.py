@@ -19,6 +19,7 @@ import functools
 import math
 import os
 import resource
+import signal
 import time
 from typing import Any, Callable, Sequence
 
@@ -36,6 +37,7 @@ from kjax import evaluator as kevaluator
 from kjax import figures
 from kjax import frames as kframes
 from kjax import metric_writers
+from kjax import preemption
 from kjax import rng
 from kjax import sharding as ksharding
 from kjax import tasks
@@ -192,6 +194,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
     DataFileNotFoundError, ChecksumError: missing or non-official data.
   """
   validation.validate_config(config)
+  kworkdir.check_writable(workdir)
   mesh = config.get("mesh") or {}
   ksharding.mesh_shape(jax.device_count(), 1, mesh.get("runs", 0), mesh.get("data", 0))
   task = tasks.get_task(config)
@@ -201,6 +204,8 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
         f"config.train.batch_size={config.train.batch_size} is not allowed: the train split "
         f"{config.data.train_split!r} has only {len(train_ds)} examples")
   kworkdir.check_resumable(workdir, config.to_dict())
+  if ksharding.is_writer():
+    kworkdir.check_unlocked(workdir)  # the lock is taken once the data has loaded
   task.num_train_examples = len(train_ds)
   return task, train_ds, eval_ds
 
@@ -241,18 +246,15 @@ def train(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _restore(ckpts, states, sums):
-  """Restores every run at the newest step all of them have kept. A sweep killed while
-  its runs were saving, or extended with a new run, can leave them at different steps;
-  without a common step every run starts afresh (a run is deterministic, so replayed steps
-  give the checkpoints it already has, which are kept)."""
-  latest = [c.latest_step() for c in ckpts]
-  if any(step is None for step in latest):
+  """Restores every run at the newest step all of them have kept and can restore
+  (``kjax.checkpointing.restore_newest``: a corrupt newest checkpoint is moved aside and an
+  older one used); ``(states, sums, 0)`` unchanged when there is none."""
+  found = checkpointing.restore_newest(
+      ckpts, [{"state": s, "sums": m} for s, m in zip(states, sums)])
+  if found is None:
     return states, sums, 0
-  common = min(latest)
-  if any(common not in c.all_steps() for c in ckpts):
-    return states, sums, 0
-  restored = [c.restore(common, {"state": s, "sums": m}) for c, s, m in zip(ckpts, states, sums)]
-  return [r["state"] for r in restored], [r["sums"] for r in restored], common
+  step, restored = found
+  return [r["state"] for r in restored], [r["sums"] for r in restored], step
 
 
 def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
@@ -298,6 +300,9 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   mesh = ksharding.make_mesh(num_runs if sharing == "vmap" else 1, config.get("mesh"))
   writer = ksharding.is_writer()
   for c, w in zip(configs, workdirs):
+    if writer:
+      # Held until the run's evaluation is done (kjax.experiment) or the process exits.
+      kworkdir.lock(w)
     os.makedirs(w, exist_ok=True)
     if writer:
       metric_writers.write_json(os.path.join(w, "config.json"), c.to_dict())
@@ -371,7 +376,19 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     raise errors.NonFiniteLossError(
         f"the training loss of {workdirs[r]} became non-finite by step {step} (epoch "
         f"{epoch + 1}); the last good checkpoint (step {latest}) is kept; "
-        "lower config.optim.learning_rate and rerun", workdirs[r])
+        "lower config.optim.learning_rate and rerun", workdirs[r], step, epoch + 1, latest)
+
+  def stop_on_signal(signum, step, epoch):
+    """After the checkpoint of ``step`` was started: wait for it, flush the logs, raise."""
+    for c in ckpts:
+      c.close()
+    for w in writers:
+      w.close()
+    runs = workdirs[0] if num_runs == 1 else f"{num_runs} runs ({', '.join(workdirs)})"
+    raise errors.Interrupted(
+        f"stopped by {signal.Signals(signum).name} at step {step}/{total_steps} (epoch "
+        f"{epoch + 1}/{config.train.num_epochs}); checkpoint saved in {runs}; run the same "
+        "command again to resume from it", preemption.exit_code(signum))
 
   def host_copy(tree):
     """Device → host numpy with a leading run axis (``[1]`` for a single run)."""
@@ -412,87 +429,97 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   # the start of an epoch.
   sums_logged = ksharding.to_host(stack(sums)) if start_step % steps_per_epoch else None
   t_start = t_log
-  while step < total_steps:
-    epoch = step // steps_per_epoch
-    perm = epoch_perm(epoch)
-    epoch_end = (epoch + 1) * steps_per_epoch
-    while step < epoch_end:
-      n = chunk_size if epoch_end - step >= chunk_size else 1
-      if timing["compile_s"] is None:
-        t0 = time.perf_counter()
-        chunks[n] = chunks[n].lower(state, sum_tree, data, perm, train_key).compile()
-        timing["compile_s"] = time.perf_counter() - t0
-        t_log = t_first = time.perf_counter()
-      state, sum_tree = ksharding.settle(chunks[n](state, sum_tree, data, perm, train_key), mesh)
-      step += n
-      save_due = step // config.train.checkpoint_every_steps != (
-          step - n) // config.train.checkpoint_every_steps
-      if step % config.train.log_every_steps < n or step == epoch_end or save_due:
-        # The only host sync between epochs; it also guards every checkpoint against NaN.
-        means, host_sums, host_lrs = epoch_means(sum_tree, state)
-        for r, m in enumerate(means):
-          if not all(math.isfinite(v) for v in m.values()):
-            stop_non_finite(r, step, epoch)
-        window = window_means(host_sums, sums_logged)
-        sums_logged = host_sums
-        now = time.perf_counter()
-        rate = (step - step_log) * images_per_step / max(now - t_log, 1e-9)
-        if step_log > start_step:  # skip the window that includes the first call
-          timing["steady_images_per_s"] = rate
-        # The ETA uses the mean rate since the first call, epoch-end work included.
-        overall = (step - start_step) * images_per_step / max(now - t_first, 1e-9)
-        images_left = (total_steps - step) * images_per_step + (progress or {}).get(
-            "images_after", 0)
-        prefix = ""
-        if progress and "runs_total" in progress:
-          prefix = (f"sweep: {progress['runs_done']}/{progress['runs_total']} runs done, "
-                    f"{num_runs} training | ")
-        eta_s = images_left / max(overall, 1e-9)
-        eta = _hms(eta_s)
-        if progress and "evaluation_s" in progress:
-          evaluation_s = progress["evaluation_s"](overall, len(train_ds), len(eval_ds))
-          if evaluation_s:
-            eta = (f"{_hms(eta_s + evaluation_s)} (training {eta}, then evaluation "
-                   f"≈ {_hms(evaluation_s)})")
-        logging.info("%sepoch %d/%d step %d/%d %s | %.0f images/s | ETA %s", prefix,
-                     epoch + 1, config.train.num_epochs, step, total_steps,
-                     " ".join(f"train/{k} {means[0][k]:.3f}" for k in rep.log_metrics),
-                     rate, eta)
-        for r in range(num_runs):
-          writers[r].write_scalars(step, {
-              **{f"train_steps/{k}": v for k, v in window[r].items()},
-              **{f"train_steps/{k}": float(v[r]) for k, v in host_lrs.items()},
-              "perf/images_per_s": rate})
-        t_log, step_log = now, step
-      if step == epoch_end:
-        train_means = means  # logged above: every epoch end is a log step
-        evals = evaluator(state)
-        evals = [evals] if sharing is None else evals
-        local_state = ksharding.local(state)  # figures are made by process 0 alone
-        for r, (task, w) in enumerate(zip(run_tasks, workdirs)):
-          metrics = {f"train/{k}": v for k, v in train_means[r].items()}
-          metrics.update({f"eval/{k}": v for k, v in evals[r].items()})
-          writers[r].write(step, epoch + 1, metrics)
-          logging.info("epoch %d%s: %s", epoch + 1, f" ({w})" if num_runs > 1 else "",
-                       " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-          if not writer:
-            continue
-          s = run_state(local_state, r)
-          previews = task.previews(s)
-          writers[r].write_images(step, previews)
-          kframes.save_frames(os.path.join(w, kframes.FRAMES_DIR), epoch + 1, previews)
-          if progress_every and ((epoch + 1) % progress_every == 0 or epoch == 0
-                                 or step == total_steps):
-            os.makedirs(os.path.join(w, "figures", "progress"), exist_ok=True)
-            task.progress_figure(s, epoch + 1, os.path.join(
-                w, "figures", "progress", f"epoch_{epoch + 1:04d}.png"))
-        sum_tree = jax.tree.map(jnp.zeros_like, sum_tree)
-        sums_logged = None
-      if save_due:
-        for r, c in enumerate(ckpts):
-          c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
-      if step == epoch_end:
-        t_log = time.perf_counter()  # the shown rate is of training steps only
+  multiprocess = jax.process_count() > 1
+  with preemption.StopSignals() as stops:
+    while step < total_steps:
+      epoch = step // steps_per_epoch
+      perm = epoch_perm(epoch)
+      epoch_end = (epoch + 1) * steps_per_epoch
+      while step < epoch_end:
+        n = chunk_size if epoch_end - step >= chunk_size else 1
+        if timing["compile_s"] is None:
+          t0 = time.perf_counter()
+          chunks[n] = chunks[n].lower(state, sum_tree, data, perm, train_key).compile()
+          timing["compile_s"] = time.perf_counter() - t0
+          t_log = t_first = time.perf_counter()
+        state, sum_tree = ksharding.settle(chunks[n](state, sum_tree, data, perm, train_key), mesh)
+        step += n
+        save_due = step // config.train.checkpoint_every_steps != (
+            step - n) // config.train.checkpoint_every_steps
+        sync_point = step % config.train.log_every_steps < n or step == epoch_end or save_due
+        # SIGTERM/SIGINT: stop here (every process of a job at the same sync point).
+        if multiprocess:
+          stop = stops.agreed(True) if sync_point else None
+        else:
+          stop = stops.agreed(False)
+        if sync_point or stop:
+          # The only host sync between epochs; it also guards every checkpoint against NaN.
+          means, host_sums, host_lrs = epoch_means(sum_tree, state)
+          for r, m in enumerate(means):
+            if not all(math.isfinite(v) for v in m.values()):
+              stop_non_finite(r, step, epoch)
+          window = window_means(host_sums, sums_logged)
+          sums_logged = host_sums
+          now = time.perf_counter()
+          rate = (step - step_log) * images_per_step / max(now - t_log, 1e-9)
+          if step_log > start_step:  # skip the window that includes the first call
+            timing["steady_images_per_s"] = rate
+          # The ETA uses the mean rate since the first call, epoch-end work included.
+          overall = (step - start_step) * images_per_step / max(now - t_first, 1e-9)
+          images_left = (total_steps - step) * images_per_step + (progress or {}).get(
+              "images_after", 0)
+          prefix = ""
+          if progress and "runs_total" in progress:
+            prefix = (f"sweep: {progress['runs_done']}/{progress['runs_total']} runs done, "
+                      f"{num_runs} training | ")
+          eta_s = images_left / max(overall, 1e-9)
+          eta = _hms(eta_s)
+          if progress and "evaluation_s" in progress:
+            evaluation_s = progress["evaluation_s"](overall, len(train_ds), len(eval_ds))
+            if evaluation_s:
+              eta = (f"{_hms(eta_s + evaluation_s)} (training {eta}, then evaluation "
+                     f"≈ {_hms(evaluation_s)})")
+          logging.info("%sepoch %d/%d step %d/%d %s | %.0f images/s | ETA %s", prefix,
+                       epoch + 1, config.train.num_epochs, step, total_steps,
+                       " ".join(f"train/{k} {means[0][k]:.3f}" for k in rep.log_metrics),
+                       rate, eta)
+          for r in range(num_runs):
+            writers[r].write_scalars(step, {
+                **{f"train_steps/{k}": v for k, v in window[r].items()},
+                **{f"train_steps/{k}": float(v[r]) for k, v in host_lrs.items()},
+                "perf/images_per_s": rate})
+          t_log, step_log = now, step
+        if step == epoch_end:
+          train_means = means  # logged above: every epoch end is a log step
+          evals = evaluator(state)
+          evals = [evals] if sharing is None else evals
+          local_state = ksharding.local(state)  # figures are made by process 0 alone
+          for r, (task, w) in enumerate(zip(run_tasks, workdirs)):
+            metrics = {f"train/{k}": v for k, v in train_means[r].items()}
+            metrics.update({f"eval/{k}": v for k, v in evals[r].items()})
+            writers[r].write(step, epoch + 1, metrics)
+            logging.info("epoch %d%s: %s", epoch + 1, f" ({w})" if num_runs > 1 else "",
+                         " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+            if not writer:
+              continue
+            s = run_state(local_state, r)
+            previews = task.previews(s)
+            writers[r].write_images(step, previews)
+            kframes.save_frames(os.path.join(w, kframes.FRAMES_DIR), epoch + 1, previews)
+            if progress_every and ((epoch + 1) % progress_every == 0 or epoch == 0
+                                   or step == total_steps):
+              os.makedirs(os.path.join(w, "figures", "progress"), exist_ok=True)
+              task.progress_figure(s, epoch + 1, os.path.join(
+                  w, "figures", "progress", f"epoch_{epoch + 1:04d}.png"))
+          sum_tree = jax.tree.map(jnp.zeros_like, sum_tree)
+          sums_logged = None
+        if save_due or stop:
+          for r, c in enumerate(ckpts):
+            c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+        if stop:
+          stop_on_signal(stop, step, epoch)
+        if step == epoch_end:
+          t_log = time.perf_counter()  # the shown rate is of training steps only
   for r, c in enumerate(ckpts):
     c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
     c.close()

@@ -8,9 +8,15 @@ and ``kjax.evaluation``.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
+import fcntl
 import json
 import os
-from typing import Any
+import socket
+import sys
+from typing import Any, Iterator
 
 import ml_collections
 
@@ -44,8 +50,17 @@ def check_resumable(workdir: str, config_dict: dict,
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    old = flatten(json.load(f))
+  if not has_checkpoint(workdir):
+    # A run that stopped before its first checkpoint (a crash while compiling, a bad
+    # flag found late) has trained nothing to protect: its config.json is replaced.
+    return
+  try:
+    with open(path) as f:
+      old = flatten(json.load(f))
+  except (OSError, ValueError) as e:
+    raise errors.ConfigError(
+        f"{path} cannot be read ({e}); restore it from a copy, or move the run aside and "
+        "use another --workdir") from None
   new = flatten(json.loads(json.dumps(config_dict)))  # tuples as JSON lists
   if any(k.startswith("sweep.") for k in old) and not any(k.startswith("sweep.") for k in new):
     raise errors.ConfigError(f"--workdir={workdir!r} holds a sweep; a single run needs its "
@@ -81,7 +96,9 @@ def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: 
   ``task.init_state`` builds for ``config``.
 
   Raises:
-    ConfigError: no checkpoint yet. CheckpointMismatchError: it holds another model.
+    ConfigError: no checkpoint yet. CheckpointMismatchError: it holds another model, or
+      no checkpoint can be read (a corrupt newest one is skipped with a warning, in place:
+      a reader moves nothing).
   """
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):  # checked first: the manager would create the folder
@@ -89,9 +106,147 @@ def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: 
   ckpt = checkpointing.Checkpointer(directory, keep=1_000_000)
   try:
     template = task.init_state(rng.stream_keys(config.seed)["init"])
-    restored = ckpt.restore_latest({"state": template})
+    found = checkpointing.restore_newest([ckpt], [{"state": template}], set_aside=False)
   finally:
     ckpt.close()
-  if restored is None:
+  if found is None:
     raise errors.ConfigError(f"{flag}={workdir!r} has no checkpoint yet; train it first")
-  return restored["state"]
+  return found[1][0]["state"]
+
+
+def has_checkpoint(workdir: str) -> bool:
+  """Whether ``WORKDIR/checkpoints`` holds a finished orbax step (a folder named by its
+  step; orbax's temporary folders of an unfinished save do not count)."""
+  directory = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def check_writable(workdir: str, flag: str = "--workdir") -> None:
+  """Refuses a ``workdir`` that cannot be created or written, before anything is written.
+
+  Raises:
+    ConfigError: ``workdir`` (or a parent) exists but is not a folder, or the folder that
+      would hold it, or ``workdir`` itself, is not writable by this user.
+  """
+  path = os.path.abspath(workdir)
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise errors.ConfigError(f"{flag}={workdir!r} cannot be created: {existing} is a file, "
+                             "not a folder")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    what = "the run's folder" if existing == path else "its parent folder"
+    raise errors.ConfigError(f"{flag}={workdir!r} cannot be written: {what} {existing} is "
+                             "not writable (permission denied)")
+
+
+LOCK_FILE = ".kjax.lock"  # in a workdir: who trains or evaluates it (PID, host, since)
+_held: dict[str, tuple[int, int]] = {}  # lock path -> (file descriptor, nesting depth)
+
+
+def _lock_path(workdir: str) -> str:
+  return os.path.join(os.path.realpath(workdir), LOCK_FILE)
+
+
+def _holder(fd: int) -> str:
+  try:
+    os.lseek(fd, 0, os.SEEK_SET)
+    info = json.loads(os.read(fd, 4096) or b"{}")
+    return (f"process {info['pid']} on {info['host']} (since {info['since']}: "
+            f"{info['command']})")
+  except (OSError, ValueError, KeyError):
+    return "another process"
+
+
+def _locked_error(workdir: str, holder: str) -> errors.WorkdirLockedError:
+  return errors.WorkdirLockedError(
+      f"--workdir={workdir!r} is in use by {holder}; wait for it to finish or stop it "
+      "(a lock left by a process that died does not block), or use another --workdir")
+
+
+def check_unlocked(workdir: str) -> None:
+  """Refuses early (before loading data) a ``workdir`` another process holds; writes
+  nothing. ``lock`` is what takes the lock.
+
+  Raises:
+    WorkdirLockedError: the holder's PID and host.
+  """
+  path = _lock_path(workdir)
+  if path in _held or not os.path.exists(path):
+    return
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except OSError:
+    return
+  try:
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+  except OSError as e:
+    if e.errno in (errno.EAGAIN, errno.EACCES):
+      raise _locked_error(workdir, _holder(fd)) from None
+  finally:
+    os.close(fd)
+
+
+def lock(workdir: str) -> None:
+  """Makes this process the one writer of ``workdir`` (creating the folder) until
+  ``unlock`` or the process exits; a second call for the same workdir only nests.
+
+  The lock is an ``fcntl.flock`` on ``WORKDIR/.kjax.lock``, which records the holder's
+  PID, host, start time and command; the kernel releases it when the process dies (even
+  by SIGKILL), so a lock left behind never blocks. ``flock`` is per host on most network
+  file systems: two machines writing one workdir are not refused.
+
+  Raises:
+    WorkdirLockedError: another live process holds it; the message names its PID and host.
+  """
+  path = _lock_path(workdir)
+  if path in _held:
+    fd, depth = _held[path]
+    _held[path] = (fd, depth + 1)
+    return
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError as e:
+    holder = _holder(fd)
+    os.close(fd)
+    if e.errno in (errno.EAGAIN, errno.EACCES):
+      raise _locked_error(workdir, holder) from None
+    raise
+  info = {"pid": os.getpid(), "host": socket.gethostname(),
+          "since": datetime.datetime.now().isoformat(timespec="seconds"),
+          "command": " ".join(os.path.basename(a) if i == 0 else a
+                              for i, a in enumerate(sys.argv))[:300]}
+  os.ftruncate(fd, 0)
+  os.write(fd, json.dumps(info).encode())
+  _held[path] = (fd, 1)
+
+
+def unlock(workdir: str) -> None:
+  """Undoes one ``lock`` of ``workdir``; the last one releases it (no-op if not held)."""
+  path = _lock_path(workdir)
+  if path not in _held:
+    return
+  fd, depth = _held.pop(path)
+  if depth > 1:
+    _held[path] = (fd, depth - 1)
+  else:
+    os.close(fd)  # releases the flock
+
+
+def unlock_all() -> None:
+  """Releases every workdir lock this process holds (the end of ``launch.py``)."""
+  for path in list(_held):
+    os.close(_held.pop(path)[0])
+
+
+@contextlib.contextmanager
+def locked(workdir: str) -> Iterator[None]:
+  """``lock(workdir)`` for the duration of a ``with`` block (nests with ``lock``)."""
+  lock(workdir)
+  try:
+    yield
+  finally:
+    unlock(workdir)
