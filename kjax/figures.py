@@ -22,6 +22,7 @@ import matplotlib_fontja  # noqa: E402,F401  (IPAexGothic: class labels in kana)
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from kjax import files  # noqa: E402
 from kjax.data import catalog  # noqa: E402
 
 def tile(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
@@ -40,9 +41,15 @@ def tile(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
 
 
 def _save(fig, path: str) -> str:
-  fig.savefig(path, dpi=110, bbox_inches="tight")
-  plt.close(fig)
-  return path
+  """Writes ``fig`` to ``path`` atomically (``kjax.files.save_figure``) and closes it.
+
+  Raises:
+    WriteError: the file cannot be written; the message names ``path`` and the OS error.
+  """
+  try:
+    return files.save_figure(fig, path, dpi=110, bbox_inches="tight")
+  finally:
+    plt.close(fig)
 
 
 def class_colors(num_classes: int) -> np.ndarray:
@@ -164,15 +171,16 @@ def save_gif(path: str, frames: np.ndarray, scale: int = 4, duration_ms: int = 1
              bounce: bool = True) -> str:
   """Writes float ``[T, H, W]`` frames in [0, 1] as a looping GIF, each pixel ``scale``² wide.
 
-  ``bounce`` plays the frames forward then backward.
+  ``bounce`` plays the frames forward then backward. Written atomically; raises
+  ``WriteError`` (naming ``path``) when it cannot be.
   """
   frames = np.asarray(frames)
   if bounce:
     frames = np.concatenate([frames, frames[-2:0:-1]])
   images = [Image.fromarray((255 - np.clip(f, 0, 1) * 255).round().astype(np.uint8))
             .resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
-  images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
-  return path
+  return files.save_image(images[0], path, save_all=True, append_images=images[1:],
+                          duration=duration_ms, loop=0)
 
 
 VAE_LOSS_PANELS = (("loss", "nelbo"), ("rec",), ("kl",))
@@ -272,7 +280,7 @@ def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray]
     history: ``metrics.jsonl`` rows; config: the run's config (``figures`` section);
     caption: the run's description, appended to titles.
   """
-  os.makedirs(fig_dir, exist_ok=True)
+  files.makedirs(fig_dir)
   x = eval_images.astype(np.float32) / 255.0
   z_mean = np.concatenate([encode(x[i:i + 1000]) for i in range(0, len(x), 1000)])
   paths = [plot_latent_manifold(os.path.join(fig_dir, "latent_manifold.png"), z_mean,
@@ -427,7 +435,8 @@ def save_training_gif(path: str, frames: Sequence[np.ndarray], epochs: Sequence[
                       scale: int = 1, duration_ms: int = 200) -> str:
   """A GIF of uint8 ``[H, W]`` tiles (ink = high values), one frame per epoch, each with
   its epoch written in the top-left corner; the last frame is held for a second. Grey
-  levels are quantised to 16 to keep the file small.
+  levels are quantised to 16 to keep the file small. Written atomically; raises
+  ``WriteError`` (naming ``path``) when it cannot be.
   """
   from PIL import ImageDraw  # noqa: PLC0415
 
@@ -441,5 +450,5 @@ def save_training_gif(path: str, frames: Sequence[np.ndarray], epochs: Sequence[
     ImageDraw.Draw(canvas).text((2, 1), f"epoch {epoch}", fill=0)
     images.append(canvas)
   durations = [duration_ms] * (len(images) - 1) + [1000]
-  images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
-  return path
+  return files.save_image(images[0], path, save_all=True, append_images=images[1:],
+                          duration=durations, loop=0)

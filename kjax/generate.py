@@ -32,6 +32,7 @@ import numpy as np
 
 from kjax import errors
 from kjax import figures
+from kjax import files
 from kjax import rng
 from kjax import workdir as kworkdir
 from kjax import tasks
@@ -240,7 +241,7 @@ def generate_grid(workdir: str, label: str | int | None = None, style: str | int
   else:
     name = what = "unconditional"
   out = out or os.path.join(workdir, "generated", f"{name}_seed{seed}.png")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  files.makedirs(os.path.dirname(os.path.abspath(out)))
   figures.plot_image_grid(out, images, min(ncols, len(images)),
                           f"{task.describe()}\n{what}, seed {seed}, step {run.step}")
   return out

@@ -13,16 +13,19 @@ import numpy as np
 from tensorboardX import SummaryWriter
 from tensorboardX import summary as tb_summary
 
+from kjax import files
 from kjax import workdir_config
 
 
 def write_json(path: str, obj: Any) -> None:
-  """Writes ``obj`` as indented JSON atomically (temporary file, then rename)."""
-  tmp = f"{path}.tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
+  """Writes ``obj`` as indented JSON atomically (temporary file, then rename):
+  ``kjax.files.write_json``.
+
+  Raises:
+    WriteError: the file cannot be written (full disk, unwritable folder, ...); the message
+      names ``path`` and the OS error, and the previous version of ``path`` is intact.
+  """
+  files.write_json(path, obj)
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
@@ -139,7 +142,7 @@ def log_evaluation(workdir: str, step: int, config: Mapping[str, Any],
 
 
 class MetricWriter:
-  """Appends one JSON object per logged epoch to ``metrics.jsonl`` and mirrors it to TensorBoard.
+  """Adds one JSON object per logged epoch to ``metrics.jsonl`` and mirrors it to TensorBoard.
 
   TensorBoard (tensorboardX events in ``workdir``) gets every value of ``write`` under its
   own name (``train/<metric>``, ``eval/<metric>``: per-epoch means), the scalars of
@@ -163,26 +166,37 @@ class MetricWriter:
     self._tb = None
     if not enabled:
       return
-    tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
-    os.replace(tmp, self.path)
+    self._rewrite()
     self._tb = summary_writer(workdir, flush_secs=30,
                               purge_step=int(resume_step) + 1 if resume_step else None)
 
   def write(self, step: int, epoch: int, metrics: Mapping[str, float]) -> dict[str, Any]:
     """Logs ``metrics`` (e.g. ``{'train/loss': 150.2, 'eval/nelbo': 160.1}``) at ``step``
     to ``metrics.jsonl`` (one line) and TensorBoard (one scalar each, same names); returns
-    the line's object."""
+    the line's object.
+
+    ``metrics.jsonl`` is rewritten whole, atomically (temporary file, then rename; at most a
+    few hundred short lines), so a full disk or a kill leaves its previous lines intact.
+
+    Raises:
+      WriteError: ``metrics.jsonl`` cannot be written; ``history`` and the file keep their
+        previous lines, and nothing of this line reaches TensorBoard.
+    """
     row = {"step": int(step), "epoch": int(epoch), **{k: float(v) for k, v in metrics.items()}}
-    self.history.append(row)
     if not self.enabled:
+      self.history.append(row)
       return row
-    with open(self.path, "a") as f:
-      f.write(json.dumps(row, sort_keys=True) + "\n")
+    self._rewrite(self.history + [row])
+    self.history.append(row)
     for key, value in metrics.items():
       self._tb.add_scalar(key, float(value), int(step))
     return row
+
+  def _rewrite(self, rows: list[dict[str, Any]] | None = None) -> None:
+    """Rewrites ``metrics.jsonl`` with ``rows`` (default ``history``) atomically: a failed
+    write (``WriteError``) leaves the file's previous lines as they were."""
+    rows = self.history if rows is None else rows
+    files.write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """Logs ``scalars`` (tag → number, e.g. ``{'train_steps/loss': 151.0}``) at ``step`` to

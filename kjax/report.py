@@ -13,6 +13,8 @@ import json
 import os
 from typing import Any
 
+from kjax import files
+
 REPORT = "report.html"
 _MIME = {".png": "image/png", ".gif": "image/gif"}
 _STYLE = """
@@ -77,6 +79,10 @@ def write_report(workdir: str, config: dict, result: dict[str, Any],
   Returns:
     The path. The page lists its figures under ``<ul id="figure-list">``; each list entry
     links to a ``<figure id=...>`` holding that figure as an embedded image.
+
+  Raises:
+    WriteError: the page cannot be written (full disk, unwritable workdir); the message
+      names the path and the OS error, and the previous page is intact.
   """
   metric_docs = metric_docs or {}
   run = result["run"]
@@ -101,8 +107,4 @@ def write_report(workdir: str, config: dict, result: dict[str, Any],
         f"<figcaption>{html.escape(f)}</figcaption></figure>" for i, f in enumerate(figures)),
       "<h2>Config</h2><pre>", html.escape(json.dumps(config, indent=2, sort_keys=True)),
       "</pre></body></html>\n"]
-  path = os.path.join(workdir, REPORT)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write("".join(parts))
-  os.replace(path + ".tmp", path)
-  return path
+  return files.write_text(os.path.join(workdir, REPORT), "".join(parts))

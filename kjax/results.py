@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from kjax import figures
+from kjax import files
 from kjax import frames as kframes
 from kjax import metric_writers
 
@@ -145,9 +146,7 @@ def markdown(keys, names, rows, headline: Sequence[str] = HEADLINE) -> str:
 
 
 def _write(path: str, text: str) -> None:
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(path + ".tmp", path)
+  files.write_text(path, text)
 
 
 # --- figures --------------------------------------------------------------------------------
@@ -286,6 +285,11 @@ def write_results(workdir: str, runs: Sequence[dict[str, Any]]) -> list[dict[str
 
   Returns:
     The table rows (``table``).
+
+  Raises:
+    WriteError: a file cannot be written (full disk, unwritable workdir); the message names
+      it and the OS error. Every file is written atomically, so each keeps its previous
+      version or has the new one, never a part.
   """
   finished, missing = [], []
   for r in runs:
@@ -302,8 +306,7 @@ def write_results(workdir: str, runs: Sequence[dict[str, Any]]) -> list[dict[str
   if missing:
     text += "\nNot in the table: " + ", ".join(missing) + "\n"
   _write(os.path.join(workdir, "results.md"), text)
-  fig_dir = os.path.join(workdir, "figures")
-  os.makedirs(fig_dir, exist_ok=True)
+  fig_dir = files.makedirs(os.path.join(workdir, "figures"))
   paths = [plot_rate_distortion(os.path.join(fig_dir, "rate_distortion.png"), finished, keys)]
   paths += [plot_metric_vs_setting(os.path.join(fig_dir, f"metrics_vs_{_short(k)}.png"), rows,
                                    k, keys) for k in keys

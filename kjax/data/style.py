@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 
+from absl import logging
 import numpy as np
 
 from kjax import errors
+from kjax import files
 
 STYLE_NAMES = ("thin", "thick")
 REDUCTIONS = ("median", "mean")
@@ -70,7 +72,9 @@ def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes:
   """``class_thresholds`` of a training split, cached on disk by content.
 
   The cache key is a SHA-256 of the images, labels and parameters, so a changed split or
-  setting never reuses a stale entry. ``cache_dir=None`` disables the cache.
+  setting never reuses a stale entry. ``cache_dir=None`` disables the cache. A damaged
+  entry is recomputed, and one that cannot be written (full disk, read-only cache) is
+  skipped with a one-line warning.
   """
   counts = foreground_pixel_count(images, pixel_threshold)
   if cache_dir is None:
@@ -81,10 +85,14 @@ def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes:
   key.update(f"{num_classes}/{pixel_threshold}/{reduction}".encode())
   path = os.path.join(cache_dir, "style", key.hexdigest()[:32] + ".npy")
   if os.path.isfile(path):
-    return np.load(path, allow_pickle=False)
+    try:
+      return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:  # damaged entry: recompute and rewrite it
+      logging.warning("kjax: ignoring the damaged style cache %s (%s)", path, e)
   thresholds = class_thresholds(counts, labels, num_classes, reduction)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.{os.getpid()}.tmp.npy"
-  np.save(tmp, thresholds)
-  os.replace(tmp, path)  # atomic: concurrent runs never read a partial file
+  try:  # atomic: concurrent runs never read a partial file
+    files.makedirs(os.path.dirname(path))
+    files.save_npy(path, thresholds)
+  except errors.WriteError as e:  # a cache: the thresholds are known, the run goes on
+    logging.warning("kjax: style thresholds are not cached: %s", e)
   return thresholds

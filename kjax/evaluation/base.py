@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from kjax import data as kdata
+from kjax import files
 from kjax import rng
 from kjax import sharding
 from kjax import tasks
@@ -111,7 +112,7 @@ class Run:
 
   def figure_path(self, name: str) -> str:
     """``WORKDIR/eval/<name>`` (the folder exists)."""
-    os.makedirs(self.out_dir, exist_ok=True)
+    files.makedirs(self.out_dir)
     return os.path.join(self.out_dir, name)
 
   def relative(self, path: str | None) -> list[str]:

@@ -67,5 +67,6 @@ def training_gifs(run: base.Run) -> base.Output:
         run.figure_path(f"training_{name}.gif"), [tiles[i] for i in keep],
         [epochs[i] for i in keep]))
   if not frames:
-    out.protocol["training_gifs"] = "not drawn: no frames/ (run trained before they existed)"
+    out.protocol["training_gifs"] = ("not drawn: no readable frames/ (run trained before "
+                                      "they existed, or its files are damaged)")
   return out

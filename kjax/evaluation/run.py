@@ -17,6 +17,7 @@ import ml_collections
 import kjax
 from kjax import autotune
 from kjax import data as kdata
+from kjax import files
 from kjax import metric_writers
 from kjax import progress
 from kjax import report
@@ -105,7 +106,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
     (name → number or list), ``figures`` (paths relative to the workdir), ``timing_s``
     (plus ``report``, not in the file).
   """
-  os.makedirs(os.path.join(workdir, EVAL_DIR), exist_ok=True)
+  files.makedirs(os.path.join(workdir, EVAL_DIR))
   t0 = time.perf_counter()
   # Replicated on this process's devices: every batch below is split over them.
   state = sharding.put(state, sharding.local_mesh())
