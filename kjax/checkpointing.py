@@ -43,6 +43,7 @@ class Checkpointer:
                                            cleanup_tmp_directories=True)
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._closed = False
 
   def latest_step(self) -> int | None:
     """The step of the newest complete checkpoint, or None."""
@@ -119,14 +120,20 @@ class Checkpointer:
             **{k: ocp.args.StandardSave(v) for k, v in items.items()}), force=True)
 
   def close(self) -> None:
-    """Waits for pending saves to finish, then releases the manager.
+    """Waits for pending saves to finish, then releases the manager (once: later calls
+    do nothing).
 
     Raises:
       WriteError: as ``save``.
     """
-    with self._disk_errors(None):
-      self._manager.wait_until_finished()
-    self._manager.close()
+    if self._closed:
+      return
+    self._closed = True
+    try:
+      with self._disk_errors(None):
+        self._manager.wait_until_finished()
+    finally:
+      self._manager.close()
 
   @contextlib.contextmanager
   def _disk_errors(self, step: int | None) -> Iterator[None]:

@@ -14,6 +14,7 @@ run, and the same run stacked with others, replays the same noise and batches.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -430,7 +431,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   sums_logged = ksharding.to_host(stack(sums)) if start_step % steps_per_epoch else None
   t_start = t_log
   multiprocess = jax.process_count() > 1
-  with preemption.StopSignals() as stops:
+  with preemption.StopSignals() as stops, _finish_saves_on_error(ckpts, writers):
     while step < total_steps:
       epoch = step // steps_per_epoch
       perm = epoch_perm(epoch)
@@ -562,6 +563,23 @@ def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, ste
                ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("eval/")),
                ", ".join(os.path.relpath(p, fig_dir) for p in paths))
   return summary, timing
+
+
+@contextlib.contextmanager
+def _finish_saves_on_error(ckpts, writers):
+  """On an exception out of the training loop (a full disk, a bug, a stop), waits for the
+  checkpoints still being written and flushes the logs before it propagates, so that every
+  checkpoint started is complete or absent (errors while closing are logged, not raised:
+  the first error is the one to report)."""
+  try:
+    yield
+  except BaseException:
+    for closer in (*ckpts, *writers):
+      try:
+        closer.close()
+      except Exception as e:  # noqa: BLE001
+        logging.warning("kjax: while stopping: %s", str(e).splitlines()[0][:200])
+    raise
 
 
 def peak_rss_mib() -> float:
