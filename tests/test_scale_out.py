@@ -294,3 +294,30 @@ def test_a_killed_process_fails_the_job_clearly_and_a_relaunch_resumes(tmp_path)
                          "metrics.jsonl")) as f:
     assert [json.loads(line)["epoch"] for line in f] == list(range(1, epochs + 1))
   assert os.path.exists(os.path.join(workdir, "results.csv"))
+
+
+def test_sigterm_to_one_process_stops_the_job_at_one_checkpoint_step(tmp_path):
+  """A scheduler preempting one host: SIGTERM to process 1 only. Both processes agree on
+  the step (kjax.preemption), both runs of the sweep are checkpointed there, and both
+  processes exit with 143."""
+  workdir = str(tmp_path / "study")
+  port = _port()
+  procs, logs = zip(*(_launch(workdir, port, i, 40) for i in range(2)))
+  runs = [os.path.join(workdir, "runs", f"architecture=mlp,latent_dim=2,seed={s}") for s in (0, 1)]
+  ckpt = os.path.join(runs[0], "checkpoints", "16")
+  deadline = time.time() + 300
+  while not os.path.isdir(ckpt) and time.time() < deadline and procs[0].poll() is None:
+    time.sleep(0.5)
+  assert os.path.isdir(ckpt), open(logs[0]).read()[-3000:]
+  procs[1].send_signal(signal.SIGTERM)
+  for p in procs:
+    p.wait(timeout=120)
+  texts = [open(log).read() for log in logs]
+  assert [p.returncode for p in procs] == [143, 143], texts[0][-2000:] + texts[1][-2000:]
+  stopped = [[line for line in t.splitlines() if "kjax: stopped by SIGTERM at step" in line]
+             for t in texts]
+  assert all(len(s) == 1 for s in stopped), stopped
+  step = int(stopped[0][0].split("at step ")[1].split("/")[0])
+  assert stopped[1][0] == stopped[0][0] and step % 8 == 0 and step > 16  # a log step
+  for run in runs:
+    assert max(int(d) for d in os.listdir(os.path.join(run, "checkpoints")) if d.isdigit()) == step
