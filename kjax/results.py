@@ -294,8 +294,9 @@ def write_results(workdir: str, runs: Sequence[dict[str, Any]]) -> list[dict[str
   finished, missing = [], []
   for r in runs:
     m = run_metrics(r["workdir"])
-    if os.path.exists(os.path.join(r["workdir"], "diverged.json")):
-      missing.append(f"{r['name']} (diverged)")
+    diverged = os.path.join(r["workdir"], "diverged.json")
+    if os.path.exists(diverged):
+      missing.append(f"{r['name']} ({_diverged_at(diverged)})")
     elif m is None:
       missing.append(r["name"])
     else:
@@ -346,3 +347,14 @@ def write_report(workdir, keys, names, rows, finished, missing, paths) -> str:
   path = os.path.join(workdir, "report.html")
   _write(path, page)
   return path
+
+
+def _diverged_at(path: str) -> str:
+  """``'diverged at step N'`` from a run's ``diverged.json`` (``kjax.sweep``), or
+  ``'diverged'`` for one written by an older kjax or damaged."""
+  try:
+    with open(path) as f:
+      step = json.load(f).get("step")
+  except (OSError, ValueError, AttributeError):
+    step = None
+  return "diverged" if step is None else f"diverged at step {step}"

@@ -281,5 +281,9 @@ def test_a_diverging_run_is_marked_and_the_others_finish(kmnist_dir, tmp_path, m
   assert not os.path.exists(os.path.join(bad.workdir, "summary.json"))
   assert np.isfinite(_summary(good.workdir)["eval/nelbo"])
   assert [row["n"] for row in out["results"]] == [1]
-  assert "beta=8.0,latent_dim=2,seed=0 (diverged)" in open(os.path.join(workdir, "results.md")).read()
+  with open(os.path.join(bad.workdir, "diverged.json")) as f:
+    record = json.load(f)
+  assert (record["step"], record["epoch"], record["last_good_checkpoint"]) == (4, 1, None)
+  assert "beta=8.0,latent_dim=2,seed=0 (diverged at step 4)" in open(
+      os.path.join(workdir, "results.md")).read()
   assert sweep.run_sweep(config, workdir)["trained"] == 0  # not retried

@@ -81,9 +81,9 @@ def _idx(base, split, sha_img, sha_lbl, content_img=None, content_lbl=None):
   prefix = "t10k" if split == "test" else "train"
   return SplitFiles(
       images=FileSpec(f"{prefix}-images-idx3-ubyte.gz", base + f"{prefix}-images-idx3-ubyte.gz",
-                      sha_img, content_img),
+                      sha256=sha_img, content_sha256=content_img),
       labels=FileSpec(f"{prefix}-labels-idx1-ubyte.gz", base + f"{prefix}-labels-idx1-ubyte.gz",
-                      sha_lbl, content_lbl))
+                      sha256=sha_lbl, content_sha256=content_lbl))
 
 
 def _npz(base, stem, split, content_img=None, content_lbl=None):
