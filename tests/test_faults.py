@@ -349,3 +349,26 @@ def test_seeds_the_prng_cannot_tell_apart_are_refused_before_anything_is_written
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"config.seed={seed}" in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_torn_last_line_of_metrics_jsonl_is_dropped_and_rewritten(tmp_path):
+  path = tmp_path / "metrics.jsonl"
+  rows = [{"step": 8 * e, "epoch": e, "eval/nelbo": 100.0 - e} for e in (1, 2)]
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 24, "epo')
+  writer = metric_writers.MetricWriter(str(tmp_path), resume_step=16)
+  writer.close()
+  assert writer.history == rows
+  assert [json.loads(line) for line in path.read_text().splitlines()] == rows
+
+
+def test_a_damaged_config_json_is_one_line(reference, tmp_path, capsys):
+  config, ref_workdir = reference
+  workdir = str(tmp_path / "run")
+  shutil.copytree(ref_workdir, workdir)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write('{"model": {"name": "beta_va')
+  assert launcher.run(config, workdir) == 1  # training: the resume check reads it
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "config.json cannot be read" in err[0], err
+  with pytest.raises(errors.ConfigError, match="--workdir=.*: .*config.json"):
+    kworkdir.read_config(workdir)  # --mode=evaluate and kjax.generate
