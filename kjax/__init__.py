@@ -44,12 +44,18 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   Raises:
     kjax.errors.ConfigError, DataError, DataFileNotFoundError, ChecksumError: bad input,
       before anything is written. kjax.errors.NonFiniteLossError: the loss became NaN/Inf
-      (the last good checkpoint is kept).
+      (the last good checkpoint is kept). kjax.errors.WorkdirLockedError: another process
+      trains or evaluates ``workdir``. kjax.errors.Interrupted: SIGTERM/SIGINT stopped the
+      training at a checkpoint. kjax.errors.WriteError: a file could not be written.
   """
   # Imported here: keeps `import kjax` light.
   from kjax import benchmark, experiment, sweep  # noqa: PLC0415
-  if benchmark.is_benchmark(config):
-    return benchmark.run_benchmark(config, workdir)
-  if sweep.is_sweep(config):
-    return sweep.run_sweep(config, workdir)
-  return experiment.train_and_evaluate(config, workdir)
+  from kjax import workdir as kworkdir  # noqa: PLC0415
+  try:
+    if benchmark.is_benchmark(config):
+      return benchmark.run_benchmark(config, workdir)
+    if sweep.is_sweep(config):
+      return sweep.run_sweep(config, workdir)
+    return experiment.train_and_evaluate(config, workdir)
+  finally:
+    kworkdir.unlock_all()  # every run's lock, whatever stopped it (kjax.workdir.lock)

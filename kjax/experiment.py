@@ -56,7 +56,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 
 def _train_and_evaluate(config, workdir, classifier, evaluate_at_end, evaluation_s, t_start):
-  run = train.train(config, workdir, progress={"evaluation_s": evaluation_s})
+  run = train.train(config, workdir, progress={"evaluation_s": evaluation_s}, keep_locked=True)
   t_trained = time.perf_counter()
   result = None
   if sharding.is_writer():

@@ -503,13 +503,13 @@ def _train_chunk(chunk: list[Run], mode: str, data, progress) -> list[train.Trai
   while chunk:
     try:
       return train.train_runs([r.config for r in chunk], [r.workdir for r in chunk],
-                              None if len(chunk) == 1 else mode, data, progress)
+                              None if len(chunk) == 1 else mode, data, progress,
+                              keep_locked=True)  # unlocked after each run's evaluation
     except errors.NonFiniteLossError as e:
       logging.warning("kjax: sweep: %s; the other runs go on", e)
       metric_writers.write_json(os.path.join(e.workdir, DIVERGED),
                                 {"error": str(e), "step": e.step, "epoch": e.epoch,
                                  "last_good_checkpoint": e.last_good_step})
-      kworkdir.unlock(e.workdir)
       chunk = [r for r in chunk if r.workdir != e.workdir]
   return []
 

@@ -212,7 +212,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
 
 
 def train(config: ml_collections.ConfigDict, workdir: str,
-          progress: dict[str, Any] | None = None) -> TrainedRun:
+          progress: dict[str, Any] | None = None, keep_locked: bool = False) -> TrainedRun:
   """Trains the model of ``config.model.name``, evaluating every epoch, and writes the
   workdir contract (DESIGN.md): ``config.json``, ``metrics.jsonl``, ``summary.json``,
   ``timing.json``, ``checkpoints/``, ``figures/``, ``frames/``, TensorBoard events.
@@ -236,14 +236,14 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     session (``kjax.metric_writers.log_evaluation``).
 
   ``progress`` (optional, as ``train_runs``'s): ``{'evaluation_s': fn}`` adds the
-  evaluation still to come to the progress line's ETA.
+  evaluation still to come to the progress line's ETA. ``keep_locked``: as ``train_runs``'s.
 
   Raises:
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: see ``prepare`` (nothing
       written).
     NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
   """
-  return train_runs([config], [workdir], progress=progress)[0]
+  return train_runs([config], [workdir], progress=progress, keep_locked=keep_locked)[0]
 
 
 def _restore(ckpts, states, sums):
@@ -261,7 +261,8 @@ def _restore(ckpts, states, sums):
 def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
                sharing: str | None = None,
                datasets: tuple[kdata.Dataset, kdata.Dataset] | None = None,
-               progress: dict[str, Any] | None = None) -> list[TrainedRun]:
+               progress: dict[str, Any] | None = None,
+               keep_locked: bool = False) -> list[TrainedRun]:
   """Trains R runs in one compiled program: ``train`` for each, stacked on a run axis.
 
   The runs must share every array shape and the code of the step (a sweep's group,
@@ -280,6 +281,9 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
     configs, workdirs: one per run.
     sharing: None for one run; ``'vmap'`` or ``'map'`` (``kjax.evaluator.over_runs``).
     datasets: ``(train_ds, eval_ds)`` already loaded (shared by every run), or None.
+    keep_locked: keep the workdirs' locks (``kjax.workdir.lock``, taken once the data
+      has loaded) after returning, for the evaluation that follows; the caller unlocks.
+      Otherwise, and on any error, they are released on return.
     progress: for a sweep's progress line: ``{'runs_done', 'runs_total',
       'images_after'}`` (images of the groups still to come, for the ETA); and/or
       ``{'evaluation_s': fn}``, ``fn(images_per_s, num_train, num_eval) -> seconds``, an
@@ -293,6 +297,19 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   """
   if sharing is None and len(configs) != 1:
     raise ValueError(f"{len(configs)} runs need sharing='vmap' or 'map'")
+  try:
+    runs = _train_runs(configs, workdirs, sharing, datasets, progress)
+  except BaseException:
+    keep_locked = False
+    raise
+  finally:
+    if not keep_locked:
+      for w in workdirs:
+        kworkdir.unlock(w)
+  return runs
+
+
+def _train_runs(configs, workdirs, sharing, datasets, progress):
   prepared = [prepare(c, w, datasets) for c, w in zip(configs, workdirs)]
   rep, train_ds, eval_ds = prepared[0]
   run_tasks = [p[0] for p in prepared]
@@ -302,8 +319,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   writer = ksharding.is_writer()
   for c, w in zip(configs, workdirs):
     if writer:
-      # Held until the run's evaluation is done (kjax.experiment) or the process exits.
-      kworkdir.lock(w)
+      kworkdir.lock(w)  # released by train_runs (or its caller: keep_locked)
     os.makedirs(w, exist_ok=True)
     if writer:
       metric_writers.write_json(os.path.join(w, "config.json"), c.to_dict())

@@ -142,7 +142,7 @@ def check_writable(workdir: str, flag: str = "--workdir") -> None:
 
 
 LOCK_FILE = ".kjax.lock"  # in a workdir: who trains or evaluates it (PID, host, since)
-_held: dict[str, tuple[int, int]] = {}  # lock path -> (file descriptor, nesting depth)
+_held: dict[str, int] = {}  # lock path -> the open file descriptor holding the flock
 
 
 def _lock_path(workdir: str) -> str:
@@ -190,7 +190,7 @@ def check_unlocked(workdir: str) -> None:
 
 def lock(workdir: str) -> None:
   """Makes this process the one writer of ``workdir`` (creating the folder) until
-  ``unlock`` or the process exits; a second call for the same workdir only nests.
+  ``unlock`` or the process exits; a no-op if this process holds it already.
 
   The lock is an ``fcntl.flock`` on ``WORKDIR/.kjax.lock``, which records the holder's
   PID, host, start time and command; the kernel releases it when the process dies (even
@@ -202,8 +202,6 @@ def lock(workdir: str) -> None:
   """
   path = _lock_path(workdir)
   if path in _held:
-    fd, depth = _held[path]
-    _held[path] = (fd, depth + 1)
     return
   os.makedirs(os.path.dirname(path), exist_ok=True)
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -221,32 +219,30 @@ def lock(workdir: str) -> None:
                               for i, a in enumerate(sys.argv))[:300]}
   os.ftruncate(fd, 0)
   os.write(fd, json.dumps(info).encode())
-  _held[path] = (fd, 1)
+  _held[path] = fd
 
 
 def unlock(workdir: str) -> None:
-  """Undoes one ``lock`` of ``workdir``; the last one releases it (no-op if not held)."""
-  path = _lock_path(workdir)
-  if path not in _held:
-    return
-  fd, depth = _held.pop(path)
-  if depth > 1:
-    _held[path] = (fd, depth - 1)
-  else:
+  """Releases this process's lock on ``workdir`` (a no-op if it holds none)."""
+  fd = _held.pop(_lock_path(workdir), None)
+  if fd is not None:
     os.close(fd)  # releases the flock
 
 
 def unlock_all() -> None:
   """Releases every workdir lock this process holds (the end of ``launch.py``)."""
   for path in list(_held):
-    os.close(_held.pop(path)[0])
+    os.close(_held.pop(path))
 
 
 @contextlib.contextmanager
 def locked(workdir: str) -> Iterator[None]:
-  """``lock(workdir)`` for the duration of a ``with`` block (nests with ``lock``)."""
+  """``lock(workdir)`` for the duration of a ``with`` block; a lock this process held
+  before the block stays held after it."""
+  held = _lock_path(workdir) in _held
   lock(workdir)
   try:
     yield
   finally:
-    unlock(workdir)
+    if not held:
+      unlock(workdir)

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from configs import beta_vae, cvae_sweep
-from kjax import checkpointing, errors, launcher, metric_writers, sweep, train
+from kjax import checkpointing, errors, experiment, launcher, metric_writers, sweep, train
 from kjax import workdir as kworkdir
 from tests.conftest import REPO, on_real_kmnist
 
@@ -208,7 +208,8 @@ def test_a_corrupt_newest_checkpoint_is_set_aside_and_an_older_one_resumed(
   files = [os.path.join(r, f) for r, _, fs in os.walk(
       os.path.join(workdir, "checkpoints", str(newest - 8))) for f in fs]
   os.remove(max(files, key=os.path.getsize))  # a missing file
-  assert launcher.run(config, workdir) == 0
+  experiment.train_and_evaluate(config, workdir)
+  assert not kworkdir._held  # the lock is released when the run returns
   aside = os.path.join(workdir, checkpointing.CORRUPT_DIR)
   assert sorted(os.listdir(aside)) == sorted([str(newest), str(newest - 8)])  # kept, not deleted
   assert _steps(workdir)[-1] == TOTAL_STEPS  # retrained from step 112: the same state again
