@@ -115,7 +115,7 @@ class Checkpointer:
         (full, quota, read-only); the checkpoints completed before it are intact.
     """
     if step not in self._manager.all_steps():
-      with self._disk_errors(step):
+      with self._disk_errors():
         self._manager.save(step, args=ocp.args.Composite(
             **{k: ocp.args.StandardSave(v) for k, v in items.items()}), force=True)
 
@@ -129,14 +129,14 @@ class Checkpointer:
     if self._closed:
       return
     self._closed = True
-    try:
-      with self._disk_errors(None):
-        self._manager.wait_until_finished()
-    finally:
-      self._manager.close()
+    with self._disk_errors():
+      self._manager.wait_until_finished()
+    # Not after a failed save: closing orbax's event loop under TensorStore's pending
+    # writes prints a traceback per write. The process is leaving anyway.
+    self._manager.close()
 
   @contextlib.contextmanager
-  def _disk_errors(self, step: int | None) -> Iterator[None]:
+  def _disk_errors(self) -> Iterator[None]:
     """Orbax reports a failed write (in its own thread) as a ValueError or a bare
     Exception carrying TensorStore's ``[os_error_code='28']``; those become one line."""
     try:
@@ -149,10 +149,11 @@ class Checkpointer:
       code = re.search(r"os_error_code='(\d+)'", str(e))
       if code is None:
         raise
+      # The failed save may be an earlier one still being written: no step is named.
       raise errors.WriteError(
-          f"cannot write {'a' if step is None else f'the step {step}'} checkpoint in "
-          f"{self.directory}: {os.strerror(int(code.group(1)))}; the complete checkpoints "
-          "before it are kept") from None
+          f"cannot write a checkpoint in {self.directory}: "
+          f"{os.strerror(int(code.group(1)))}; the complete checkpoints before it are "
+          "kept") from None
 
 
 def _first_line(e: BaseException) -> str:

@@ -4,8 +4,10 @@ and kjax's own INFO lines without the libraries' (``quiet_libraries``)."""
 
 from __future__ import annotations
 
+import errno
 import logging as py_logging
 import os
+import threading
 import time
 
 from absl import logging
@@ -16,14 +18,43 @@ KJAX_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def quiet_libraries(handler: py_logging.Handler) -> None:
   """Keeps libraries' INFO lines (orbax's per-save lines, JAX's backend probing, TFDS) out
-  of what ``handler`` logs: INFO comes from kjax only; warnings and errors from everyone.
+  of what ``handler`` logs: INFO comes from kjax only; warnings and errors from everyone,
+  except those of a full or read-only disk (``is_disk_error``), which kjax reports in one
+  line, also when a library's thread dies of it (``threading.excepthook``).
   ``KJAX_VERBOSE=1`` keeps everything."""
   if os.environ.get("KJAX_VERBOSE", "") not in ("", "0"):
     return
 
   def keep(record: py_logging.LogRecord) -> bool:
-    return record.levelno >= py_logging.WARNING or record.pathname.startswith(KJAX_DIR)
+    if record.pathname.startswith(KJAX_DIR):
+      return True
+    if record.levelno < py_logging.WARNING:
+      return False
+    # A full or read-only disk under orbax's save threads: hundreds of lines of tracebacks
+    # (one per thread and array) for one fault that kjax reports itself, in one line
+    # (kjax.checkpointing: WriteError).
+    return not is_disk_error(record.getMessage() + " " + str(record.exc_info and record.exc_info[1]))
   handler.addFilter(keep)
+  if getattr(threading.excepthook, "kjax", False):
+    return  # installed by an earlier call
+  default_hook = threading.excepthook
+
+  def thread_hook(args: threading.ExceptHookArgs) -> None:
+    if not is_disk_error(str(args.exc_value)):
+      default_hook(args)
+  thread_hook.kjax = True
+  threading.excepthook = thread_hook
+
+
+# How a full, over-quota or read-only disk reads in OSError text and TensorStore's errors.
+DISK_ERROR_MARKERS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT),
+                      os.strerror(errno.EROFS), f"os_error_code='{errno.ENOSPC}'",
+                      f"os_error_code='{errno.EDQUOT}'", f"os_error_code='{errno.EROFS}'")
+
+
+def is_disk_error(text: str) -> bool:
+  """Whether an error's text is that of a full, over-quota or read-only disk."""
+  return any(marker in text for marker in DISK_ERROR_MARKERS)
 
 
 def hms(seconds: float) -> str:

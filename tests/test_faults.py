@@ -296,12 +296,12 @@ def test_orbax_reports_of_a_full_disk_become_one_line(tmp_path):
   ckpt = checkpointing.Checkpointer(str(tmp_path / "checkpoints"), keep=2)
   message = ("RESOURCE_EXHAUSTED: Error writing ... Failed to write 168777 bytes to file 8: "
              "No space left on device [os_error_code='28']")
-  with pytest.raises(errors.WriteError, match=r"cannot write the step 3 checkpoint in .*: "
+  with pytest.raises(errors.WriteError, match=r"cannot write a checkpoint in .*: "
                      r"No space left on device; the complete checkpoints before it are kept"):
-    with ckpt._disk_errors(3):
+    with ckpt._disk_errors():
       raise ValueError(message)
   with pytest.raises(KeyError):  # anything else is not a disk error
-    with ckpt._disk_errors(3):
+    with ckpt._disk_errors():
       raise KeyError("x")
   ckpt.close()
 
@@ -373,3 +373,21 @@ def test_a_damaged_config_json_is_one_line(reference, tmp_path, capsys):
   assert len(err) == 1 and "config.json cannot be read" in err[0], err
   with pytest.raises(errors.ConfigError, match="--workdir=.*: .*config.json"):
     kworkdir.read_config(workdir)  # --mode=evaluate and kjax.generate
+
+
+def test_a_libraries_disk_error_logs_are_left_to_kjax_s_one_line():
+  import logging as py_logging  # noqa: PLC0415
+  from kjax import progress  # noqa: PLC0415
+  handler = py_logging.StreamHandler()
+  progress.quiet_libraries(handler)
+
+  def record(level, message, path="/site-packages/orbax/checkpoint/future.py"):
+    return py_logging.LogRecord("absl", level, path, 1, message, None, None)
+
+  full = ("RESOURCE_EXHAUSTED: Failed to write 49055 bytes to file 8: No space left on device "
+          "[os_error_code='28']")
+  assert not handler.filter(record(py_logging.ERROR, full))
+  assert handler.filter(record(py_logging.ERROR, "some other failure"))
+  assert not handler.filter(record(py_logging.INFO, "orbax saved step 8"))
+  assert handler.filter(record(py_logging.INFO, "kjax: x", path=os.path.join(
+      REPO, "kjax", "train.py")))
