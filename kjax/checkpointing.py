@@ -8,6 +8,7 @@ ones aside to ``WORKDIR/checkpoints.corrupt/<step>`` (kept for inspection, never
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -33,14 +34,16 @@ class Checkpointer:
   Args:
     directory: the checkpoint directory (``WORKDIR/checkpoints``), created on first save.
     keep: number of most recent checkpoints kept.
+    reader: only restores (``kjax.generate``, evaluation): leaves the temporary folders
+      of a save in progress alone (the run may still be training).
   """
 
-  def __init__(self, directory: str, keep: int):
+  def __init__(self, directory: str, keep: int, reader: bool = False):
     # cleanup_tmp_directories: a save cut short (a kill, a full disk) leaves orbax's
     # temporary directory, which is never a checkpoint; the next run removes it.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                            enable_async_checkpointing=True,
-                                           cleanup_tmp_directories=True)
+                                           cleanup_tmp_directories=not reader)
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
     self._closed = False
@@ -78,20 +81,24 @@ class Checkpointer:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           **{k: ocp.args.StandardRestore(v) for k, v in abstract.items()}))
     except ValueError as e:
+      if isinstance(e, json.JSONDecodeError):  # a truncated metadata file
+        raise errors.CheckpointMismatchError(
+            f"the checkpoint at step {step} in {self.directory} cannot be read "
+            f"(damaged metadata: {first_line(e)})", corrupt=True) from None
       raise errors.CheckpointMismatchError(
           f"the checkpoint at step {step} in {self.directory} does not match the state "
-          f"this config builds ({_first_line(e)}); use the config it was trained with, or "
+          f"this config builds ({first_line(e)}); use the config it was trained with, or "
           "another --workdir") from None
     except Exception as e:  # noqa: BLE001  (orbax and TensorStore raise bare Exceptions)
       raise errors.CheckpointMismatchError(
           f"the checkpoint at step {step} in {self.directory} cannot be read "
-          f"({type(e).__name__}: {_first_line(e)})", corrupt=True) from None
+          f"({type(e).__name__}: {first_line(e)})", corrupt=True) from None
     return {k: restored[k] for k in templates}
 
   def set_aside(self, step: int) -> str:
     """Moves the checkpoint of ``step`` to ``WORKDIR/checkpoints.corrupt/<step>`` (a
-    timestamp is appended if that exists) and returns the new path. Only process 0 moves;
-    every process then re-reads the list of steps.
+    timestamp is appended if that exists) and returns the new path. Only process 0 moves
+    (``restore_newest`` then has every process re-read the list of steps).
 
     Raises:
       OSError: the move failed.
@@ -156,7 +163,8 @@ class Checkpointer:
           "kept") from None
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+  """The first non-empty line of an exception's message, at most 200 characters."""
   return next((line.strip() for line in str(e).splitlines() if line.strip()), "")[:200]
 
 
@@ -190,18 +198,26 @@ def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, 
   common = sorted(set.intersection(*(set(c.all_steps()) for c in ckpts)), reverse=True)
   failures: list[tuple[Checkpointer, int, errors.CheckpointMismatchError]] = []
   for step in common:
-    restored = []
-    for c, t in zip(ckpts, templates):
+    restored, failed = [], []
+    for c, t in zip(ckpts, templates):  # every run: each bad one is set aside
       try:
         restored.append(c.restore(step, t))
       except errors.CheckpointMismatchError as e:
-        failures.append((c, step, e))
-        break
-    else:
+        failed.append((c, step, e))
+    failures += failed
+    # Every process of a job must take the same step: each reads only its own shards.
+    if _all_processes(not failed):
       for c, bad, e in failures:
         where = c.set_aside(bad) if set_aside else "left in place"
         logging.warning("kjax: %s; restored the checkpoint at step %d instead (the bad one: "
                         "%s)", e, step, where)
+      if set_aside and jax.process_count() > 1:
+        # Process 0 moved what it found bad (another process's bad shards stay listed);
+        # every process re-reads the steps after the moves.
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+        multihost_utils.sync_global_devices("kjax_restore_newest")
+        for c in ckpts:
+          c._manager.reload()  # noqa: SLF001
       return step, restored
   if failures:
     if all(not e.corrupt for _, _, e in failures):
@@ -211,3 +227,12 @@ def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, 
         "changed; use the config it was trained with, or another --workdir to start afresh",
         corrupt=True)
   return None
+
+
+def _all_processes(ok: bool) -> bool:
+  """``ok`` on every process of the job (a collective when there are several)."""
+  if jax.process_count() == 1:
+    return ok
+  import numpy as np  # noqa: PLC0415
+  from jax.experimental import multihost_utils  # noqa: PLC0415
+  return bool(np.asarray(multihost_utils.process_allgather(np.int32(ok))).all())

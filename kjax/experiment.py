@@ -36,8 +36,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   Raises:
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: bad input (nothing
-      written). WorkdirLockedError: another process trains or evaluates ``workdir``.
-    Interrupted: SIGTERM/SIGINT stopped the training at a checkpoint. NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
+      written).
+    WorkdirLockedError: another process trains or evaluates ``workdir``.
+    Interrupted: SIGTERM/SIGINT stopped the training at a checkpoint.
+    NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
+    WriteError: a checkpoint or file could not be written (full disk, ...).
   """
   t_start = time.perf_counter()
   evaluate_at_end = config.get("eval", {}).get("at_end_of_training", False)

@@ -37,8 +37,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
 
   Returns:
     0 on success; 143 (SIGTERM) or 130 (SIGINT) after a signal stopped training at a
-    checkpoint (``kjax.preemption``); 1 after logging a one-line ``kjax: error: ...`` for a bad config value,
-    split, data file or workdir (nothing is written) or a non-finite loss.
+    checkpoint (``kjax.preemption``); 1 after logging a one-line ``kjax: error: ...`` for
+    a bad config value, split, data file or workdir (nothing is written), a non-finite
+    loss, a workdir in use by another process, or a file that could not be written.
   """
   progress.quiet_libraries(logging.get_absl_handler())
   try:
@@ -79,8 +80,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
   except OSError as e:  # a write outside kjax's own (orbax, TensorBoard): disk full, ...
     if e.errno not in _DISK_ERRNOS:
       raise
-    print(f"kjax: error: cannot write {e.filename or workdir}: {e.strerror}",
-          file=sys.stderr, flush=True)
+    print(f"kjax: error: {e.filename or workdir}: {e.strerror or e}", file=sys.stderr,
+          flush=True)
     return 1
   except jax.errors.JaxRuntimeError as e:
     if jax.process_count() == 1:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 
 import numpy as np
@@ -55,13 +54,14 @@ class StopSignals:
   def _handle(self, signum, frame) -> None:
     del frame
     name = signal.Signals(signum).name
+    # os.write, not print: the main thread may be inside a write to stderr (a log line),
+    # and a buffered stream refuses a reentrant call.
     if self.signum is not None:  # the second signal: leave now
-      print(f"kjax: {name} again: exiting at once; the last complete checkpoint is kept",
-            file=sys.stderr, flush=True)
+      _say(f"kjax: {name} again: exiting at once; the last complete checkpoint is kept\n")
       os._exit(128 + signum)
     self.signum = signum
-    print(f"kjax: {name} received: saving a checkpoint after the step in flight "
-          f"(send it again to exit at once)", file=sys.stderr, flush=True)
+    _say(f"kjax: {name} received: saving a checkpoint after the step in flight "
+         "(send it again to exit at once)\n")
 
   def agreed(self, multiprocess: bool) -> int | None:
     """The signal every process stops on, or None to go on.
@@ -88,3 +88,10 @@ class StopSignals:
 def exit_code(signum: int) -> int:
   """The conventional exit status of a process stopped by ``signum``: 128 + its number."""
   return 128 + int(signum)
+
+
+def _say(text: str) -> None:
+  try:
+    os.write(2, text.encode())
+  except OSError:
+    pass

@@ -19,8 +19,11 @@ KJAX_DIR = os.path.dirname(os.path.abspath(__file__))
 def quiet_libraries(handler: py_logging.Handler) -> None:
   """Keeps libraries' INFO lines (orbax's per-save lines, JAX's backend probing, TFDS) out
   of what ``handler`` logs: INFO comes from kjax only; warnings and errors from everyone,
-  except those of a full or read-only disk (``is_disk_error``), which kjax reports in one
-  line, also when a library's thread dies of it (``threading.excepthook``).
+  except those of a full or read-only disk (``is_disk_error``), also when a library's
+  thread dies of one (``threading.excepthook``): a checkpoint's disk error is reported by
+  kjax in one line (``kjax.checkpointing``), and kjax's own files fail with a
+  ``WriteError`` line (``kjax.files``); a TensorBoard events file that stops for want of
+  space is not reported apart.
   ``KJAX_VERBOSE=1`` keeps everything."""
   if os.environ.get("KJAX_VERBOSE", "") not in ("", "0"):
     return
@@ -33,7 +36,8 @@ def quiet_libraries(handler: py_logging.Handler) -> None:
     # A full or read-only disk under orbax's save threads: hundreds of lines of tracebacks
     # (one per thread and array) for one fault that kjax reports itself, in one line
     # (kjax.checkpointing: WriteError).
-    return not is_disk_error(record.getMessage() + " " + str(record.exc_info and record.exc_info[1]))
+    error = record.exc_info[1] if record.exc_info else ""
+    return not is_disk_error(f"{record.getMessage()} {error}")
   handler.addFilter(keep)
   if getattr(threading.excepthook, "kjax", False):
     return  # installed by an earlier call

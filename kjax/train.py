@@ -242,6 +242,10 @@ def train(config: ml_collections.ConfigDict, workdir: str,
     ConfigError, DataError, DataFileNotFoundError, ChecksumError: see ``prepare`` (nothing
       written).
     NonFiniteLossError: a loss became NaN/Inf; the last good checkpoint is kept.
+    Interrupted: SIGTERM/SIGINT; a checkpoint was saved at the step reached
+      (``kjax.preemption``).
+    WorkdirLockedError: another process trains or evaluates ``workdir``.
+    WriteError: a checkpoint or file could not be written (full disk, ...).
   """
   return train_runs([config], [workdir], progress=progress, keep_locked=keep_locked)[0]
 
@@ -537,6 +541,13 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
           stop_on_signal(stop, step, epoch)
         if step == epoch_end:
           t_log = time.perf_counter()  # the shown rate is of training steps only
+    # A signal during the last epoch's end (its evaluation, previews): training is done;
+    # stop before the final figures and evaluation, which the next launch then does.
+    last = stops.agreed(multiprocess)
+    if last:
+      for r, c in enumerate(ckpts):
+        c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+      stop_on_signal(last, step, step // steps_per_epoch - 1)
   for r, c in enumerate(ckpts):
     c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
     c.close()
@@ -594,7 +605,8 @@ def _finish_saves_on_error(ckpts, writers):
       try:
         closer.close()
       except Exception as e:  # noqa: BLE001
-        logging.warning("kjax: while stopping: %s", str(e).splitlines()[0][:200])
+        logging.warning("kjax: while stopping: %s",
+                        checkpointing.first_line(e) or type(e).__name__)
     raise
 
 

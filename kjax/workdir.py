@@ -42,15 +42,19 @@ def check_resumable(workdir: str, config_dict: dict,
   """Refuses ``config_dict`` if ``WORKDIR/config.json`` exists and differs from it in a
   setting that changes the run's trajectory (all but ``RESUMABLE_KEYS``). Settings added
   to kjax after the run was made (absent from its ``config.json``) are not compared: their
-  defaults reproduce the older behaviour (e.g. ``objective.name='beta_vae'``).
+  defaults reproduce the older behaviour (e.g. ``objective.name='beta_vae'``). A workdir
+  with no finished checkpoint (a start that crashed before its first one) holds no
+  training to protect: its ``config.json`` is not compared and is replaced by the new run
+  (a sweep's folder, with its ``runs/``, always is compared).
 
   Raises:
-    ConfigError: one line naming every differing setting with both values, then ``hint``.
+    ConfigError: one line naming every differing setting with both values, then ``hint``;
+      or ``config.json`` cannot be read.
   """
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
-  if not has_checkpoint(workdir):
+  if not has_checkpoint(workdir) and not os.path.isdir(os.path.join(workdir, "runs")):
     # A run that stopped before its first checkpoint (a crash while compiling, a bad
     # flag found late) has trained nothing to protect: its config.json is replaced.
     return
@@ -103,7 +107,7 @@ def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: 
   directory = os.path.join(workdir, "checkpoints")
   if not os.path.isdir(directory):  # checked first: the manager would create the folder
     raise errors.ConfigError(f"{flag}={workdir!r} has no checkpoint yet; train it first")
-  ckpt = checkpointing.Checkpointer(directory, keep=1_000_000)
+  ckpt = checkpointing.Checkpointer(directory, keep=1_000_000, reader=True)
   try:
     template = task.init_state(rng.stream_keys(config.seed)["init"])
     found = checkpointing.restore_newest([ckpt], [{"state": template}], set_aside=False)

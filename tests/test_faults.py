@@ -112,6 +112,21 @@ def test_sigint_saves_the_step_in_flight_and_the_rerun_equals_the_uninterrupted_
   _same_records(workdir, ref_workdir)
 
 
+def test_a_signal_during_the_last_epoch_s_end_stops_before_the_final_figures(
+    reference, tmp_path, monkeypatch, capsys):
+  config, ref_workdir = reference
+  workdir = str(tmp_path / "run")
+  # Logged before the last epoch's evaluation and previews, after the loop's last check.
+  _signal_at_log_step(monkeypatch, signal.SIGTERM, TOTAL_STEPS)
+  assert launcher.run(config, workdir) == 143
+  assert f"stopped by SIGTERM at step {TOTAL_STEPS}/{TOTAL_STEPS} (epoch 4/4)" in (
+      capsys.readouterr().err)
+  assert not os.path.exists(os.path.join(workdir, "summary.json"))  # not finished yet
+  monkeypatch.undo()
+  assert launcher.run(config, workdir) == 0  # trains nothing; writes the final records
+  _same_records(workdir, ref_workdir)
+
+
 def test_sigterm_in_a_sweep_checkpoints_every_run_and_the_rerun_finishes(
     kmnist_dir, tmp_path, monkeypatch, capsys):
   config = on_real_kmnist(cvae_sweep.get_config(), kmnist_dir, tmp_path, num_epochs=2)
@@ -131,7 +146,8 @@ def test_sigterm_in_a_sweep_checkpoints_every_run_and_the_rerun_finishes(
   monkeypatch.undo()
   assert launcher.run(config, workdir) == 0
   for r in runs:
-    assert [json.loads(line)["epoch"] for line in open(os.path.join(r.workdir, "metrics.jsonl"))] == [1, 2]
+    with open(os.path.join(r.workdir, "metrics.jsonl")) as f:
+      assert [json.loads(line)["epoch"] for line in f] == [1, 2]
   assert os.path.exists(os.path.join(workdir, "results.csv"))
 
 
@@ -288,7 +304,7 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
   monkeypatch.setattr(checkpointing.Checkpointer, "save", full_after_16)
   assert launcher.run(config, workdir) == 1
   err = capsys.readouterr().err.strip().splitlines()
-  assert err == [f"kjax: error: cannot write {workdir}/checkpoints: No space left on device"]
+  assert err == [f"kjax: error: {workdir}/checkpoints: No space left on device"]
   assert _steps(workdir) == [8, 16]
 
 
