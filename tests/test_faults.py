@@ -407,3 +407,14 @@ def test_a_libraries_disk_error_logs_are_left_to_kjax_s_one_line():
   assert not handler.filter(record(py_logging.INFO, "orbax saved step 8"))
   assert handler.filter(record(py_logging.INFO, "kjax: x", path=os.path.join(
       REPO, "kjax", "train.py")))
+
+
+def test_ctrl_c_outside_the_training_loop_is_one_line_and_exit_130(monkeypatch, capsys):
+  def interrupted(config, workdir):
+    raise KeyboardInterrupt  # e.g. during the final evaluation
+
+  monkeypatch.setattr(experiment, "train_and_evaluate", interrupted)
+  assert launcher.run(beta_vae.get_config(), "/nonexistent/run") == 130
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err == ["kjax: interrupted (SIGINT); every complete checkpoint in /nonexistent/run is "
+                 "kept; run the same command again to go on"]
