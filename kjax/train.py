@@ -597,10 +597,14 @@ def _finish_saves_on_error(ckpts, writers):
   """On an exception out of the training loop (a full disk, a bug, a stop), waits for the
   checkpoints still being written and flushes the logs before it propagates, so that every
   checkpoint started is complete or absent (errors while closing are logged, not raised:
-  the first error is the one to report)."""
+  the first error is the one to report). Not in a multi-process job: there closing is a
+  collective, and after a failed collective (another process died) it would wait for the
+  dead process and abort; orbax's commit-by-rename keeps the last complete checkpoint."""
   try:
     yield
   except BaseException:
+    if jax.process_count() > 1:
+      raise
     for closer in (*ckpts, *writers):
       try:
         closer.close()
