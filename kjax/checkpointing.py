@@ -1,8 +1,15 @@
 """Periodic, atomic, resumable checkpoints with orbax ``CheckpointManager``.
 
-A checkpoint that cannot be restored (truncated or missing files, another tree) is never
-resumed: ``restore_newest`` falls back to the newest one that restores and moves the bad
-ones aside to ``WORKDIR/checkpoints.corrupt/<step>`` (kept for inspection, never deleted).
+Each training checkpoint holds, beside the arrays (``state``, ``sums``), a JSON item
+``records``: the config the run was trained with, its metric history up to the step (the
+rows of ``metrics.jsonl``), the optimiser changes made on resume (``config_history``) and a
+checksum of every array (``checksums``). The workdir's ``config.json``, ``metrics.jsonl`` and
+``summary.json`` are readable copies, rebuilt from it (``kjax.train``).
+
+A checkpoint that cannot be restored (truncated or missing files, another tree) or whose
+arrays fail their checksums is never resumed: ``restore_newest`` falls back to the newest
+one that restores and moves the bad ones aside to ``WORKDIR/checkpoints.corrupt/<step>``
+(kept for inspection, never deleted).
 """
 
 from __future__ import annotations
@@ -17,11 +24,99 @@ from typing import Any, Iterator, Sequence
 
 from absl import logging
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from kjax import errors
+from kjax import sharding as ksharding
+from kjax import workdir_config
 
 CORRUPT_DIR = "checkpoints.corrupt"  # beside checkpoints/: the checkpoints set aside
+RECORDS = "records"  # a checkpoint's JSON item: config, history, config_history, checksums
+RECORDS_FORMAT = 1
+
+
+def _words(x: jax.Array) -> jax.Array:
+  """An array's bits as a flat uint32 vector (16- and 8-bit values widened, 64-bit split)."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  if x.dtype == jnp.bool_:
+    return x.astype(jnp.uint32).ravel()
+  width = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[x.dtype.itemsize]
+  return jax.lax.bitcast_convert_type(x, width).astype(jnp.uint32).ravel()
+
+
+@jax.jit
+def _hash_leaves(leaves: list[jax.Array]) -> jax.Array:
+  """uint32 ``[L, 3]``: two position-weighted sums of each leaf's 32-bit words (mod 2³²,
+  odd weights: changing any one word changes both) and its number of words. Integer sums
+  wrap exactly, so the result does not depend on the reduction order, the device or the
+  sharding."""
+  rows = []
+  for leaf in leaves:
+    w = _words(leaf)
+    i = jnp.arange(w.size, dtype=jnp.uint32)
+    a = (i * jnp.uint32(0x9E3779B1) + jnp.uint32(0x7F4A7C15)) | jnp.uint32(1)
+    b = (i * jnp.uint32(0x85EBCA77) + jnp.uint32(0xC2B2AE3D)) | jnp.uint32(1)
+    mixed = (w ^ (w >> 16)) * jnp.uint32(0x045D9F3B)
+    rows.append(jnp.stack([jnp.sum(w * a, dtype=jnp.uint32),
+                           jnp.sum(mixed * b, dtype=jnp.uint32),
+                           jnp.uint32(w.size)]))
+  return jnp.stack(rows) if rows else jnp.zeros((0, 3), jnp.uint32)
+
+
+def checksums(tree: Any) -> dict[str, str]:
+  """A checksum of every array in ``tree``, by its path (``jax.tree_util.keystr``).
+
+  Each is 24 hex digits: two 32-bit position-weighted sums of the array's bits and its size
+  in 32-bit words, computed on the devices where the arrays live (one compiled call for the
+  tree, no copy to the host). Equal arrays give equal checksums on any platform; one changed
+  word always changes the checksum, and random damage goes unnoticed with odds about 2⁻⁶⁴.
+  A collective in a multi-process job (every process calls it with the same tree).
+
+  Args:
+    tree: a pytree of arrays (``jax.Array`` or numpy), e.g. a train state.
+
+  Returns:
+    ``{'.params['Dense_0']['kernel']': '3f2a…', …}``.
+  """
+  with_paths = jax.tree_util.tree_leaves_with_path(tree)
+  leaves = [jnp.asarray(x) if not isinstance(x, jax.Array) else x for _, x in with_paths]
+  values = np.asarray(ksharding.to_host(_hash_leaves(leaves)))
+  return {jax.tree_util.keystr(path): "".join(f"{int(v):08x}" for v in row)
+          for (path, _), row in zip(with_paths, values)}
+
+
+def read_records(directory: str) -> tuple[int, dict[str, Any]] | None:
+  """The ``records`` item of the newest checkpoint in ``directory`` that has a readable one
+  (a damaged or missing item is skipped), read as JSON without restoring any array or
+  creating anything.
+
+  Returns:
+    ``(step, {'config': dict, 'history': [rows], 'config_history': [...], 'checksums':
+    {...}})``, or None: no checkpoint, or none with records (saved by a kjax older than
+    the records).
+  """
+  try:
+    steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
+  except OSError:
+    return None
+  # A damaged item is skipped: an older checkpoint may have good ones.
+  return next(filter(None, (read_records_at(directory, step) for step in steps)), None)
+
+
+def read_records_at(directory: str, step: int) -> tuple[int, dict[str, Any]] | None:
+  """``(step, records)`` of the checkpoint of ``step`` (``read_records``), or None when it
+  has none or it cannot be read."""
+  try:
+    with open(os.path.join(directory, str(step), workdir_config.RECORDS_FILE)) as f:
+      records = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if isinstance(records, dict) and isinstance(records.get("config"), dict):
+    return step, records
+  return None
 
 
 class Checkpointer:
@@ -69,17 +164,27 @@ class Checkpointer:
     return None if step is None else self.restore(step, templates)
 
   def restore(self, step: int, templates: dict[str, Any]) -> dict[str, Any]:
-    """Restores the checkpoint of ``step`` into the structure of ``templates``.
+    """Restores the checkpoint of ``step`` into the structure of ``templates`` and verifies
+    every array against the checksums saved with it (``checksums``).
+
+    Returns:
+      ``{name: pytree}`` for each name of ``templates``, plus ``'records'`` (the JSON item:
+      ``config``, ``history``, ``config_history``, ``checksums``) when the checkpoint has
+      one (checkpoints saved by an older kjax have none and are not verified).
 
     Raises:
       CheckpointMismatchError: the checkpoint's tree or shapes differ from ``templates``
         (a different model, or a run saved by an older kjax), or its files cannot be read
-        (truncated, missing: ``corrupt`` is then True); nothing is changed on disk.
+        (truncated, missing) or an array differs from its checksum (``corrupt`` is then
+        True); nothing is changed on disk.
     """
     abstract = {k: jax.tree.map(ocp.utils.to_shape_dtype_struct, v) for k, v in templates.items()}
+    args = {k: ocp.args.StandardRestore(v) for k, v in abstract.items()}
+    has_records = os.path.isdir(os.path.join(self.directory, str(step), RECORDS))
+    if has_records:
+      args[RECORDS] = ocp.args.JsonRestore()
     try:
-      restored = self._manager.restore(step, args=ocp.args.Composite(
-          **{k: ocp.args.StandardRestore(v) for k, v in abstract.items()}))
+      restored = self._manager.restore(step, args=ocp.args.Composite(**args))
     except ValueError as e:
       if isinstance(e, json.JSONDecodeError):  # a truncated metadata file
         raise errors.CheckpointMismatchError(
@@ -93,7 +198,27 @@ class Checkpointer:
       raise errors.CheckpointMismatchError(
           f"the checkpoint at step {step} in {self.directory} cannot be read "
           f"({type(e).__name__}: {first_line(e)})", corrupt=True) from None
-    return {k: restored[k] for k in templates}
+    out = {k: restored[k] for k in templates}
+    if has_records:
+      records = restored[RECORDS]
+      saved = records.get("checksums", {}) if isinstance(records, dict) else None
+      if not isinstance(saved, dict):
+        raise errors.CheckpointMismatchError(
+            f"the checkpoint at step {step} in {self.directory} cannot be read (its "
+            f"{RECORDS} item is not a JSON object)", corrupt=True)
+      for name in templates:
+        if name not in saved:
+          continue
+        found = checksums(out[name])
+        bad = [p for p in sorted(set(found) | set(saved[name]))
+               if found.get(p) != saved[name].get(p)]
+        if bad:
+          raise errors.CheckpointMismatchError(
+              f"the checkpoint at step {step} in {self.directory} is damaged: {len(bad)} "
+              f"array(s) of {name!r} differ from their checksums (first: {name}{bad[0]})",
+              corrupt=True)
+      out[RECORDS] = records
+    return out
 
   def set_aside(self, step: int) -> str:
     """Moves the checkpoint of ``step`` to ``WORKDIR/checkpoints.corrupt/<step>`` (a
@@ -113,18 +238,30 @@ class Checkpointer:
     self._manager.reload()
     return target
 
-  def save(self, step: int, items: dict[str, Any]) -> None:
+  def save(self, step: int, items: dict[str, Any],
+           records: dict[str, Any] | None = None) -> None:
     """Starts an asynchronous save of ``items`` as ``step`` (a no-op if ``step`` exists:
     a deterministic run that replays steps writes the same state again).
+
+    Args:
+      step: the training step.
+      items: ``{name: pytree of arrays}`` (``state``, ``sums``).
+      records: JSON-serialisable ``{'config', 'history', 'config_history'}`` saved as the
+        ``records`` item, with the ``checksums`` of every array of ``items`` added
+        (verified by ``restore``); None saves the arrays alone.
 
     Raises:
       WriteError: this save, or the previous one still being written, failed on the disk
         (full, quota, read-only); the checkpoints completed before it are intact.
     """
     if step not in self._manager.all_steps():
+      args = {k: ocp.args.StandardSave(v) for k, v in items.items()}
+      if records is not None:
+        args[RECORDS] = ocp.args.JsonSave({
+            "format": RECORDS_FORMAT, "step": int(step), **records,
+            "checksums": {k: checksums(v) for k, v in items.items()}})
       with self._disk_errors():
-        self._manager.save(step, args=ocp.args.Composite(
-            **{k: ocp.args.StandardSave(v) for k, v in items.items()}), force=True)
+        self._manager.save(step, args=ocp.args.Composite(**args), force=True)
 
   def close(self) -> None:
     """Waits for pending saves to finish, then releases the manager (once: later calls

@@ -9,6 +9,7 @@ import os
 import time
 from typing import Any, Mapping
 
+from absl import logging
 import numpy as np
 from tensorboardX import SummaryWriter
 from tensorboardX import summary as tb_summary
@@ -28,18 +29,45 @@ def write_json(path: str, obj: Any) -> None:
   files.write_json(path, obj)
 
 
+def update_json(path: str, obj: Any) -> bool:
+  """``write_json(path, obj)`` unless ``path`` already holds exactly that text (a re-launched
+  finished run leaves its records byte-identical, mtime included); returns whether it wrote.
+
+  Raises:
+    WriteError: as ``write_json``.
+  """
+  text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+  try:
+    with open(path, encoding="utf-8") as f:
+      if f.read() == text:
+        return False
+  except (OSError, UnicodeDecodeError):
+    pass
+  files.write_text(path, text)
+  return True
+
+
 def read_jsonl(path: str) -> list[dict[str, Any]]:
-  """The objects of a JSON-lines file ([] if it does not exist); a torn last line is skipped."""
+  """The rows of a ``metrics.jsonl`` ([] if it does not exist): every line that is a JSON
+  object with an integer ``step``, in order; a damaged or torn line is skipped, never the
+  valid lines after it."""
   if not os.path.exists(path):
     return []
   rows = []
-  with open(path) as f:
+  with open(path, "rb") as f:
     for line in f:
       try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        break
+        row = json.loads(line)
+      except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        continue
+      if isinstance(row, dict) and isinstance(row.get("step"), int):
+        rows.append(row)
   return rows
+
+
+def jsonl_text(rows: list[dict[str, Any]]) -> str:
+  """``rows`` as ``metrics.jsonl`` holds them: one JSON object per line, keys sorted."""
+  return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
 
 
 EVALUATION_PREFIX = "evaluation/"
@@ -157,16 +185,40 @@ class MetricWriter:
       ``SessionLog.START`` with ``purge_step = resume_step + 1``).
     enabled: False keeps the history in memory and writes nothing (the processes other
       than process 0 of a multi-process job, ``kjax.sharding.is_writer``).
+    history: the rows up to ``resume_step`` as the checkpoint recorded them (its
+      ``records`` item, ``kjax.checkpointing``): the truth, from which a missing, damaged or
+      torn ``metrics.jsonl`` is rebuilt (with one log line). None (no checkpoint, or one
+      saved by an older kjax): the file's valid rows up to ``resume_step``.
+
+  Attributes:
+    rebuilt: whether ``metrics.jsonl`` disagreed with ``history`` up to ``resume_step``
+      (missing, damaged or edited lines) and was rewritten from it.
   """
 
-  def __init__(self, workdir: str, resume_step: int = 0, enabled: bool = True):
+  def __init__(self, workdir: str, resume_step: int = 0, enabled: bool = True,
+               history: list[dict[str, Any]] | None = None):
     self.path = os.path.join(workdir, "metrics.jsonl")
-    self.history = [r for r in read_jsonl(self.path) if r["step"] <= resume_step]
+    on_disk = [r for r in read_jsonl(self.path) if r["step"] <= resume_step]
+    self.history = on_disk if history is None else [dict(r) for r in history]
     self.enabled = enabled
+    self.rebuilt = False
     self._tb = None
     if not enabled:
       return
-    self._rewrite()
+    try:
+      with open(self.path, encoding="utf-8") as f:
+        current = f.read()
+    except (OSError, UnicodeDecodeError):
+      current = None
+    if current != jsonl_text(self.history):
+      # Lines after resume_step (from a run killed before its next checkpoint) are
+      # dropped: training replays them. Anything else is a damaged copy.
+      self.rebuilt = history is not None and jsonl_text(on_disk) != jsonl_text(self.history)
+      if self.rebuilt:
+        logging.warning("kjax: rebuilt %s from the checkpoint at step %d (the file had %d of "
+                        "its %d rows up to that step)", self.path, resume_step,
+                        sum(r in self.history for r in on_disk), len(self.history))
+      self._rewrite()
     self._tb = summary_writer(workdir, flush_secs=30,
                               purge_step=int(resume_step) + 1 if resume_step else None)
 
@@ -196,7 +248,7 @@ class MetricWriter:
     """Rewrites ``metrics.jsonl`` with ``rows`` (default ``history``) atomically: a failed
     write (``WriteError``) leaves the file's previous lines as they were."""
     rows = self.history if rows is None else rows
-    files.write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    files.write_text(self.path, jsonl_text(rows))
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """Logs ``scalars`` (tag → number, e.g. ``{'train_steps/loss': 151.0}``) at ``step`` to

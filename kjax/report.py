@@ -65,6 +65,24 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
   return f"<table><tr>{head}</tr>{body}</table>"
 
 
+HISTORY_FILE = "config_history.json"  # kjax.train.HISTORY_FILE (no import: kjax.train is heavy)
+
+
+def _config_history(workdir: str) -> list[str]:
+  """The "Config changes" section: each ``optim.*`` change made when the run was resumed
+  (``WORKDIR/config_history.json``: ``[{'step': N, 'changes': {key: {'from', 'to'}}}]``);
+  nothing when the run kept its config."""
+  try:
+    with open(os.path.join(workdir, HISTORY_FILE)) as f:
+      history = json.load(f)
+    rows = [(str(entry["step"]), f"config.{key}", _format(change["from"]), _format(change["to"]))
+            for entry in history for key, change in entry["changes"].items()]
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    return []
+  return ["<h2>Config changes during training</h2>",
+          _table(rows, ("from step", "setting", "before", "after"))] if rows else []
+
+
 def write_report(workdir: str, config: dict, result: dict[str, Any],
                  metric_docs: dict[str, str] | None = None) -> str:
   """Writes ``WORKDIR/report.html`` atomically and returns its path.
@@ -105,6 +123,7 @@ def write_report(workdir: str, config: dict, result: dict[str, Any],
       "</ul>",
       *(f"<figure id='fig-{i}'><img alt='{html.escape(f)}' src='{_embed(os.path.join(workdir, f))}'>"
         f"<figcaption>{html.escape(f)}</figcaption></figure>" for i, f in enumerate(figures)),
+      *_config_history(workdir),
       "<h2>Config</h2><pre>", html.escape(json.dumps(config, indent=2, sort_keys=True)),
       "</pre></body></html>\n"]
   return files.write_text(os.path.join(workdir, REPORT), "".join(parts))

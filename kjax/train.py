@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import math
 import os
 import resource
@@ -39,6 +40,7 @@ from kjax import figures
 from kjax import frames as kframes
 from kjax import metric_writers
 from kjax import preemption
+from kjax import report
 from kjax import rng
 from kjax import sharding as ksharding
 from kjax import tasks
@@ -252,14 +254,52 @@ def train(config: ml_collections.ConfigDict, workdir: str,
 
 def _restore(ckpts, states, sums):
   """Restores every run at the newest step all of them have kept and can restore
-  (``kjax.checkpointing.restore_newest``: a corrupt newest checkpoint is moved aside and an
-  older one used); ``(states, sums, 0)`` unchanged when there is none."""
+  (``kjax.checkpointing.restore_newest``: a corrupt newest checkpoint, or one whose arrays
+  fail their checksums, is moved aside and an older one used).
+
+  Returns:
+    ``(states, sums, step, records)``: ``records`` per run is the checkpoint's ``records``
+    item (None for a checkpoint saved by an older kjax); ``(states, sums, 0, [None, ...])``
+    unchanged when there is no checkpoint.
+  """
   found = checkpointing.restore_newest(
       ckpts, [{"state": s, "sums": m} for s, m in zip(states, sums)])
   if found is None:
-    return states, sums, 0
+    return states, sums, 0, [None] * len(states)
   step, restored = found
-  return [r["state"] for r in restored], [r["sums"] for r in restored], step
+  return ([r["state"] for r in restored], [r["sums"] for r in restored], step,
+          [r.get(checkpointing.RECORDS) for r in restored])
+
+
+def optim_changes(recorded: dict[str, Any], config: dict[str, Any]) -> dict[str, dict]:
+  """The ``optim.*`` settings of ``config`` that differ from the ``recorded`` config of a
+  checkpoint: ``{'optim.learning_rate': {'from': 0.001, 'to': 0.0001}}`` (settings the
+  recorded config lacks, added to kjax later, are not compared)."""
+  old = kworkdir.flatten(json.loads(json.dumps(recorded)))
+  new = kworkdir.flatten(json.loads(json.dumps(config)))
+  return {k: {"from": old[k], "to": new.get(k)} for k in sorted(old)
+          if k.startswith("optim.") and old[k] != new.get(k)}
+
+
+def with_optimizer_settings(restored: Any, fresh: Any) -> Any:
+  """``restored`` with every ``optax.inject_hyperparams`` value (the leaves under an
+  ``opt_state``'s ``hyperparams``: learning rates, Adam's b1, b2, eps) taken from ``fresh``,
+  the state a changed ``config.optim`` builds: the moments and step counts are kept, the
+  new settings apply from the next update. Both trees have one structure."""
+  def pick(path, old, new):
+    names = [getattr(k, "name", getattr(k, "key", None)) for k in path]
+    return new if "hyperparams" in names else old
+  return jax.tree_util.tree_map_with_path(pick, restored, fresh)
+
+
+def lower_learning_rate_flags(config: ml_collections.ConfigDict) -> str:
+  """The flags that continue a diverged run with a tenth of its learning rate(s), e.g.
+  ``--config.optim.learning_rate=0.0001`` (the CGAN's ``g_``/``d_learning_rate`` too when
+  set)."""
+  o = config.optim
+  keys = ["learning_rate"] + [k for k in ("g_learning_rate", "d_learning_rate")
+                              if o.get(k) is not None]
+  return " ".join(f"--config.optim.{k}={o[k] / 10:g}" for k in keys)
 
 
 def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
@@ -321,26 +361,60 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   num_runs = len(configs)
   mesh = ksharding.make_mesh(num_runs if sharing == "vmap" else 1, config.get("mesh"))
   writer = ksharding.is_writer()
-  for c, w in zip(configs, workdirs):
+  for w in workdirs:
     if writer:
       kworkdir.lock(w)  # released by train_runs (or its caller: keep_locked)
     os.makedirs(w, exist_ok=True)
-    if writer:
-      metric_writers.write_json(os.path.join(w, "config.json"), c.to_dict())
   logging.info("kjax: %s -> %s on %s (mesh %s, %d process(es))",
                "; ".join(t.describe() for t in run_tasks), ", ".join(workdirs),
                jax.devices()[0].platform, dict(mesh.shape), jax.process_count())
 
   keys = [rng.stream_keys(c.seed) for c in configs]
-  states = [t.init_state(k["init"]) for t, k in zip(run_tasks, keys)]
+  fresh = [t.init_state(k["init"]) for t, k in zip(run_tasks, keys)]
   sums = [zero_sums(rep.train_metrics) for _ in configs]
   ckpts = [checkpointing.Checkpointer(os.path.join(w, "checkpoints"), c.train.keep_checkpoints)
            for c, w in zip(configs, workdirs)]
-  states, sums, start_step = _restore(ckpts, states, sums)
-  if start_step:
+  states, sums, start_step, records = _restore(ckpts, fresh, sums)
+  batch_size = config.train.batch_size
+  steps_per_epoch = len(train_ds) // batch_size
+  total_steps = steps_per_epoch * config.train.num_epochs
+  # What each checkpoint records beside its arrays (kjax.checkpointing.RECORDS).
+  config_dicts = [json.loads(json.dumps(c.to_dict())) for c in configs]
+  config_histories = [list((rec or {}).get("config_history", [])) for rec in records]
+  for r, (c, w, rec) in enumerate(zip(configs, workdirs, records)):
+    changes = optim_changes(rec["config"], config_dicts[r]) if rec else {}
+    if not changes:
+      continue
+    named = ", ".join(f"config.{k}={v['to']!r} (was {v['from']!r})" for k, v in changes.items())
+    if start_step >= total_steps:
+      raise errors.ConfigError(
+          f"{w} is already finished at step {start_step}: {named} would train no step; "
+          "raise config.train.num_epochs to continue it with the new setting(s), or use "
+          "another --workdir")
+    # Continuing a run with a new step size (e.g. after a non-finite loss): the optimiser
+    # state is kept, its settings come from the config; the change is recorded.
+    states[r] = with_optimizer_settings(states[r], fresh[r])
+    config_histories[r].append({"step": int(start_step), "changes": changes})
+    logging.info("kjax: %s continues from step %d with %s (recorded in %s)", w, start_step,
+                 named, HISTORY_FILE)
+  if writer:
+    for c, w, history in zip(configs, workdirs, config_histories):
+      _write_config(w, c, start_step)
+      if history:
+        metric_writers.update_json(os.path.join(w, HISTORY_FILE), history)
+  if start_step >= total_steps > 0:
+    logging.info("kjax: %s already finished at step %d: nothing to train",
+                 ", ".join(workdirs), start_step)
+  elif start_step:
     logging.info("kjax: resumed from the checkpoint at step %d", start_step)
-  writers = [metric_writers.MetricWriter(w, resume_step=start_step, enabled=writer)
-             for w in workdirs]
+  writers = [metric_writers.MetricWriter(w, resume_step=start_step, enabled=writer,
+                                         history=(rec or {}).get("history"))
+             for w, rec in zip(workdirs, records)]
+
+  def records_of(r):
+    """The ``records`` item of run ``r``'s checkpoint at the current step."""
+    return {"config": config_dicts[r], "history": writers[r].history,
+            "config_history": config_histories[r]}
 
   def run_state(tree, r):
     return tree if sharing is None else unstack(tree, r)
@@ -356,9 +430,6 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   state, sum_tree = on_mesh(states), on_mesh(sums)
   train_key = on_mesh([k["train"] for k in keys])
 
-  batch_size = config.train.batch_size
-  steps_per_epoch = len(train_ds) // batch_size
-  total_steps = steps_per_epoch * config.train.num_epochs
   data = device_data(train_ds, mesh)
   # The epoch's data order, drawn on the mesh where the chunk reads it (no host copy).
   def permutation(key, epoch):
@@ -394,10 +465,25 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
       c.close()
     for w in writers:
       w.close()
-    raise errors.NonFiniteLossError(
-        f"the training loss of {workdirs[r]} became non-finite by step {step} (epoch "
-        f"{epoch + 1}); the last good checkpoint (step {latest}) is kept; "
-        "lower config.optim.learning_rate and rerun", workdirs[r], step, epoch + 1, latest)
+    w = workdirs[r]
+    if not finite_since_restore:
+      # Right after a restore: the restored state, not the step size, is the suspect.
+      where = os.path.join(w, "checkpoints", str(start_step))
+      message = (
+          f"the training loss of {w} became non-finite by step {step}, within "
+          f"{step - start_step} step(s) of resuming: the checkpoint at step {start_step} may "
+          f"be corrupt; move {where} into {os.path.join(w, checkpointing.CORRUPT_DIR)}/ and "
+          "run the same command to resume from the checkpoint before it")
+    elif latest is None:
+      message = (f"the training loss of {w} became non-finite by step {step} (epoch "
+                 f"{epoch + 1}), before any checkpoint; run the same command with "
+                 f"{lower_learning_rate_flags(configs[r])} to start again with a smaller step")
+    else:
+      message = (f"the training loss of {w} became non-finite by step {step} (epoch "
+                 f"{epoch + 1}); the last good checkpoint (step {latest}) is kept; to continue "
+                 f"from it with a smaller step, run the same command with "
+                 f"{lower_learning_rate_flags(configs[r])}")
+    raise errors.NonFiniteLossError(message, w, step, epoch + 1, latest)
 
   def stop_on_signal(signum, step, epoch):
     """After the checkpoint of ``step`` was started: wait for it, flush the logs, raise."""
@@ -451,6 +537,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   sums_logged = ksharding.to_host(stack(sums)) if start_step % steps_per_epoch else None
   t_start = t_log
   multiprocess = jax.process_count() > 1
+  finite_since_restore = not start_step  # a finite loss seen since the restore
   with preemption.StopSignals() as stops, _finish_saves_on_error(ckpts, writers):
     while step < total_steps:
       epoch = step // steps_per_epoch
@@ -479,6 +566,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
           for r, m in enumerate(means):
             if not all(math.isfinite(v) for v in m.values()):
               stop_non_finite(r, step, epoch)
+          finite_since_restore = True
           window = window_means(host_sums, sums_logged)
           sums_logged = host_sums
           now = time.perf_counter()
@@ -536,7 +624,8 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
           sums_logged = None
         if save_due or stop:
           for r, c in enumerate(ckpts):
-            c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+            c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
+                   records_of(r))
         if stop:
           stop_on_signal(stop, step, epoch)
         if step == epoch_end:
@@ -546,10 +635,12 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
     last = stops.agreed(multiprocess)
     if last:
       for r, c in enumerate(ckpts):
-        c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+        c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
+                   records_of(r))
       stop_on_signal(last, step, step // steps_per_epoch - 1)
   for r, c in enumerate(ckpts):
-    c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)})
+    c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
+                   records_of(r))
     c.close()
   timing["wall_s"] = time.perf_counter() - t_start
   timing["steps_run"] = step - start_step
@@ -563,23 +654,70 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   return results
 
 
+HISTORY_FILE = report.HISTORY_FILE  # config_history.json: the optim.* changes made on resume
+FIGURES_MANIFEST = "final_figures.json"  # in WORKDIR/figures: the final figures and step
+
+
+def _write_config(workdir: str, config: ml_collections.ConfigDict, step: int) -> None:
+  """``WORKDIR/config.json`` (unchanged bytes when equal). A run with a checkpoint whose
+  copy was missing or damaged gets it back (one line): the checkpoint's own config was
+  the one compared (``kjax.workdir.check_resumable``)."""
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      json.load(f)
+    damage = None
+  except FileNotFoundError:
+    damage = "missing"
+  except (OSError, ValueError):
+    damage = "damaged"
+  metric_writers.update_json(path, config.to_dict())
+  if damage and step:
+    logging.warning("kjax: rebuilt %s (it was %s) from the config of the checkpoint at step "
+                    "%d", path, damage, step)
+
+
+def _final_figures_done(fig_dir: str, step: int) -> list[str] | None:
+  """The final figures of ``step`` if every one listed in ``figures/final_figures.json``
+  exists (a finished run launched again makes only missing ones), else None."""
+  try:
+    with open(os.path.join(fig_dir, FIGURES_MANIFEST)) as f:
+      manifest = json.load(f)
+    paths = [os.path.join(fig_dir, p) for p in manifest["figures"]]
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  if manifest.get("step") != step or not all(os.path.isfile(p) for p in paths):
+    return None
+  return paths
+
+
 def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step):
   """``summary.json``, ``timing.json`` and the final figures of one run (process 0 only);
-  returns the first two."""
+  returns the first two. A finished run launched again (no step trained) rewrites nothing
+  that is intact: ``summary.json`` only if it disagrees with the checkpoint's history (one
+  line), the figures only if one is missing."""
   summary = dict(writer.history[-1]) if writer.history else {"step": step, "epoch": 0}
   if not ksharding.is_writer():
     writer.close()
     return summary, timing
-  metric_writers.write_json(os.path.join(workdir, "summary.json"), summary)
+  path = os.path.join(workdir, "summary.json")
+  existed = os.path.exists(path)
+  if metric_writers.update_json(path, summary) and not timing.get("steps_run") and step:
+    logging.warning("kjax: rebuilt %s (it was %s) from the checkpoint at step %d", path,
+                    "damaged or out of date" if existed else "missing", step)
   fig_dir = os.path.join(workdir, "figures")
   os.makedirs(fig_dir, exist_ok=True)
   t0 = time.perf_counter()
-  paths = task.final_figures(state, writer.history, fig_dir, train_ds, eval_ds)
-  paths.append(figures.plot_style_examples(
-      os.path.join(fig_dir, "style_examples.png"), train_ds.images, train_ds.labels,
-      train_ds.styles, train_ds.info,
-      title=f"Thin vs thick strokes in {config.data.train_split} (per-class "
-            f"{config.data.style_reduction} of pixels > {config.data.style_pixel_threshold})"))
+  paths = None if timing.get("steps_run") else _final_figures_done(fig_dir, step)
+  if paths is None:
+    paths = task.final_figures(state, writer.history, fig_dir, train_ds, eval_ds)
+    paths.append(figures.plot_style_examples(
+        os.path.join(fig_dir, "style_examples.png"), train_ds.images, train_ds.labels,
+        train_ds.styles, train_ds.info,
+        title=f"Thin vs thick strokes in {config.data.train_split} (per-class "
+              f"{config.data.style_reduction} of pixels > {config.data.style_pixel_threshold})"))
+    metric_writers.update_json(os.path.join(fig_dir, FIGURES_MANIFEST), {
+        "step": int(step), "figures": [os.path.relpath(p, fig_dir) for p in paths]})
   timing = {**timing, "final_figures_s": round(time.perf_counter() - t0, 2),
             "peak_rss_mib": round(peak_rss_mib())}
   path = os.path.join(workdir, "timing.json")

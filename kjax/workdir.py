@@ -39,32 +39,49 @@ RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint
 
 def check_resumable(workdir: str, config_dict: dict,
                     hint: str = "use another --workdir for a different experiment") -> None:
-  """Refuses ``config_dict`` if ``WORKDIR/config.json`` exists and differs from it in a
-  setting that changes the run's trajectory (all but ``RESUMABLE_KEYS``). Settings added
-  to kjax after the run was made (absent from its ``config.json``) are not compared: their
-  defaults reproduce the older behaviour (e.g. ``objective.name='beta_vae'``). A workdir
-  with no finished checkpoint (a start that crashed before its first one) holds no
-  training to protect: its ``config.json`` is not compared and is replaced by the new run
-  (a sweep's folder, with its ``runs/``, always is compared).
+  """Refuses ``config_dict`` if the run in ``workdir`` was trained with a config that
+  differs from it in a setting that changes the run's trajectory (all but
+  ``RESUMABLE_KEYS``).
+
+  The run's config is the one its newest checkpoint recorded (``kjax.checkpointing``'s
+  ``records`` item), so a deleted or edited ``config.json`` cannot let another experiment
+  resume; ``config.json`` is read only for a checkpoint saved by an older kjax (without
+  records) or a sweep's folder. With a recorded config the optimiser's settings
+  (``optim.*``) may change: training continues from the checkpoint with the new ones and
+  records the change (``kjax.train``, ``config_history.json``). Settings added to kjax after
+  the run was made (absent from its config) are not compared: their defaults reproduce the
+  older behaviour (e.g. ``objective.name='beta_vae'``). A workdir with no finished
+  checkpoint (a start that crashed before its first one) holds no training to protect:
+  its ``config.json`` is not compared and is replaced by the new run (a sweep's folder,
+  with its ``runs/``, always is compared).
 
   Raises:
     ConfigError: one line naming every differing setting with both values, then ``hint``;
-      or ``config.json`` cannot be read.
+      or ``config.json`` cannot be read when it is the only record.
   """
   path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    return
-  if not has_checkpoint(workdir) and not os.path.isdir(os.path.join(workdir, "runs")):
-    # A run that stopped before its first checkpoint (a crash while compiling, a bad
-    # flag found late) has trained nothing to protect: its config.json is replaced.
-    return
-  try:
-    with open(path) as f:
-      old = flatten(json.load(f))
-  except (OSError, ValueError) as e:
-    raise errors.ConfigError(
-        f"{path} cannot be read ({e}); restore it from a copy, or move the run aside and "
-        "use another --workdir") from None
+  recorded = checkpointing.read_records(os.path.join(workdir, "checkpoints"))
+  resumable = RESUMABLE_KEYS
+  if recorded is not None:
+    step, records = recorded
+    old = flatten(records["config"])
+    source = f"the config of the checkpoint at step {step} in {workdir}"
+    resumable = (*RESUMABLE_KEYS, "optim.")
+  else:
+    if not os.path.exists(path):
+      return
+    if not has_checkpoint(workdir) and not os.path.isdir(os.path.join(workdir, "runs")):
+      # A run that stopped before its first checkpoint (a crash while compiling, a bad
+      # flag found late) has trained nothing to protect: its config.json is replaced.
+      return
+    try:
+      with open(path) as f:
+        old = flatten(json.load(f))
+    except (OSError, ValueError) as e:
+      raise errors.ConfigError(
+          f"{path} cannot be read ({e}); restore it from a copy, or move the run aside and "
+          "use another --workdir") from None
+    source = path
   new = flatten(json.loads(json.dumps(config_dict)))  # tuples as JSON lists
   if any(k.startswith("sweep.") for k in old) and not any(k.startswith("sweep.") for k in new):
     raise errors.ConfigError(f"--workdir={workdir!r} holds a sweep; a single run needs its "
@@ -73,24 +90,27 @@ def check_resumable(workdir: str, config_dict: dict,
       f"config.{key}={new.get(key)!r} (the run has {old.get(key)!r})"
       for key in sorted(set(old) | set(new))
       # A key the run's kjax did not have yet keeps its old behaviour by default.
-      if not key.startswith(RESUMABLE_KEYS) and key in old and old.get(key) != new.get(key)]
+      if not key.startswith(resumable) and key in old and old.get(key) != new.get(key)]
   if differences:
     raise errors.ConfigError(
-        f"{len(differences)} setting(s) differ from {path}: {'; '.join(differences)}; {hint}")
+        f"{len(differences)} setting(s) differ from {source}: {'; '.join(differences)}; "
+        f"{hint}")
 
 
 def read_config(workdir: str, flag: str = "--workdir") -> ml_collections.ConfigDict:
-  """The ``config.json`` of the run in ``workdir``.
+  """The config of the run in ``workdir``: its ``config.json``, or the one its newest
+  checkpoint recorded when that file is missing or damaged (``workdir_config.get_config``).
 
   Raises:
-    ConfigError: there is none (``flag`` names the setting that gave ``workdir``).
+    ConfigError: there is neither, or ``config.json`` is damaged and no checkpoint holds a
+      config (``flag`` names the setting that gave ``workdir``).
   """
   path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise errors.ConfigError(f"{flag}={workdir!r} is not a kjax run: {path} not found")
   try:
     return workdir_config.get_config(workdir)
-  except ValueError as e:  # not JSON: a damaged file
+  except FileNotFoundError:
+    raise errors.ConfigError(f"{flag}={workdir!r} is not a kjax run: {path} not found") from None
+  except ValueError as e:  # not JSON: a damaged file, and no checkpoint holds the config
     raise errors.ConfigError(f"{flag}={workdir!r}: {e}") from None
 
 

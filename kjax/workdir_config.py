@@ -38,16 +38,54 @@ def from_json(value: Any) -> Any:
   return value
 
 
+RECORDS_FILE = os.path.join("records", "metadata")  # orbax's JSON item in a checkpoint step
+
+
+def recorded_config(workdir: str) -> tuple[int, dict[str, Any]] | None:
+  """The config the newest checkpoint of ``workdir`` recorded (its ``records`` item,
+  ``kjax.checkpointing``; a damaged item is skipped for an older checkpoint's), read as
+  plain JSON: ``(step, config dict)``, or None when no checkpoint has one."""
+  directory = os.path.join(workdir, "checkpoints")
+  try:
+    steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
+  except OSError:
+    return None
+  for step in steps:
+    try:
+      with open(os.path.join(directory, str(step), RECORDS_FILE)) as f:
+        config = json.load(f).get("config")
+    except (OSError, ValueError, AttributeError):
+      continue
+    if isinstance(config, dict):
+      return step, config
+  return None
+
+
 def get_config(workdir: str) -> ml_collections.ConfigDict:
-  """The ``ConfigDict`` of the run in ``workdir`` (its ``config.json``).
+  """The ``ConfigDict`` of the run in ``workdir``: its ``config.json``, or, when that is
+  missing or damaged, the config its newest checkpoint recorded (``recorded_config``; a
+  warning names the file to rebuild by launching the run again).
 
   Raises:
-    FileNotFoundError: ``workdir`` has no ``config.json``.
-    ValueError: it is not valid JSON (its message names the file).
+    FileNotFoundError: ``workdir`` has no ``config.json`` and no checkpoint with a config.
+    ValueError: it is not valid JSON (its message names the file) and no checkpoint holds
+      a config.
   """
   path = os.path.join(workdir, "config.json")
-  with open(path) as f:
-    try:
-      return from_json(json.load(f))
-    except json.JSONDecodeError as e:
-      raise ValueError(f"{path} is not valid JSON ({e})") from None
+  try:
+    with open(path) as f:
+      try:
+        return from_json(json.load(f))
+      except json.JSONDecodeError as e:
+        problem: Exception = ValueError(f"{path} is not valid JSON ({e})")
+  except FileNotFoundError as e:
+    problem = e
+  recorded = recorded_config(workdir)
+  if recorded is None:
+    raise problem
+  from absl import logging  # noqa: PLC0415
+  logging.warning("kjax: %s is %s; using the config of the checkpoint at step %d (launch "
+                  "the run again to rebuild the file)", path,
+                  "missing" if isinstance(problem, FileNotFoundError) else "damaged",
+                  recorded[0])
+  return from_json(recorded[1])

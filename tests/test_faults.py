@@ -378,10 +378,12 @@ def test_a_torn_last_line_of_metrics_jsonl_is_dropped_and_rewritten(tmp_path):
   assert [json.loads(line) for line in path.read_text().splitlines()] == rows
 
 
-def test_a_damaged_config_json_is_one_line(reference, tmp_path, capsys):
+def test_a_damaged_config_json_without_records_is_one_line(reference, tmp_path, capsys):
   config, ref_workdir = reference
   workdir = str(tmp_path / "run")
   shutil.copytree(ref_workdir, workdir)
+  for step in _steps(workdir):  # as saved by a kjax without the checkpoint's records
+    shutil.rmtree(os.path.join(workdir, "checkpoints", str(step), checkpointing.RECORDS))
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write('{"model": {"name": "beta_va')
   assert launcher.run(config, workdir) == 1  # training: the resume check reads it
