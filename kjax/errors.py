@@ -43,6 +43,37 @@ class NonFiniteLossError(KjaxError, FloatingPointError):
     self.last_good_step = last_good_step
 
 
+class NonFiniteSamplesError(KjaxError, FloatingPointError):
+  """The images a checkpoint generates hold NaN or infinite pixels: its parameters are
+  corrupt, or the run diverged before it was saved. ``kjax.generate`` and the evaluation
+  refuse such samples (nothing is written) rather than draw or score them.
+
+  Attributes:
+    workdir, step: the run and its checkpoint's step.
+  """
+
+  def __init__(self, workdir: str, step: int, detail: str):
+    super().__init__(f"the samples of the checkpoint at step {step} in {workdir} are not "
+                     f"finite ({detail}); the checkpoint may be corrupt or the run diverged")
+    self.workdir = workdir
+    self.step = step
+
+  @classmethod
+  def check(cls, images, step: int, workdir: str) -> None:
+    """Raises the error if float ``images [N, ...]`` (numpy or JAX) hold NaN or infinity;
+    its message counts the images that do."""
+    import numpy as np  # noqa: PLC0415  (this module imports nothing else)
+
+    images = np.asarray(images)
+    flat = images.reshape(len(images), -1) if images.ndim else images.reshape(1, 1)
+    nan = int(np.isnan(flat).any(axis=1).sum())
+    inf = int(np.isinf(flat).any(axis=1).sum())
+    if nan or inf:
+      parts = [f"{n} of {len(flat)} images hold {what}"
+               for n, what in ((nan, "NaN"), (inf, "infinite pixels")) if n]
+      raise cls(workdir, step, ", ".join(parts))
+
+
 class CheckpointMismatchError(KjaxError):
   """A checkpoint cannot be restored: its tree differs from the state the config builds
   (another model, or a run saved by an older kjax), or, with ``corrupt``, its files cannot

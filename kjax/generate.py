@@ -8,8 +8,9 @@ r"""Samples from a trained run, without retraining: a Python API and a command l
 grid goes to ``--out`` (default ``WORKDIR/generated/<label>_<style>_seed<seed>.png``, or
 ``unconditional_seed<seed>.png``); its path is the one line printed. Every flag is checked
 before the checkpoint is restored; a bad one gives one ``kjax: error:`` line and exit
-status 1. Libraries' INFO logs are hidden unless ``--verbosity=0`` (absl's flag) is given.
-From Python::
+status 1, and so do a workdir without a readable checkpoint and samples that hold NaN or
+infinity (a corrupt checkpoint or a diverged run): nothing is written then. Libraries'
+INFO logs are hidden unless ``--verbosity=0`` (absl's flag) is given. From Python::
 
   run = generate.load_run("runs/cgan_kmnist")
   images = generate.generate(run, label=3, style=1, num_samples=16, key=jax.random.key(0))
@@ -169,6 +170,8 @@ def generate(run: TrainedRun, label: int, style: int, num_samples: int,
 
   Raises:
     ConfigError: ``num_samples < 1`` or ``label``/``style`` out of range.
+    NonFiniteSamplesError: an image holds NaN or infinity (a corrupt checkpoint or a
+      diverged run); the message names the step and the workdir.
   """
   if num_samples < 1:
     raise errors.ConfigError(f"--num_samples={num_samples} is not allowed: expected >= 1")
@@ -178,7 +181,9 @@ def generate(run: TrainedRun, label: int, style: int, num_samples: int,
   z = jax.random.normal(key, (num_samples, run.task.latent_dim()))
   labels = jnp.full((num_samples,), label, jnp.int32)
   styles = jnp.full((num_samples,), style, jnp.int32)
-  return np.asarray(run.sample(run.state, z, labels, styles))
+  images = np.asarray(run.sample(run.state, z, labels, styles))
+  errors.NonFiniteSamplesError.check(images, run.step, run.workdir)
+  return images
 
 
 def generate_grid(workdir: str, label: str | int | None = None, style: str | int | None = None,
@@ -208,7 +213,9 @@ def generate_grid(workdir: str, label: str | int | None = None, style: str | int
   Raises:
     ConfigError: a bad argument (the message names it and what is allowed), e.g. a
       ``label`` or ``style`` for an unconditional run, or a workdir without a trained run.
-    CheckpointMismatchError: the checkpoint holds another model than ``config.json``.
+    CheckpointMismatchError: the checkpoint holds another model than ``config.json``, or
+      no checkpoint of it can be read.
+    NonFiniteSamplesError: the samples hold NaN or infinity (nothing is written).
   """
   if not workdir:
     raise errors.ConfigError("--workdir is required: the directory of a trained run")

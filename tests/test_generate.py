@@ -85,9 +85,10 @@ def test_config_trains_on_official_format_k49(module, synthetic_k49_dir, tmp_pat
 
 # --- Issue 13: the command line refuses bad requests before restoring anything ------------
 
-def _untrained_run(workdir, module, checkpoint=False, **model):
+def _untrained_run(workdir, module, checkpoint=False, nan=False, **model):
   """A workdir with ``module``'s config (KMNIST; ``model`` overrides) and, with
-  ``checkpoint``, an initial state saved as step 0: enough for ``kjax.generate``."""
+  ``checkpoint``, an initial state saved as step 0: enough for ``kjax.generate``. With
+  ``nan``, every float array of that state is NaN (a corrupt checkpoint)."""
   from kjax import checkpointing, metric_writers, rng, tasks  # noqa: PLC0415
   config = module.get_config()
   config.data.name = "kmnist"
@@ -96,6 +97,9 @@ def _untrained_run(workdir, module, checkpoint=False, **model):
   metric_writers.write_json(str(workdir / "config.json"), config.to_dict())
   if checkpoint:
     state = tasks.get_task(config).init_state(rng.stream_keys(config.seed)["init"])
+    if nan:
+      state = jax.tree.map(lambda x: np.full_like(x, np.nan) if np.issubdtype(
+          np.asarray(x).dtype, np.floating) else x, state)
     ckpt = checkpointing.Checkpointer(str(workdir / "checkpoints"), keep=1)
     ckpt.save(0, {"state": state})
     ckpt.close()
@@ -113,15 +117,20 @@ def no_restore(monkeypatch):
 @pytest.mark.parametrize("flags, match", [
     (dict(num_samples=0), r"^--num_samples=0 is not allowed: expected 1\.\.1024"),
     (dict(num_samples=5000), r"^--num_samples=5000 is not allowed: expected 1\.\.1024"),
+    (dict(num_samples=100000), r"^--num_samples=100000 is not allowed: expected 1\.\.1024"),
     (dict(seed=2**32), r"^--seed=4294967296 is not allowed: expected 0\.\.4294967295"),
     (dict(seed=-1), r"^--seed=-1 is not allowed: expected 0\.\.4294967295"),
     (dict(ncols=0), r"^--ncols=0 is not allowed: expected >= 1"),
+    (dict(ncols=-1), r"^--ncols=-1 is not allowed: expected >= 1"),
     (dict(style="fat"), r"^--style='fat' is not allowed: expected thin, thick, 0 or 1"),
     (dict(label="12"), r"^--label='12' is not a class of kmnist: expected 0\.\.9 or one of お"),
     (dict(label="あ"), r"^--label='あ' is not a class of kmnist"),
     (dict(out="grid.gif"), r"^--out='grid.gif' is not allowed: expected a path ending in \.png"),
-], ids=["num_samples=0", "num_samples=5000", "seed=2**32", "seed=-1", "ncols=0", "style",
-        "label_index", "label_character", "out"])
+    (dict(out="figs/grid"), r"^--out='figs/grid' is not allowed: expected a path ending in "
+     r"\.png"),
+], ids=["num_samples=0", "num_samples=5000", "num_samples=100000", "seed=2**32", "seed=-1",
+        "ncols=0", "ncols=-1", "style", "label_index", "label_character", "out",
+        "out_without_extension"])
 def test_generate_checks_every_flag_before_restoring(flags, match, tmp_path, no_restore):
   workdir = _untrained_run(tmp_path / "cvae", cvae_config)
   with pytest.raises(errors.ConfigError, match=match) as e:
@@ -152,3 +161,24 @@ def test_generate_samples_the_unconditional_beta_vae_without_label(tmp_path):
   out = generate.generate_grid(workdir, num_samples=3, seed=2**32 - 1)
   assert out == os.path.join(workdir, "generated", "unconditional_seed4294967295.png")
   assert os.path.getsize(out) > 1_000
+
+
+# --- Issue 16: samples that are not finite are refused, in one line, writing nothing ------
+
+def test_generate_refuses_samples_that_are_not_finite(tmp_path):
+  workdir = _untrained_run(tmp_path / "beta_vae", beta_vae_config, checkpoint=True, nan=True,
+                           architecture="mlp", mlp_widths=(32,))
+  message = (f"the samples of the checkpoint at step 0 in {workdir} are not finite (3 of 3 "
+             "images hold NaN); the checkpoint may be corrupt or the run diverged")
+  with pytest.raises(errors.NonFiniteSamplesError) as e:
+    generate.generate_grid(workdir, num_samples=3, out=str(tmp_path / "grid.png"))
+  assert str(e.value) == message and e.value.step == 0
+  assert not (tmp_path / "grid.png").exists()
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json"]  # nothing written
+
+  # The command line: that one line and exit status 1, and no orbax INFO lines although the
+  # checkpoint was restored (bad flags never reach the restore: see above).
+  result = _run("-m", "kjax.generate", f"--workdir={workdir}", "--num_samples=3")
+  assert result.returncode == 1 and result.stdout == ""
+  assert result.stderr.strip().splitlines() == [f"kjax: error: {message}"]
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json"]

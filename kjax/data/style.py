@@ -66,15 +66,73 @@ def style_labels(counts: np.ndarray, labels: np.ndarray, thresholds: np.ndarray)
   return (counts > thresholds[labels]).astype(np.int32)
 
 
+def check_thresholds(thresholds, num_classes: int, max_count: int) -> str | None:
+  """What is wrong with ``thresholds`` as the ``class_thresholds`` of ``num_classes``
+  classes of images of ``max_count`` pixels, or None if nothing is.
+
+  ``class_thresholds`` returns float64 ``[num_classes]``, each a median or mean of pixel
+  counts, so each is finite and in ``[0, max_count]``; anything else (another type, shape
+  or dtype, NaN, infinity, a negative or too large value) is described in a few words.
+  """
+  if not isinstance(thresholds, np.ndarray):
+    return f"it holds a {type(thresholds).__name__}, not an array"
+  if thresholds.dtype != np.float64:
+    return f"dtype {thresholds.dtype}, expected float64"
+  if thresholds.shape != (num_classes,):
+    return f"shape {thresholds.shape}, expected ({num_classes},)"
+  if not np.all(np.isfinite(thresholds)):
+    return "it holds NaN or infinite values"
+  if np.any(thresholds < 0):
+    return f"it holds negative values (min {thresholds.min():g})"
+  if np.any(thresholds > max_count):
+    return (f"it holds values above {max_count}, the pixels of an image "
+            f"(max {thresholds.max():g})")
+  return None
+
+
+def _load_entry(path: str, num_classes: int, max_count: int) -> tuple[np.ndarray | None, str]:
+  """``(thresholds, '')`` of a valid cache entry at ``path``, else ``(None, why)``."""
+  try:
+    with open(path, "rb") as f:
+      magic = f.read(6)
+    if magic != b"\x93NUMPY":
+      what = ("empty" if not magic else "a pickle" if magic[:1] == b"\x80" else
+              f"it starts with {magic!r}")
+      return None, f"not a .npy file: {what}"
+    loaded = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, EOFError) as e:  # truncated, an object array, a bad header
+    reason = " ".join(str(e).split()) or type(e).__name__
+    if "pickle" in reason:
+      return None, "an array of pickled objects, which kjax never loads"
+    return None, f"not a readable .npy file: {reason}"
+  why = check_thresholds(loaded, num_classes, max_count)
+  return (None, why) if why else (loaded, "")
+
+
 def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes: int,
                             pixel_threshold: int, reduction: str,
                             cache_dir: str | None) -> np.ndarray:
   """``class_thresholds`` of a training split, cached on disk by content.
 
   The cache key is a SHA-256 of the images, labels and parameters, so a changed split or
-  setting never reuses a stale entry. ``cache_dir=None`` disables the cache. A damaged
-  entry is recomputed, and one that cannot be written (full disk, read-only cache) is
-  skipped with a one-line warning.
+  setting never reuses a stale entry. ``cache_dir=None`` disables the cache. An entry is
+  validated when it is read (``check_thresholds``: float64 ``[num_classes]``, finite, in
+  ``[0, pixels per image]``; a readable ``.npy`` without pickled objects): a bad one
+  (truncated, garbage, a pickle, wrong shape or dtype, NaN, negative) is recomputed and
+  replaced, with one warning line naming the file and what was wrong. An entry that
+  cannot be written (full disk, read-only cache) is skipped with a one-line warning.
+
+  Args:
+    images: uint8 ``[N, 28, 28]`` or ``[N, 28, 28, 1]``; labels: int ``[N]``.
+    num_classes, pixel_threshold, reduction: see ``class_thresholds`` and
+      ``foreground_pixel_count``.
+    cache_dir: the cache's root (entries in ``<cache_dir>/style/*.npy``), or None.
+
+  Returns:
+    float64 ``[num_classes]``, as ``class_thresholds``.
+
+  Raises:
+    ConfigError: unknown ``reduction``.
   """
   counts = foreground_pixel_count(images, pixel_threshold)
   if cache_dir is None:
@@ -85,10 +143,12 @@ def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes:
   key.update(f"{num_classes}/{pixel_threshold}/{reduction}".encode())
   path = os.path.join(cache_dir, "style", key.hexdigest()[:32] + ".npy")
   if os.path.isfile(path):
-    try:
-      return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:  # damaged entry: recompute and rewrite it
-      logging.warning("kjax: ignoring the damaged style cache %s (%s)", path, e)
+    max_count = int(np.prod(images.shape[1:])) if images.ndim > 1 else 0
+    cached, why = _load_entry(path, num_classes, max_count)
+    if cached is not None:
+      return cached
+    logging.warning("kjax: the style cache entry %s is bad (%s); recomputing and replacing it",
+                    path, why)
   thresholds = class_thresholds(counts, labels, num_classes, reduction)
   try:  # atomic: concurrent runs never read a partial file
     files.makedirs(os.path.dirname(path))

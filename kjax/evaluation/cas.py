@@ -77,18 +77,54 @@ def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
   return float(np.mean(predicted == test_labels))
 
 
+def check_cached_reference(entry) -> str | None:
+  """What is wrong with a decoded CAS cache entry, or None: it must be the JSON object
+  ``{"cas_real_reference": accuracy}`` with a finite number (not a bool or string) in
+  [0, 1]."""
+  if not isinstance(entry, dict):
+    return f"a JSON {type(entry).__name__}, expected an object"
+  if set(entry) != {"cas_real_reference"}:
+    return f"keys {sorted(entry)}, expected ['cas_real_reference']"
+  value = entry["cas_real_reference"]
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    return f"cas_real_reference is a {type(value).__name__}, expected a number"
+  if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+    return f"cas_real_reference={value!r}, expected an accuracy in [0, 1]"
+  return None
+
+
+def _read_cached_reference(path: str) -> float | None:
+  """The value of a valid cache entry at ``path``; None if there is none or it is bad (a
+  bad one gets one warning line naming the file and what is wrong)."""
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      entry = json.load(f)
+  except (OSError, ValueError, RecursionError) as e:  # truncated, not UTF-8, not JSON
+    why = "not readable JSON: " + (" ".join(str(e).split()) or type(e).__name__)
+  else:
+    why = check_cached_reference(entry)
+    if why is None:
+      return float(entry["cas_real_reference"])
+  logging.warning("kjax: the CAS cache entry %s is bad (%s); recomputing and replacing it",
+                  path, why)
+  return None
+
+
 def _cached_reference(clf_config, run: base.Run) -> float:
+  """``cas_real_reference`` of ``run``'s splits with ``clf_config``, cached by content in
+  ``<cache_dir>/cas/<sha256>.json``; a bad entry is recomputed and replaced, an unwritable
+  one skipped (one warning line each)."""
   digest = hashlib.sha256()
   for part in (run.train_ds.images, run.train_ds.labels, run.eval_ds.images, run.eval_ds.labels):
     digest.update(np.ascontiguousarray(part).tobytes())
   digest.update(json.dumps(clf_config.to_dict(), sort_keys=True, default=str).encode())
   cache_dir = run.config.data.get("cache_dir") or loading.default_cache_dir()
   path = os.path.join(cache_dir, "cas", digest.hexdigest()[:32] + ".json")
-  try:
-    with open(path, encoding="utf-8") as f:
-      return float(json.load(f)["cas_real_reference"])
-  except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: recompute
-    pass
+  value = _read_cached_reference(path)
+  if value is not None:
+    return value
   value = train_and_test(clf_config, run.train_ds.images, run.train_ds.labels,
                          run.eval_ds.images, run.eval_ds.labels)
   try:  # atomic: a concurrent run never reads a partial file

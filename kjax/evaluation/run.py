@@ -17,6 +17,7 @@ import ml_collections
 import kjax
 from kjax import autotune
 from kjax import data as kdata
+from kjax import errors
 from kjax import files
 from kjax import metric_writers
 from kjax import progress
@@ -105,12 +106,18 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
     The content of ``metrics.json``: ``run``, ``protocol``, ``classifier``, ``metrics``
     (name → number or list), ``figures`` (paths relative to the workdir), ``timing_s``
     (plus ``report``, not in the file).
+
+  Raises:
+    NonFiniteSamplesError: the model's samples (``base.Run.generated``, drawn first) hold
+      NaN or infinity: a corrupt checkpoint or a diverged run; nothing is written.
   """
-  files.makedirs(os.path.join(workdir, EVAL_DIR))
   t0 = time.perf_counter()
   # Replicated on this process's devices: every batch below is split over them.
   state = sharding.put(state, sharding.local_mesh())
   run = base.Run(config, workdir, task, state, train_ds, eval_ds, evaluator)
+  if _generates(run):  # drawn first (they are shared later): NaN samples score nothing
+    errors.NonFiniteSamplesError.check(run.generated()[0], int(state.step), workdir)
+  files.makedirs(os.path.join(workdir, EVAL_DIR))
   merged = base.Output()
   timing: dict[str, float] = {}
   entries = [e for e in EVALUATIONS if e.applies(run)]
@@ -278,6 +285,9 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str,
       named at once), or a bad ``config.eval.classifier_workdir`` (all before anything is
       written).
     DataError, DataFileNotFoundError, ChecksumError: as for training.
+    CheckpointMismatchError: no checkpoint in ``workdir`` can be read (all damaged), or it
+      holds another model; nothing is written.
+    NonFiniteSamplesError: see ``evaluate``.
   """
   validation.validate_config(config)
   kworkdir.read_config(workdir, "--workdir")
