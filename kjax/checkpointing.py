@@ -15,6 +15,7 @@ one that restores and moves the bad ones aside to ``WORKDIR/checkpoints.corrupt/
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -24,7 +25,6 @@ from typing import Any, Iterator, Sequence
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -37,55 +37,39 @@ RECORDS = "records"  # a checkpoint's JSON item: config, history, config_history
 RECORDS_FORMAT = 1
 
 
-def _words(x: jax.Array) -> jax.Array:
-  """An array's bits as a flat uint32 vector (16- and 8-bit values widened, 64-bit split)."""
-  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-    x = jax.random.key_data(x)
-  if x.dtype == jnp.bool_:
-    return x.astype(jnp.uint32).ravel()
-  width = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[x.dtype.itemsize]
-  return jax.lax.bitcast_convert_type(x, width).astype(jnp.uint32).ravel()
-
-
-@jax.jit
-def _hash_leaves(leaves: list[jax.Array]) -> jax.Array:
-  """uint32 ``[L, 3]``: two position-weighted sums of each leaf's 32-bit words (mod 2³²,
-  odd weights: changing any one word changes both) and its number of words. Integer sums
-  wrap exactly, so the result does not depend on the reduction order, the device or the
-  sharding."""
-  rows = []
-  for leaf in leaves:
-    w = _words(leaf)
-    i = jnp.arange(w.size, dtype=jnp.uint32)
-    a = (i * jnp.uint32(0x9E3779B1) + jnp.uint32(0x7F4A7C15)) | jnp.uint32(1)
-    b = (i * jnp.uint32(0x85EBCA77) + jnp.uint32(0xC2B2AE3D)) | jnp.uint32(1)
-    mixed = (w ^ (w >> 16)) * jnp.uint32(0x045D9F3B)
-    rows.append(jnp.stack([jnp.sum(w * a, dtype=jnp.uint32),
-                           jnp.sum(mixed * b, dtype=jnp.uint32),
-                           jnp.uint32(w.size)]))
-  return jnp.stack(rows) if rows else jnp.zeros((0, 3), jnp.uint32)
-
-
 def checksums(tree: Any) -> dict[str, str]:
   """A checksum of every array in ``tree``, by its path (``jax.tree_util.keystr``).
 
-  Each is 24 hex digits: two 32-bit position-weighted sums of the array's bits and its size
-  in 32-bit words, computed on the devices where the arrays live (one compiled call for the
-  tree, no copy to the host). Equal arrays give equal checksums on any platform; one changed
-  word always changes the checksum, and random damage goes unnoticed with odds about 2⁻⁶⁴.
-  A collective in a multi-process job (every process calls it with the same tree).
+  Each is BLAKE2b (``hashlib``, 128 bits) of the array's dtype (as JAX holds it: int32
+  for a Python int without x64), shape and bytes, read on the host (the copy orbax makes to save it anyway; PRNG keys by their key data). Equal arrays
+  give equal checksums; damaged bytes go unnoticed with odds about 2⁻¹²⁸. A collective in a
+  multi-process job when an array spans other processes' devices (``kjax.sharding.to_host``:
+  every process calls it with the same tree).
 
   Args:
     tree: a pytree of arrays (``jax.Array`` or numpy), e.g. a train state.
 
   Returns:
-    ``{'.params['Dense_0']['kernel']': '3f2a…', …}``.
+    ``{"['params']['Dense_0']['kernel']": '3f2a…' (32 hex digits), …}``.
   """
+  def data(x):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.key_data(x)
+    return x
+
   with_paths = jax.tree_util.tree_leaves_with_path(tree)
-  leaves = [jnp.asarray(x) if not isinstance(x, jax.Array) else x for _, x in with_paths]
-  values = np.asarray(ksharding.to_host(_hash_leaves(leaves)))
-  return {jax.tree_util.keystr(path): "".join(f"{int(v):08x}" for v in row)
-          for (path, _), row in zip(with_paths, values)}
+  host = ksharding.to_host([data(x) for _, x in with_paths])
+  out = {}
+  for (path, _), array in zip(with_paths, host):
+    array = np.asarray(array)
+    # JAX's dtype of the value (int32 without x64): a Python int or an int64 restored
+    # from a saved int32 hashes as it was saved.
+    array = np.ascontiguousarray(array.astype(jax.dtypes.canonicalize_dtype(array.dtype),
+                                              copy=False))
+    digest = hashlib.blake2b(f"{array.dtype.str}{array.shape}".encode(), digest_size=16)
+    digest.update(array.tobytes())
+    out[jax.tree_util.keystr(path)] = digest.hexdigest()
+  return out
 
 
 def read_records(directory: str) -> tuple[int, dict[str, Any]] | None:
@@ -301,8 +285,10 @@ class Checkpointer:
 
 
 def first_line(e: BaseException) -> str:
-  """The first non-empty line of an exception's message, at most 200 characters."""
-  return next((line.strip() for line in str(e).splitlines() if line.strip()), "")[:200]
+  """The first non-empty line of an exception's message, at most 200 characters, without
+  TensorStore's ``See full TensorStore details: <bound method …>`` tail."""
+  line = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+  return line.split(" See full TensorStore details")[0].rstrip(". ")[:200]
 
 
 def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, Any]],
@@ -359,10 +345,13 @@ def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, 
   if failures:
     if all(not e.corrupt for _, _, e in failures):
       raise failures[0][2]  # another model: the first (newest) message says so
+    where = os.path.dirname(ckpts[0].directory)
+    advice = (f"move {ckpts[0].directory} aside to train the run afresh, or use another "
+              "--workdir" if set_aside else "train the run again, or restore its "
+              "checkpoints from a copy")
     raise errors.CheckpointMismatchError(
         f"no checkpoint restores: {'; '.join(str(e) for _, _, e in failures)}; nothing was "
-        "changed; use the config it was trained with, or another --workdir to start afresh",
-        corrupt=True)
+        f"changed in {where}; {advice}", corrupt=True)
   return None
 
 

@@ -6,7 +6,9 @@ r"""The ``kjax`` command (and ``python launch.py``): one experiment from the com
 ``--mode=train`` (default) trains, then evaluates (``WORKDIR/eval/metrics.json``,
 ``WORKDIR/report.html``); re-running resumes from the newest checkpoint in the workdir.
 ``--mode=evaluate --workdir=W`` evaluates the newest checkpoint of the run in W with W's own
-``config.json`` (``--config.eval.*`` flags change what is measured). A config with a
+``config.json`` (``--config.eval.*`` flags change what is measured). ``--mode=repair
+--workdir=W`` rebuilds W's ``config.json``, ``metrics.jsonl`` and ``summary.json`` from its
+newest checkpoint (each checkpoint records them). A config with a
 ``sweep`` section (``beta_vae_sweep``) runs a whole ablation study; ``--mode=results``
 rebuilds its tables and figures from finished runs.
 
@@ -46,10 +48,11 @@ def define_flags() -> None:
       f"shipped with kjax ({', '.join(kconfigs.NAMES)}). Its values are overridden with "
       "--config.SECTION.FIELD=VALUE.", lock_config=True)
   flags.DEFINE_string("workdir", None, "Run directory (default: runs/<config name>).")
-  flags.DEFINE_enum("mode", "train", ["train", "evaluate", "results"],
+  flags.DEFINE_enum("mode", "train", ["train", "evaluate", "results", "repair"],
                     "train (then evaluate); evaluate an existing run only (with the config "
-                    "in WORKDIR/config.json); or, for a sweep, rebuild results.csv/md, "
-                    "figures and report.html only.")
+                    "in WORKDIR/config.json); for a sweep, rebuild results.csv/md, "
+                    "figures and report.html only; or repair: rebuild a run's config.json, "
+                    "metrics.jsonl and summary.json from its newest checkpoint.")
   flags.DEFINE_string(
       "coordinator_address", None, "HOST:PORT of process 0 of a multi-process job "
       "(jax.distributed.initialize); with --num_processes and --process_id. Unset: joined "
@@ -176,7 +179,7 @@ def help_text(config_value: str | None) -> str:
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing with kjax's command line: ``--help`` prints ``help_text`` and exits
-  0; ``--config=NAME`` takes a shipped config; ``--mode=evaluate|results --workdir=W``
+  0; ``--config=NAME`` takes a shipped config; ``--mode=evaluate|results|repair --workdir=W``
   without ``--config`` uses ``W/config.json``; unknown config fields and bad values exit 1
   with one line. Returns the remaining arguments (the program name)."""
   args = list(argv[1:])
@@ -190,8 +193,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     _, mode = _flag_value(args, "mode")
     _, workdir = _flag_value(args, "workdir")
     if value is None:
-      if mode in ("evaluate", "results") and workdir:
-        if not os.path.isfile(os.path.join(workdir, "config.json")):
+      if mode in ("evaluate", "results", "repair") and workdir:
+        if (not os.path.isfile(os.path.join(workdir, "config.json"))
+            and workdir_config.recorded_config(workdir) is None
+            and not (mode == "repair" and os.path.isdir(os.path.join(workdir, "runs")))):
           raise UsageError(f"--workdir={workdir!r} is not a kjax run: no config.json in it")
         value = f"{WORKDIR_CONFIG}:{workdir}"
         args.insert(0, f"--config={value}")  # before the overrides, which it defines

@@ -26,6 +26,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
         distributed: dict | None = None, config_from_workdir: bool = False) -> int:
   """Trains (then evaluates) ``config`` in ``workdir``, or with ``mode='evaluate'`` only
   evaluates the run there (``kjax.evaluation.evaluate_workdir``); returns an exit status.
+  ``mode='repair'`` rebuilds the run's ``config.json``, ``metrics.jsonl`` and
+  ``summary.json`` from its newest checkpoint (``kjax.workdir.repair``); ``config`` is unused.
 
   A config with a ``sweep`` section runs the whole study (``kjax.sweep.run_sweep``);
   ``mode='results'`` rebuilds its table and figures from finished runs.
@@ -53,7 +55,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
       logging.info("kjax: --mode=%s runs on process 0; process %d has nothing to do",
                    mode, jax.process_index())
       return 0
-    if benchmark.is_benchmark(config):
+    if mode == "repair":
+      with kworkdir.locked(workdir):
+        lines = kworkdir.repair(workdir)
+      for line in lines or [f"{workdir}: every record agrees with its newest checkpoint; "
+                            "nothing to repair"]:
+        logging.info("kjax: %s", line)
+    elif benchmark.is_benchmark(config):
       {"evaluate": benchmark.evaluate_benchmark, "results": benchmark.rebuild_results}.get(
           mode, benchmark.run_benchmark)(config, workdir)
     elif sweep.is_sweep(config):

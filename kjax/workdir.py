@@ -22,6 +22,7 @@ import ml_collections
 
 from kjax import checkpointing
 from kjax import errors
+from kjax import files
 from kjax import rng
 from kjax import tasks
 from kjax import workdir_config
@@ -270,3 +271,72 @@ def locked(workdir: str) -> Iterator[None]:
   finally:
     if not held:
       unlock(workdir)
+
+
+def repair(workdir: str) -> list[str]:
+  """``launch.py --mode=repair --workdir=W``: rebuilds the run's readable records from the
+  ``records`` item of its newest checkpoint that has a readable one (``kjax.checkpointing``),
+  without loading data or arrays, and returns one line per file rebuilt:
+
+  * ``config.json``, when missing or damaged (a valid one is kept: it may hold settings
+    changed for the steps still to train);
+  * ``metrics.jsonl``: its rows up to the checkpoint's step become the checkpoint's history
+    (damaged, missing or edited rows); valid rows after that step (a run stopped before its
+    next checkpoint, replayed on resume) are kept;
+  * ``summary.json``, when the checkpoint ends the run (its last history row is at the
+    checkpoint's step and epoch ``config.train.num_epochs``): the last row;
+  * ``config_history.json``, the optimiser changes made on resume, when there are any.
+
+  Files that agree are left byte-identical; the arrays are verified by the next run that
+  restores them. A sweep's folder repairs each run under ``runs/``.
+
+  Raises:
+    ConfigError: ``workdir`` holds no checkpoint with records (none yet, or saved by a
+      kjax older than the records).
+    WriteError: a file cannot be written.
+  """
+  from kjax import metric_writers  # noqa: PLC0415  (kjax.metric_writers imports tensorboardX)
+  runs_dir = os.path.join(workdir, "runs")
+  if os.path.isdir(runs_dir) and not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    lines = []
+    for name in sorted(os.listdir(runs_dir)):
+      if os.path.isdir(os.path.join(runs_dir, name, "checkpoints")):
+        lines += repair(os.path.join(runs_dir, name))
+    return lines
+  found = checkpointing.read_records(os.path.join(workdir, "checkpoints"))
+  if found is None:
+    raise errors.ConfigError(
+        f"--workdir={workdir!r} has no checkpoint with records to repair from (none yet, or "
+        "saved by an older kjax); launch the run again to rebuild what it can")
+  step, records = found
+  where = f"from the checkpoint at step {step}"
+  lines = []
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      json.load(f)
+  except (OSError, ValueError):
+    metric_writers.update_json(path, records["config"])
+    lines.append(f"rebuilt {path} {where}")
+  history = [r for r in records.get("history", []) if isinstance(r, dict)]
+  path = os.path.join(workdir, "metrics.jsonl")
+  later = [r for r in metric_writers.read_jsonl(path) if r["step"] > step]
+  text = metric_writers.jsonl_text(history + later)
+  try:
+    with open(path, encoding="utf-8") as f:
+      current = f.read()
+  except (OSError, UnicodeDecodeError):
+    current = None
+  if current != text:
+    files.write_text(path, text)
+    lines.append(f"rebuilt {path} {where} ({len(history)} rows)")
+  num_epochs = records["config"].get("train", {}).get("num_epochs")
+  if history and history[-1].get("step") == step and history[-1].get("epoch") == num_epochs:
+    path = os.path.join(workdir, "summary.json")
+    if metric_writers.update_json(path, history[-1]):
+      lines.append(f"rebuilt {path} {where}")
+  if records.get("config_history"):
+    path = os.path.join(workdir, "config_history.json")
+    if metric_writers.update_json(path, records["config_history"]):
+      lines.append(f"rebuilt {path} {where}")
+  return lines

@@ -93,8 +93,8 @@ def die_after_save(monkeypatch, step: int, nth: int = 1) -> None:
   original = checkpointing.Checkpointer.save
   seen = []
 
-  def save_then_die(self, s, items):
-    original(self, s, items)
+  def save_then_die(self, s, items, records=None):
+    original(self, s, items, records)
     if s == step:
       seen.append(s)
       if len(seen) == nth:

@@ -47,7 +47,7 @@ def test_help_of_another_config_shows_its_defaults():
      "to float: 'abc' (config.objective.beta is float, e.g. 4.0)"),
     (["--config.model.latent_dim=2.5"], "(config.model.latent_dim is int, e.g. 2)"),
     (["--config.train.num_epochs"], "--config.train.num_epochs"),
-    (["--mode=fit"], "--mode=fit: value should be one of <train|evaluate|results>"),
+    (["--mode=fit"], "--mode=fit: value should be one of <train|evaluate|results|repair>"),
     (["--workdirr=x"], "Unknown command line flag 'workdirr'"),
     (["extra"], "unexpected arguments: extra"),
     (["--noconfig.eval.at_end_of_trainng"], "did you mean --config.eval.at_end_of_training"),

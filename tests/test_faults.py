@@ -296,10 +296,10 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
   workdir = str(tmp_path / "run")
   original = checkpointing.Checkpointer.save
 
-  def full_after_16(self, step, items):
+  def full_after_16(self, step, items, records=None):
     if step > 16:
       raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.directory)
-    original(self, step, items)
+    original(self, step, items, records)
 
   monkeypatch.setattr(checkpointing.Checkpointer, "save", full_after_16)
   assert launcher.run(config, workdir) == 1

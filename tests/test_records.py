@@ -209,17 +209,20 @@ def test_restore_verifies_every_array_against_its_checksum(tmp_path):
   assert step == 1 and float(restored[0]["state"]["w"][1, 2]) == 5.0
 
 
-def test_checksums_see_every_word_and_not_the_placement():
+def test_checksums_change_with_any_change_of_an_array():
   x = jnp.arange(1000, dtype=jnp.float32)
-  base = checkpointing.checksums({"x": x, "b": jnp.zeros(3, jnp.bfloat16),
-                                  "k": jax.random.key(3)})
+  tree = {"x": x, "b": jnp.zeros(3, jnp.bfloat16), "k": jax.random.key(3)}
+  base = checkpointing.checksums(tree)
+  assert set(base) == {"['x']", "['b']", "['k']"}
   assert checkpointing.checksums({"x": np.asarray(x), "b": np.zeros(3, jnp.bfloat16),
-                                  "k": jax.random.key(3)}) == base
+                                  "k": jax.random.key(3)}) == base  # on the host or not
   for i in (0, 517, 999):
-    assert checkpointing.checksums({"x": x.at[i].set(-x[i] - 1), "b": jnp.zeros(3, jnp.bfloat16),
-                                    "k": jax.random.key(3)})["['x']"] != base["['x']"]
+    assert checkpointing.checksums({"x": x.at[i].set(-x[i] - 1)})["['x']"] != base["['x']"]
   swapped = x.at[1].set(x[2]).at[2].set(x[1])  # the same values in another order
   assert checkpointing.checksums({"x": swapped})["['x']"] != base["['x']"]
+  same_bytes = jax.lax.bitcast_convert_type(x, jnp.int32)  # another dtype, the same bytes
+  assert checkpointing.checksums({"x": same_bytes})["['x']"] != base["['x']"]
+  assert checkpointing.checksums({"k": jax.random.key(4)})["['k']"] != base["['k']"]
 
 
 def _poison(monkeypatch, when):
@@ -287,3 +290,27 @@ def test_a_diverged_run_continues_from_its_last_good_checkpoint_with_a_lower_lea
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "already finished at step 24: config.optim.learning_rate=0.0001" in err[0]
   assert _snapshot(workdir) == before
+
+
+def test_mode_repair_rebuilds_the_records_from_the_newest_checkpoint(finished, copy):
+  """Without training, data or a --config: the records of a run whose copies were lost."""
+  import subprocess, sys  # noqa: E401, PLC0415
+  from tests.conftest import REPO  # noqa: PLC0415
+  _, reference = finished
+  path = os.path.join(copy, "metrics.jsonl")
+  lines = _read(path).splitlines(keepends=True)
+  with open(path, "wb") as f:
+    f.write(b"{not json\n" + b"".join(lines[1:]))
+  for name in ("summary.json", "config.json"):
+    os.remove(os.path.join(copy, name))
+  command = [sys.executable, os.path.join(REPO, "launch.py"), "--mode=repair",
+             f"--workdir={copy}"]
+  result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  rebuilt = [line for line in result.stderr.splitlines() if "kjax: rebuilt" in line]
+  assert len(rebuilt) == 3, result.stderr[-2000:]
+  _same_records(copy, reference)
+  before = _snapshot(copy)
+  result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0 and "nothing to repair" in result.stderr, result.stderr[-2000:]
+  assert _snapshot(copy) == before
