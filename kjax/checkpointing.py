@@ -170,7 +170,7 @@ class Checkpointer:
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(**args))
     except ValueError as e:
-      if isinstance(e, json.JSONDecodeError):  # a truncated metadata file
+      if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):  # damaged metadata
         raise errors.CheckpointMismatchError(
             f"the checkpoint at step {step} in {self.directory} cannot be read "
             f"(damaged metadata: {first_line(e)})", corrupt=True) from None
@@ -186,7 +186,8 @@ class Checkpointer:
     if has_records:
       records = restored[RECORDS]
       saved = records.get("checksums", {}) if isinstance(records, dict) else None
-      if not isinstance(saved, dict):
+      if not isinstance(saved, dict) or not all(isinstance(saved.get(n, {}), dict)
+                                                for n in templates):
         raise errors.CheckpointMismatchError(
             f"the checkpoint at step {step} in {self.directory} cannot be read (its "
             f"{RECORDS} item is not a JSON object)", corrupt=True)
@@ -241,9 +242,11 @@ class Checkpointer:
     if step not in self._manager.all_steps():
       args = {k: ocp.args.StandardSave(v) for k, v in items.items()}
       if records is not None:
-        args[RECORDS] = ocp.args.JsonSave({
+        # Serialised now: orbax writes the item in a background thread, and the history
+        # list goes on growing (the next epoch's row) while it does.
+        args[RECORDS] = ocp.args.JsonSave(json.loads(json.dumps({
             "format": RECORDS_FORMAT, "step": int(step), **records,
-            "checksums": {k: checksums(v) for k, v in items.items()}})
+            "checksums": {k: checksums(v) for k, v in items.items()}})))
       with self._disk_errors():
         self._manager.save(step, args=ocp.args.Composite(**args), force=True)
 
@@ -345,13 +348,12 @@ def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, 
   if failures:
     if all(not e.corrupt for _, _, e in failures):
       raise failures[0][2]  # another model: the first (newest) message says so
-    where = os.path.dirname(ckpts[0].directory)
-    advice = (f"move {ckpts[0].directory} aside to train the run afresh, or use another "
-              "--workdir" if set_aside else "train the run again, or restore its "
-              "checkpoints from a copy")
+    bad = ", ".join(dict.fromkeys(c.directory for c, _, _ in failures))
+    advice = (f"move {bad} aside to train afresh, or use another --workdir" if set_aside
+              else "train the run again, or restore its checkpoints from a copy")
     raise errors.CheckpointMismatchError(
         f"no checkpoint restores: {'; '.join(str(e) for _, _, e in failures)}; nothing was "
-        f"changed in {where}; {advice}", corrupt=True)
+        f"changed; {advice}", corrupt=True)
   return None
 
 

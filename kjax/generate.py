@@ -49,7 +49,8 @@ class TrainedRun:
 
   Attributes:
     workdir: the run's directory.
-    config: its ``config.json`` as a ``ConfigDict``.
+    config: its config as a ``ConfigDict`` (``config.json``, or the one its newest
+      checkpoint recorded when that file is missing or damaged).
     task: the model family (``kjax.tasks``), with the data set's class names in ``task.info``.
     state: the train state of the newest checkpoint.
     step: that checkpoint's step.
@@ -74,7 +75,8 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, tasks.Task]:
     ``(config, task)``.
 
   Raises:
-    ConfigError: ``workdir`` has no ``config.json``, or holds a classifier.
+    ConfigError: ``workdir`` has no ``config.json`` nor a checkpoint recording its config,
+      or holds a classifier.
   """
   config = kworkdir.read_config(workdir)
   task = tasks.get_task(config)
@@ -88,7 +90,8 @@ def load_run(workdir: str) -> TrainedRun:
   """Restores the newest checkpoint of the run in ``workdir``; reads no data set.
 
   Raises:
-    ConfigError: ``workdir`` has no ``config.json`` or no checkpoint, or holds a classifier.
+    ConfigError: ``workdir`` has no config (``config.json`` or a checkpoint's record) or no
+      checkpoint, or holds a classifier.
     CheckpointMismatchError: the checkpoint holds another model than ``config.json``.
   """
   config, task = read_run(workdir)

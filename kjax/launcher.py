@@ -56,8 +56,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
                    mode, jax.process_index())
       return 0
     if mode == "repair":
-      with kworkdir.locked(workdir):
-        lines = kworkdir.repair(workdir)
+      lines = kworkdir.repair(workdir)  # each run under its lock
       for line in lines or [f"{workdir}: every record agrees with its newest checkpoint; "
                             "nothing to repair"]:
         logging.info("kjax: %s", line)

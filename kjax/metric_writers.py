@@ -189,6 +189,8 @@ class MetricWriter:
       ``records`` item, ``kjax.checkpointing``): the truth, from which a missing, damaged or
       torn ``metrics.jsonl`` is rebuilt (with one log line). None (no checkpoint, or one
       saved by an older kjax): the file's valid rows up to ``resume_step``.
+    tensorboard: open a TensorBoard events file (False for a finished run launched again,
+      which logs nothing: no empty events file is added).
 
   Attributes:
     rebuilt: whether ``metrics.jsonl`` disagreed with ``history`` up to ``resume_step``
@@ -196,7 +198,7 @@ class MetricWriter:
   """
 
   def __init__(self, workdir: str, resume_step: int = 0, enabled: bool = True,
-               history: list[dict[str, Any]] | None = None):
+               history: list[dict[str, Any]] | None = None, tensorboard: bool = True):
     self.path = os.path.join(workdir, "metrics.jsonl")
     on_disk = [r for r in read_jsonl(self.path) if r["step"] <= resume_step]
     self.history = on_disk if history is None else [dict(r) for r in history]
@@ -219,6 +221,8 @@ class MetricWriter:
                         "its %d rows up to that step)", self.path, resume_step,
                         sum(r in self.history for r in on_disk), len(self.history))
       self._rewrite()
+    if not tensorboard:
+      return
     self._tb = summary_writer(workdir, flush_secs=30,
                               purge_step=int(resume_step) + 1 if resume_step else None)
 
@@ -240,7 +244,7 @@ class MetricWriter:
       return row
     self._rewrite(self.history + [row])
     self.history.append(row)
-    for key, value in metrics.items():
+    for key, value in metrics.items() if self._tb is not None else ():
       self._tb.add_scalar(key, float(value), int(step))
     return row
 
@@ -253,14 +257,14 @@ class MetricWriter:
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """Logs ``scalars`` (tag → number, e.g. ``{'train_steps/loss': 151.0}``) at ``step`` to
     TensorBoard only: ``metrics.jsonl`` and ``history`` keep one line per epoch."""
-    if not self.enabled:
+    if self._tb is None:
       return
     for key, value in scalars.items():
       self._tb.add_scalar(key, float(value), int(step))
 
   def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
     """Logs uint8 ``[H, W]`` or ``[H, W, 3]`` images to TensorBoard."""
-    if not self.enabled:
+    if self._tb is None:
       return
     for key, image in images.items():
       image = image if image.ndim == 3 else image[..., None]

@@ -317,8 +317,11 @@ def _finished(run: Run) -> str:
   summary = os.path.join(run.workdir, "summary.json")
   if not os.path.exists(summary):
     return ""
-  with open(summary) as f:
-    epoch = json.load(f).get("epoch", 0)
+  try:
+    with open(summary) as f:
+      epoch = json.load(f).get("epoch", 0)
+  except (OSError, ValueError, AttributeError):
+    return ""  # damaged: training (nothing left to train) rebuilds it from the checkpoint
   if epoch < run.config.train.num_epochs:
     return ""
   at_end = run.config.eval.get("at_end_of_training", False)
@@ -363,7 +366,9 @@ def run_sweep(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     if data_key not in datasets:
       datasets[data_key] = kdata.load_datasets(run.config.data)
     try:
-      prepared[run.name] = train.prepare(run.config, run.workdir, datasets[data_key])
+      # A study compares settings: its runs keep their optimiser settings too.
+      prepared[run.name] = train.prepare(run.config, run.workdir, datasets[data_key],
+                                         optim_may_change=False)
     except errors.ConfigError as e:
       raise errors.ConfigError(f"sweep run {run.name}: {e}") from None
     if run.config.eval.at_end_of_training:

@@ -183,17 +183,22 @@ class TrainedRun:
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str,
-            datasets: tuple[kdata.Dataset, kdata.Dataset] | None = None
+            datasets: tuple[kdata.Dataset, kdata.Dataset] | None = None,
+            optim_may_change: bool = True
             ) -> tuple[tasks.Task, kdata.Dataset, kdata.Dataset]:
   """Checks ``config`` and its data before anything is written; loads the splits unless
   ``datasets`` are given.
+
+  ``optim_may_change``: a run with a checkpoint may continue with other ``optim.*``
+  settings (``kjax.workdir.check_resumable``); a sweep passes False.
 
   Returns:
     ``(task, train_ds, eval_ds)``.
 
   Raises:
     ConfigError, DataError: a bad config value or split, a ``config.mesh`` that does not
-      fit the devices, or a workdir whose ``config.json`` belongs to another experiment.
+      fit the devices, or a workdir whose run (the config its newest checkpoint recorded,
+      else its ``config.json``) belongs to another experiment.
     DataFileNotFoundError, ChecksumError: missing or non-official data.
   """
   validation.validate_config(config)
@@ -206,7 +211,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
     raise validation.ConfigError(
         f"config.train.batch_size={config.train.batch_size} is not allowed: the train split "
         f"{config.data.train_split!r} has only {len(train_ds)} examples")
-  kworkdir.check_resumable(workdir, config.to_dict())
+  kworkdir.check_resumable(workdir, config.to_dict(), optim_may_change=optim_may_change)
   if ksharding.is_writer():
     kworkdir.check_unlocked(workdir)  # the lock is taken once the data has loaded
   task.num_train_examples = len(train_ds)
@@ -290,6 +295,13 @@ def with_optimizer_settings(restored: Any, fresh: Any) -> Any:
     names = [getattr(k, "name", getattr(k, "key", None)) for k in path]
     return new if "hyperparams" in names else old
   return jax.tree_util.tree_map_with_path(pick, restored, fresh)
+
+
+def _all_finite(tree: Any) -> bool:
+  """Whether every floating-point value of ``tree`` is finite (a collective in a
+  multi-process job: ``kjax.sharding.to_host``)."""
+  floats = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  return all(np.isfinite(a).all() for a in ksharding.to_host(floats))
 
 
 def lower_learning_rate_flags(config: ml_collections.ConfigDict) -> str:
@@ -381,34 +393,47 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   # What each checkpoint records beside its arrays (kjax.checkpointing.RECORDS).
   config_dicts = [json.loads(json.dumps(c.to_dict())) for c in configs]
   config_histories = [list((rec or {}).get("config_history", [])) for rec in records]
+  finished = start_step >= total_steps > 0
   for r, (c, w, rec) in enumerate(zip(configs, workdirs, records)):
     changes = optim_changes(rec["config"], config_dicts[r]) if rec else {}
     if not changes:
       continue
     named = ", ".join(f"config.{k}={v['to']!r} (was {v['from']!r})" for k, v in changes.items())
-    if start_step >= total_steps:
-      raise errors.ConfigError(
-          f"{w} is already finished at step {start_step}: {named} would train no step; "
-          "raise config.train.num_epochs to continue it with the new setting(s), or use "
-          "another --workdir")
+    if finished:
+      # Nothing left to train with them: the run keeps the settings it finished with.
+      config_dicts[r]["optim"] = rec["config"]["optim"]
+      logging.warning("kjax: %s is already finished at step %d; %s would train no step and "
+                      "is not used (raise config.train.num_epochs to continue with it)", w,
+                      start_step, named)
+      continue
     # Continuing a run with a new step size (e.g. after a non-finite loss): the optimiser
     # state is kept, its settings come from the config; the change is recorded.
     states[r] = with_optimizer_settings(states[r], fresh[r])
     config_histories[r].append({"step": int(start_step), "changes": changes})
-    logging.info("kjax: %s continues from step %d with %s (recorded in %s)", w, start_step,
-                 named, HISTORY_FILE)
+    logging.warning("kjax: %s continues from step %d with %s (recorded in %s)", w, start_step,
+                    named, HISTORY_FILE)
+    for newer in [s for s in ckpts[r].all_steps() if s > start_step]:
+      # A stack's run saved past the common step with the old settings: not this run now.
+      logging.warning("kjax: %s: the checkpoint at step %d was trained with the previous "
+                      "settings; moved to %s", w, newer, ckpts[r].set_aside(newer))
+  # A restored state that holds NaN/Inf: the checkpoint, not the step size, is the suspect.
+  restored_finite = [_all_finite(s) if start_step else True for s in states]
   if writer:
-    for c, w, history in zip(configs, workdirs, config_histories):
-      _write_config(w, c, start_step)
+    for w, d, history, rec in zip(workdirs, config_dicts, config_histories, records):
+      _write_config(w, d, start_step)
+      path = os.path.join(w, HISTORY_FILE)
       if history:
-        metric_writers.update_json(os.path.join(w, HISTORY_FILE), history)
-  if start_step >= total_steps > 0:
+        metric_writers.update_json(path, history)
+      elif rec is not None and os.path.exists(path):
+        os.remove(path)  # resumed from a checkpoint before the changes it lists
+  if finished:
     logging.info("kjax: %s already finished at step %d: nothing to train",
                  ", ".join(workdirs), start_step)
   elif start_step:
     logging.info("kjax: resumed from the checkpoint at step %d", start_step)
   writers = [metric_writers.MetricWriter(w, resume_step=start_step, enabled=writer,
-                                         history=(rec or {}).get("history"))
+                                         history=(rec or {}).get("history"),
+                                         tensorboard=not finished)
              for w, rec in zip(workdirs, records)]
 
   def records_of(r):
@@ -466,14 +491,23 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
     for w in writers:
       w.close()
     w = workdirs[r]
-    if not finite_since_restore:
-      # Right after a restore: the restored state, not the step size, is the suspect.
+    in_sweep = bool(progress and "runs_total" in progress)
+    if not finite_since_restore and (not restored_finite[r] or records[r] is None):
+      # Right after restoring a state that holds NaN/Inf, or one without checksums (saved
+      # by an older kjax): the checkpoint, not the step size, is the suspect.
       where = os.path.join(w, "checkpoints", str(start_step))
+      why = ("it holds non-finite values" if not restored_finite[r] else
+             "it has no checksums to verify it")
+      older = [s for s in ckpts[r].all_steps() if s < start_step]
+      then = (f"resume from the one at step {older[-1]}" if older else "train afresh")
       message = (
           f"the training loss of {w} became non-finite by step {step}, within "
           f"{step - start_step} step(s) of resuming: the checkpoint at step {start_step} may "
-          f"be corrupt; move {where} into {os.path.join(w, checkpointing.CORRUPT_DIR)}/ and "
-          "run the same command to resume from the checkpoint before it")
+          f"be corrupt ({why}); move {where} into "
+          f"{os.path.join(w, checkpointing.CORRUPT_DIR)}/ and run the same command to {then}")
+    elif in_sweep:
+      message = (f"the training loss of {w} became non-finite by step {step} (epoch "
+                 f"{epoch + 1}); the last good checkpoint (step {latest}) is kept")
     elif latest is None:
       message = (f"the training loss of {w} became non-finite by step {step} (epoch "
                  f"{epoch + 1}), before any checkpoint; run the same command with "
@@ -658,10 +692,10 @@ HISTORY_FILE = report.HISTORY_FILE  # config_history.json: the optim.* changes m
 FIGURES_MANIFEST = "final_figures.json"  # in WORKDIR/figures: the final figures and step
 
 
-def _write_config(workdir: str, config: ml_collections.ConfigDict, step: int) -> None:
-  """``WORKDIR/config.json`` (unchanged bytes when equal). A run with a checkpoint whose
-  copy was missing or damaged gets it back (one line): the checkpoint's own config was
-  the one compared (``kjax.workdir.check_resumable``)."""
+def _write_config(workdir: str, config: dict[str, Any], step: int) -> None:
+  """``WORKDIR/config.json`` from ``config`` (a dict; unchanged bytes when equal). A run
+  with a checkpoint whose copy was missing or damaged gets it back (one line): the
+  checkpoint's own config was the one compared (``kjax.workdir.check_resumable``)."""
   path = os.path.join(workdir, "config.json")
   try:
     with open(path) as f:
@@ -671,10 +705,10 @@ def _write_config(workdir: str, config: ml_collections.ConfigDict, step: int) ->
     damage = "missing"
   except (OSError, ValueError):
     damage = "damaged"
-  metric_writers.update_json(path, config.to_dict())
+  metric_writers.update_json(path, config)
   if damage and step:
-    logging.warning("kjax: rebuilt %s (it was %s) from the config of the checkpoint at step "
-                    "%d", path, damage, step)
+    logging.warning("kjax: rebuilt %s (it was %s); the config was checked against the one "
+                    "the checkpoint at step %d recorded", path, damage, step)
 
 
 def _final_figures_done(fig_dir: str, step: int) -> list[str] | None:

@@ -39,7 +39,8 @@ RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint
 
 
 def check_resumable(workdir: str, config_dict: dict,
-                    hint: str = "use another --workdir for a different experiment") -> None:
+                    hint: str = "use another --workdir for a different experiment",
+                    optim_may_change: bool = True) -> None:
   """Refuses ``config_dict`` if the run in ``workdir`` was trained with a config that
   differs from it in a setting that changes the run's trajectory (all but
   ``RESUMABLE_KEYS``).
@@ -48,7 +49,8 @@ def check_resumable(workdir: str, config_dict: dict,
   ``records`` item), so a deleted or edited ``config.json`` cannot let another experiment
   resume; ``config.json`` is read only for a checkpoint saved by an older kjax (without
   records) or a sweep's folder. With a recorded config the optimiser's settings
-  (``optim.*``) may change: training continues from the checkpoint with the new ones and
+  (``optim.*``) may change (unless ``optim_may_change`` is False: a sweep's runs, whose
+  table compares settings): training continues from the checkpoint with the new ones and
   records the change (``kjax.train``, ``config_history.json``). Settings added to kjax after
   the run was made (absent from its config) are not compared: their defaults reproduce the
   older behaviour (e.g. ``objective.name='beta_vae'``). A workdir with no finished
@@ -67,7 +69,8 @@ def check_resumable(workdir: str, config_dict: dict,
     step, records = recorded
     old = flatten(records["config"])
     source = f"the config of the checkpoint at step {step} in {workdir}"
-    resumable = (*RESUMABLE_KEYS, "optim.")
+    if optim_may_change:
+      resumable = (*RESUMABLE_KEYS, "optim.")
   else:
     if not os.path.exists(path):
       return
@@ -274,9 +277,10 @@ def locked(workdir: str) -> Iterator[None]:
 
 
 def repair(workdir: str) -> list[str]:
-  """``launch.py --mode=repair --workdir=W``: rebuilds the run's readable records from the
-  ``records`` item of its newest checkpoint that has a readable one (``kjax.checkpointing``),
-  without loading data or arrays, and returns one line per file rebuilt:
+  """``launch.py --mode=repair --workdir=W``: rebuilds the readable records of the run in
+  ``workdir`` from the ``records`` item of its newest checkpoint that has a readable one
+  (``kjax.checkpointing``), without loading data or arrays, holding the run's lock; returns
+  one line per file rebuilt:
 
   * ``config.json``, when missing or damaged (a valid one is kept: it may hold settings
     changed for the steps still to train);
@@ -288,21 +292,50 @@ def repair(workdir: str) -> list[str]:
   * ``config_history.json``, the optimiser changes made on resume, when there are any.
 
   Files that agree are left byte-identical; the arrays are verified by the next run that
-  restores them. A sweep's folder repairs each run under ``runs/``.
+  restores them. A sweep's folder (``runs/``) or a benchmark's (``<study>/runs/``) repairs
+  each run in it; a run without records there is named and skipped.
 
   Raises:
-    ConfigError: ``workdir`` holds no checkpoint with records (none yet, or saved by a
-      kjax older than the records).
+    ConfigError: ``workdir`` is not a run, a sweep or a benchmark, or (a single run) has
+      no checkpoint with records (none yet, or saved by a kjax older than the records).
+    WorkdirLockedError: another process trains or evaluates a run.
     WriteError: a file cannot be written.
   """
+  runs = _runs_under(workdir)
+  if runs is None:
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+      raise errors.ConfigError(f"--workdir={workdir!r} is not a kjax run: it has no "
+                               "checkpoints/ (and no runs/ of a sweep)")
+    with locked(workdir):
+      return _repair_run(workdir)
+  if not runs:
+    raise errors.ConfigError(f"--workdir={workdir!r} holds no run with a checkpoint")
+  lines = []
+  for run in runs:
+    try:
+      with locked(run):
+        lines += _repair_run(run)
+    except errors.ConfigError as e:
+      lines.append(f"skipped {run}: {e}")
+  return lines
+
+
+def _runs_under(workdir: str) -> list[str] | None:
+  """The run folders with ``checkpoints/`` under a sweep's ``runs/`` or a benchmark's
+  ``<study>/runs/`` in ``workdir``; None when ``workdir`` is neither (a single run)."""
+  if os.path.isdir(os.path.join(workdir, "checkpoints")) or not os.path.isdir(workdir):
+    return None
+  folders = [workdir] + [os.path.join(workdir, n) for n in sorted(os.listdir(workdir))]
+  studies = [f for f in folders if os.path.isdir(os.path.join(f, "runs"))]
+  if not studies:
+    return None
+  return [os.path.join(study, "runs", n) for study in studies
+          for n in sorted(os.listdir(os.path.join(study, "runs")))
+          if os.path.isdir(os.path.join(study, "runs", n, "checkpoints"))]
+
+
+def _repair_run(workdir: str) -> list[str]:
   from kjax import metric_writers  # noqa: PLC0415  (kjax.metric_writers imports tensorboardX)
-  runs_dir = os.path.join(workdir, "runs")
-  if os.path.isdir(runs_dir) and not os.path.isdir(os.path.join(workdir, "checkpoints")):
-    lines = []
-    for name in sorted(os.listdir(runs_dir)):
-      if os.path.isdir(os.path.join(runs_dir, name, "checkpoints")):
-        lines += repair(os.path.join(runs_dir, name))
-    return lines
   found = checkpointing.read_records(os.path.join(workdir, "checkpoints"))
   if found is None:
     raise errors.ConfigError(

@@ -83,9 +83,14 @@ def get_config(workdir: str) -> ml_collections.ConfigDict:
   recorded = recorded_config(workdir)
   if recorded is None:
     raise problem
-  from absl import logging  # noqa: PLC0415
-  logging.warning("kjax: %s is %s; using the config of the checkpoint at step %d (launch "
-                  "the run again to rebuild the file)", path,
-                  "missing" if isinstance(problem, FileNotFoundError) else "damaged",
-                  recorded[0])
+  if path not in _warned:  # once per process: the CLI and the launcher both read it
+    _warned.add(path)
+    from absl import logging  # noqa: PLC0415
+    logging.warning("kjax: %s is %s; using the config the checkpoint at step %d recorded "
+                    "(--mode=repair rebuilds the file)", path,
+                    "missing" if isinstance(problem, FileNotFoundError) else "damaged",
+                    recorded[0])
   return from_json(recorded[1])
+
+
+_warned: set[str] = set()  # config.json paths already reported missing or damaged

@@ -281,9 +281,9 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str,
 
   Raises:
     ConfigError: a bad config value, no run or checkpoint in ``workdir``, a config that
-      differs from the run's ``config.json`` in settings that change the experiment (all
-      named at once), or a bad ``config.eval.classifier_workdir`` (all before anything is
-      written).
+      differs from the run's (the config its newest checkpoint recorded, else
+      ``config.json``) in settings that change the experiment (all named at once), or a
+      bad ``config.eval.classifier_workdir`` (all before anything is written).
     DataError, DataFileNotFoundError, ChecksumError: as for training.
     CheckpointMismatchError: no checkpoint in ``workdir`` can be read (all damaged), or it
       holds another model; nothing is written.
