@@ -72,35 +72,10 @@ def checksums(tree: Any) -> dict[str, str]:
   return out
 
 
-def read_records(directory: str) -> tuple[int, dict[str, Any]] | None:
-  """The ``records`` item of the newest checkpoint in ``directory`` that has a readable one
-  (a damaged or missing item is skipped), read as JSON without restoring any array or
-  creating anything.
-
-  Returns:
-    ``(step, {'config': dict, 'history': [rows], 'config_history': [...], 'checksums':
-    {...}})``, or None: no checkpoint, or none with records (saved by a kjax older than
-    the records).
-  """
-  try:
-    steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
-  except OSError:
-    return None
-  # A damaged item is skipped: an older checkpoint may have good ones.
-  return next(filter(None, (read_records_at(directory, step) for step in steps)), None)
-
-
-def read_records_at(directory: str, step: int) -> tuple[int, dict[str, Any]] | None:
-  """``(step, records)`` of the checkpoint of ``step`` (``read_records``), or None when it
-  has none or it cannot be read."""
-  try:
-    with open(os.path.join(directory, str(step), workdir_config.RECORDS_FILE)) as f:
-      records = json.load(f)
-  except (OSError, ValueError):
-    return None
-  if isinstance(records, dict) and isinstance(records.get("config"), dict):
-    return step, records
-  return None
+# Reading a checkpoint's records needs no orbax: the light readers live with the workdir's
+# config (kjax.workdir_config, imported by the command line before JAX).
+read_records = workdir_config.read_records
+read_records_at = workdir_config.read_records_at
 
 
 class Checkpointer:

@@ -115,6 +115,24 @@ def write_text(path: str, text: str, encoding: str = "utf-8") -> str:
   return path
 
 
+def update_text(path: str, text: str) -> bool:
+  """``write_text(path, text)`` unless ``path`` already holds exactly ``text`` (then the
+  file is left alone, modification time included: a finished run launched again rewrites
+  nothing); returns whether it wrote.
+
+  Raises:
+    WriteError: see ``atomic_write``.
+  """
+  try:
+    with open(path, encoding="utf-8") as f:
+      if f.read() == text:
+        return False
+  except (OSError, UnicodeDecodeError):
+    pass
+  write_text(path, text)
+  return True
+
+
 def write_bytes(path: str, data: bytes) -> str:
   """Writes ``data`` to ``path`` atomically; returns ``path``.
 
@@ -136,7 +154,21 @@ def write_json(path: str, obj: Any) -> str:
   Raises:
     WriteError: see ``atomic_write``.
   """
-  return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  return write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+  """``obj`` as ``write_json`` writes it: 2-space indent, sorted keys, trailing newline."""
+  return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
+def update_json(path: str, obj: Any) -> bool:
+  """``update_text`` of ``obj`` as ``write_json`` writes it; returns whether it wrote.
+
+  Raises:
+    WriteError: see ``atomic_write``; TypeError, ValueError: ``obj`` is not JSON.
+  """
+  return update_text(path, json_text(obj))
 
 
 def _format(path: str) -> str:

@@ -29,24 +29,6 @@ def write_json(path: str, obj: Any) -> None:
   files.write_json(path, obj)
 
 
-def update_json(path: str, obj: Any) -> bool:
-  """``write_json(path, obj)`` unless ``path`` already holds exactly that text (a re-launched
-  finished run leaves its records byte-identical, mtime included); returns whether it wrote.
-
-  Raises:
-    WriteError: as ``write_json``.
-  """
-  text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-  try:
-    with open(path, encoding="utf-8") as f:
-      if f.read() == text:
-        return False
-  except (OSError, UnicodeDecodeError):
-    pass
-  files.write_text(path, text)
-  return True
-
-
 def read_jsonl(path: str) -> list[dict[str, Any]]:
   """The rows of a ``metrics.jsonl`` ([] if it does not exist): every line that is a JSON
   object with an integer ``step``, in order; a damaged or torn line is skipped, never the
@@ -207,20 +189,14 @@ class MetricWriter:
     self._tb = None
     if not enabled:
       return
-    try:
-      with open(self.path, encoding="utf-8") as f:
-        current = f.read()
-    except (OSError, UnicodeDecodeError):
-      current = None
-    if current != jsonl_text(self.history):
-      # Lines after resume_step (from a run killed before its next checkpoint) are
-      # dropped: training replays them. Anything else is a damaged copy.
-      self.rebuilt = history is not None and jsonl_text(on_disk) != jsonl_text(self.history)
+    # Lines after resume_step (from a run killed before its next checkpoint) are dropped:
+    # training replays them. Rows up to it that disagree with the checkpoint's are damage.
+    if files.update_text(self.path, jsonl_text(self.history)) and history is not None:
+      self.rebuilt = jsonl_text(on_disk) != jsonl_text(self.history)
       if self.rebuilt:
         logging.warning("kjax: rebuilt %s from the checkpoint at step %d (the file had %d of "
                         "its %d rows up to that step)", self.path, resume_step,
                         sum(r in self.history for r in on_disk), len(self.history))
-      self._rewrite()
     if not tensorboard:
       return
     self._tb = summary_writer(workdir, flush_secs=30,

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from kjax import files
+from kjax.workdir_config import HISTORY_FILE
 
 REPORT = "report.html"
 _MIME = {".png": "image/png", ".gif": "image/gif"}
@@ -63,9 +64,6 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
       "<tr>" + "".join(f'<td{" class=num" if i == 1 else ""}>{html.escape(c)}</td>'
                        for i, c in enumerate(row)) + "</tr>" for row in rows)
   return f"<table><tr>{head}</tr>{body}</table>"
-
-
-HISTORY_FILE = "config_history.json"  # kjax.train.HISTORY_FILE (no import: kjax.train is heavy)
 
 
 def _config_history(workdir: str) -> list[str]:

@@ -37,15 +37,16 @@ from kjax import errors
 from kjax import data as kdata
 from kjax import evaluator as kevaluator
 from kjax import figures
+from kjax import files
 from kjax import frames as kframes
 from kjax import metric_writers
 from kjax import preemption
-from kjax import report
 from kjax import rng
 from kjax import sharding as ksharding
 from kjax import tasks
 from kjax import validation
 from kjax import workdir as kworkdir
+from kjax import workdir_config
 from kjax.models import conv
 
 
@@ -423,7 +424,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
       _write_config(w, d, start_step)
       path = os.path.join(w, HISTORY_FILE)
       if history:
-        metric_writers.update_json(path, history)
+        files.update_json(path, history)
       elif rec is not None and os.path.exists(path):
         os.remove(path)  # resumed from a checkpoint before the changes it lists
   if finished:
@@ -436,13 +437,16 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
                                          tensorboard=not finished)
              for w, rec in zip(workdirs, records)]
 
-  def records_of(r):
-    """The ``records`` item of run ``r``'s checkpoint at the current step."""
-    return {"config": config_dicts[r], "history": writers[r].history,
-            "config_history": config_histories[r]}
-
   def run_state(tree, r):
     return tree if sharing is None else unstack(tree, r)
+
+  def save_all(step, state, sum_tree):
+    """Starts every run's checkpoint of ``step``: its state, the epoch's running sums and
+    its records (``kjax.checkpointing.RECORDS``: config, history, config_history)."""
+    for r, c in enumerate(ckpts):
+      c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
+             {"config": config_dicts[r], "history": writers[r].history,
+              "config_history": config_histories[r]})
 
   run_spec = ksharding.P() if sharing is None else ksharding.P(ksharding.RUNS)
 
@@ -657,9 +661,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
           sum_tree = jax.tree.map(jnp.zeros_like, sum_tree)
           sums_logged = None
         if save_due or stop:
-          for r, c in enumerate(ckpts):
-            c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
-                   records_of(r))
+          save_all(step, state, sum_tree)
         if stop:
           stop_on_signal(stop, step, epoch)
         if step == epoch_end:
@@ -668,13 +670,10 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
     # stop before the final figures and evaluation, which the next launch then does.
     last = stops.agreed(multiprocess)
     if last:
-      for r, c in enumerate(ckpts):
-        c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
-                   records_of(r))
+      save_all(step, state, sum_tree)
       stop_on_signal(last, step, step // steps_per_epoch - 1)
-  for r, c in enumerate(ckpts):
-    c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
-                   records_of(r))
+  save_all(step, state, sum_tree)
+  for c in ckpts:
     c.close()
   timing["wall_s"] = time.perf_counter() - t_start
   timing["steps_run"] = step - start_step
@@ -688,7 +687,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   return results
 
 
-HISTORY_FILE = report.HISTORY_FILE  # config_history.json: the optim.* changes made on resume
+HISTORY_FILE = workdir_config.HISTORY_FILE  # the optim.* changes made on resume
 FIGURES_MANIFEST = "final_figures.json"  # in WORKDIR/figures: the final figures and step
 
 
@@ -697,15 +696,8 @@ def _write_config(workdir: str, config: dict[str, Any], step: int) -> None:
   with a checkpoint whose copy was missing or damaged gets it back (one line): the
   checkpoint's own config was the one compared (``kjax.workdir.check_resumable``)."""
   path = os.path.join(workdir, "config.json")
-  try:
-    with open(path) as f:
-      json.load(f)
-    damage = None
-  except FileNotFoundError:
-    damage = "missing"
-  except (OSError, ValueError):
-    damage = "damaged"
-  metric_writers.update_json(path, config)
+  damage = workdir_config.config_json_damage(workdir)
+  files.update_json(path, config)
   if damage and step:
     logging.warning("kjax: rebuilt %s (it was %s); the config was checked against the one "
                     "the checkpoint at step %d recorded", path, damage, step)
@@ -736,7 +728,7 @@ def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, ste
     return summary, timing
   path = os.path.join(workdir, "summary.json")
   existed = os.path.exists(path)
-  if metric_writers.update_json(path, summary) and not timing.get("steps_run") and step:
+  if files.update_json(path, summary) and not timing.get("steps_run") and step:
     logging.warning("kjax: rebuilt %s (it was %s) from the checkpoint at step %d", path,
                     "damaged or out of date" if existed else "missing", step)
   fig_dir = os.path.join(workdir, "figures")
@@ -750,7 +742,7 @@ def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, ste
         train_ds.styles, train_ds.info,
         title=f"Thin vs thick strokes in {config.data.train_split} (per-class "
               f"{config.data.style_reduction} of pixels > {config.data.style_pixel_threshold})"))
-    metric_writers.update_json(os.path.join(fig_dir, FIGURES_MANIFEST), {
+    files.update_json(os.path.join(fig_dir, FIGURES_MANIFEST), {
         "step": int(step), "figures": [os.path.relpath(p, fig_dir) for p in paths]})
   timing = {**timing, "final_figures_s": round(time.perf_counter() - t0, 2),
             "peak_rss_mib": round(peak_rss_mib())}

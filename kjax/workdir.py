@@ -345,31 +345,21 @@ def _repair_run(workdir: str) -> list[str]:
   where = f"from the checkpoint at step {step}"
   lines = []
   path = os.path.join(workdir, "config.json")
-  try:
-    with open(path) as f:
-      json.load(f)
-  except (OSError, ValueError):
-    metric_writers.update_json(path, records["config"])
+  if workdir_config.config_json_damage(workdir):
+    files.write_json(path, records["config"])
     lines.append(f"rebuilt {path} {where}")
   history = [r for r in records.get("history", []) if isinstance(r, dict)]
   path = os.path.join(workdir, "metrics.jsonl")
   later = [r for r in metric_writers.read_jsonl(path) if r["step"] > step]
-  text = metric_writers.jsonl_text(history + later)
-  try:
-    with open(path, encoding="utf-8") as f:
-      current = f.read()
-  except (OSError, UnicodeDecodeError):
-    current = None
-  if current != text:
-    files.write_text(path, text)
+  if files.update_text(path, metric_writers.jsonl_text(history + later)):
     lines.append(f"rebuilt {path} {where} ({len(history)} rows)")
   num_epochs = records["config"].get("train", {}).get("num_epochs")
   if history and history[-1].get("step") == step and history[-1].get("epoch") == num_epochs:
     path = os.path.join(workdir, "summary.json")
-    if metric_writers.update_json(path, history[-1]):
+    if files.update_json(path, history[-1]):
       lines.append(f"rebuilt {path} {where}")
   if records.get("config_history"):
-    path = os.path.join(workdir, "config_history.json")
-    if metric_writers.update_json(path, records["config_history"]):
+    path = os.path.join(workdir, workdir_config.HISTORY_FILE)
+    if files.update_json(path, records["config_history"]):
       lines.append(f"rebuilt {path} {where}")
   return lines

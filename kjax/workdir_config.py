@@ -39,25 +39,56 @@ def from_json(value: Any) -> Any:
 
 
 RECORDS_FILE = os.path.join("records", "metadata")  # orbax's JSON item in a checkpoint step
+HISTORY_FILE = "config_history.json"  # in a workdir: the optim.* changes made on resume
 
 
-def recorded_config(workdir: str) -> tuple[int, dict[str, Any]] | None:
-  """The config the newest checkpoint of ``workdir`` recorded (its ``records`` item,
-  ``kjax.checkpointing``; a damaged item is skipped for an older checkpoint's), read as
-  plain JSON: ``(step, config dict)``, or None when no checkpoint has one."""
-  directory = os.path.join(workdir, "checkpoints")
+def read_records(directory: str) -> tuple[int, dict[str, Any]] | None:
+  """The ``records`` item (``kjax.checkpointing``) of the newest checkpoint in
+  ``directory`` that has a readable one (a damaged or missing item is skipped for an older
+  checkpoint's), read as plain JSON: no array is restored, nothing is created.
+
+  Returns:
+    ``(step, {'config': dict, 'history': [rows], 'config_history': [...], 'checksums':
+    {...}})``, or None: no checkpoint, or none with records (saved by a kjax older than
+    the records).
+  """
   try:
     steps = sorted((int(n) for n in os.listdir(directory) if n.isdigit()), reverse=True)
   except OSError:
     return None
-  for step in steps:
-    try:
-      with open(os.path.join(directory, str(step), RECORDS_FILE)) as f:
-        config = json.load(f).get("config")
-    except (OSError, ValueError, AttributeError):
-      continue
-    if isinstance(config, dict):
-      return step, config
+  return next(filter(None, (read_records_at(directory, step) for step in steps)), None)
+
+
+def read_records_at(directory: str, step: int) -> tuple[int, dict[str, Any]] | None:
+  """``(step, records)`` of the checkpoint of ``step`` (``read_records``), or None when it
+  has none or it cannot be read."""
+  try:
+    with open(os.path.join(directory, str(step), RECORDS_FILE)) as f:
+      records = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if isinstance(records, dict) and isinstance(records.get("config"), dict):
+    return step, records
+  return None
+
+
+def recorded_config(workdir: str) -> tuple[int, dict[str, Any]] | None:
+  """``(step, config dict)`` that the newest checkpoint of ``workdir`` recorded
+  (``read_records``), or None when no checkpoint has one."""
+  found = read_records(os.path.join(workdir, "checkpoints"))
+  return None if found is None else (found[0], found[1]["config"])
+
+
+def config_json_damage(workdir: str) -> str | None:
+  """``'missing'`` or ``'damaged'`` (unreadable, not JSON) for ``WORKDIR/config.json``;
+  None when it reads as JSON."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      json.load(f)
+  except FileNotFoundError:
+    return "missing"
+  except (OSError, ValueError):
+    return "damaged"
   return None
 
 
