@@ -225,6 +225,15 @@ class Checkpointer:
       with self._disk_errors():
         self._manager.save(step, args=ocp.args.Composite(**args), force=True)
 
+  def wait(self) -> None:
+    """Waits for the save in flight, if any, to be complete.
+
+    Raises:
+      WriteError: as ``save``.
+    """
+    with self._disk_errors():
+      self._manager.wait_until_finished()
+
   def close(self) -> None:
     """Waits for pending saves to finish, then releases the manager (once: later calls
     do nothing).

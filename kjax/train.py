@@ -444,6 +444,10 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
     """Starts every run's checkpoint of ``step``: its state, the epoch's running sums and
     its records (``kjax.checkpointing.RECORDS``: config, history, config_history)."""
     for r, c in enumerate(ckpts):
+      if r and jax.process_count() > 1:
+        # orbax's multi-host barriers of two managers' saves in flight collide ("Barrier
+        # ... is already ongoing"): in a job, one run's save at a time.
+        ckpts[r - 1].wait()
       c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
              {"config": config_dicts[r], "history": writers[r].history,
               "config_history": config_histories[r]})
