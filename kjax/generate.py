@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from kjax import compile_cache
 from kjax import errors
 from kjax import figures
 from kjax import files
@@ -94,6 +95,7 @@ def load_run(workdir: str) -> TrainedRun:
       checkpoint, or holds a classifier.
     CheckpointMismatchError: the checkpoint holds another model than ``config.json``.
   """
+  compile_cache.enable()
   config, task = read_run(workdir)
   state = kworkdir.restore_state(task, config, workdir)
   return TrainedRun(workdir, config, task, state, int(state.step))

@@ -12,6 +12,7 @@ import jax
 import ml_collections
 
 from kjax import benchmark
+from kjax import compile_cache
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
@@ -44,6 +45,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
     loss, a workdir in use by another process, or a file that could not be written.
   """
   progress.quiet_libraries(logging.get_absl_handler())
+  compile_cache.enable()
   try:
     if sharding.initialize_distributed(**(distributed or {})):
       logging.info("kjax: process %d of %d; devices: %d local, %d in the job",

@@ -33,6 +33,7 @@ import numpy as np
 
 from kjax import autotune
 from kjax import checkpointing
+from kjax import compile_cache
 from kjax import errors
 from kjax import data as kdata
 from kjax import evaluator as kevaluator
@@ -354,6 +355,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[
   """
   if sharing is None and len(configs) != 1:
     raise ValueError(f"{len(configs)} runs need sharing='vmap' or 'map'")
+  compile_cache.enable()
   try:
     runs = _train_runs(configs, workdirs, sharing, datasets, progress)
   except BaseException:
@@ -383,7 +385,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
                jax.devices()[0].platform, dict(mesh.shape), jax.process_count())
 
   keys = [rng.stream_keys(c.seed) for c in configs]
-  fresh = [t.init_state(k["init"]) for t, k in zip(run_tasks, keys)]
+  fresh = [t.fresh_state(k["init"]) for t, k in zip(run_tasks, keys)]
   sums = [zero_sums(rep.train_metrics) for _ in configs]
   ckpts = [checkpointing.Checkpointer(os.path.join(w, "checkpoints"), c.train.keep_checkpoints)
            for c, w in zip(configs, workdirs)]
@@ -749,7 +751,7 @@ def _finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, ste
     files.update_json(os.path.join(fig_dir, FIGURES_MANIFEST), {
         "step": int(step), "figures": [os.path.relpath(p, fig_dir) for p in paths]})
   timing = {**timing, "final_figures_s": round(time.perf_counter() - t0, 2),
-            "peak_rss_mib": round(peak_rss_mib())}
+            "peak_rss_mib": round(peak_rss_mib()), "compile_cache": compile_cache.stats()}
   path = os.path.join(workdir, "timing.json")
   if timing.get("steps_run") or not os.path.exists(path):
     metric_writers.write_json(path, timing)  # a re-launched finished run keeps its record

@@ -133,7 +133,7 @@ def restore_state(task: tasks.Task, config: ml_collections.ConfigDict, workdir: 
     raise errors.ConfigError(f"{flag}={workdir!r} has no checkpoint yet; train it first")
   ckpt = checkpointing.Checkpointer(directory, keep=1_000_000, reader=True)
   try:
-    template = task.init_state(rng.stream_keys(config.seed)["init"])
+    template = task.fresh_state(rng.stream_keys(config.seed)["init"])
     found = checkpointing.restore_newest([ckpt], [{"state": template}], set_aside=False)
   finally:
     ckpt.close()

@@ -1,15 +1,34 @@
-"""Shared fixtures: the real KMNIST/MNIST test splits in ../shared/data and tiny configs."""
+"""Shared fixtures: the real KMNIST/MNIST test splits in ../shared/data and tiny configs.
+
+The whole session, and every process it starts, shares one persistent compilation cache
+(``kjax.compile_cache``): ``$KJAX_TEST_CACHE_DIR`` if set (a folder CI can keep), else a
+temporary folder removed at the end. Most tests compile the same few tiny programs."""
 
 import os
+import shutil
+import tempfile
 
-import numpy as np
-import orbax.checkpoint as ocp
-import pytest
+_TEMP_CACHE = not os.environ.get("KJAX_TEST_CACHE_DIR")
+# Set before kjax or JAX compile anything; subprocesses inherit it.
+os.environ["KJAX_CACHE_DIR"] = (os.environ.get("KJAX_TEST_CACHE_DIR")
+                                or tempfile.mkdtemp(prefix="kjax-test-cache-"))
 
-from configs import beta_vae
+import numpy as np  # noqa: E402
+import orbax.checkpoint as ocp  # noqa: E402
+import pytest  # noqa: E402
+
+from configs import beta_vae  # noqa: E402
+from kjax import compile_cache  # noqa: E402
+
+compile_cache.enable()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+
+
+def pytest_sessionfinish(session):
+  if _TEMP_CACHE:
+    shutil.rmtree(os.environ["KJAX_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

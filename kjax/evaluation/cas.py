@@ -60,7 +60,7 @@ def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
   task = tasks.get_task(clf_config)
   task.num_train_examples = len(images)
   key_init, key_perm, key_train = jax.random.split(jax.random.key(clf_config.seed), 3)
-  state = task.init_state(key_init)
+  state = task.fresh_state(key_init)
   batch_size = min(clf_config.train.batch_size, len(images))
   step = jax.jit(task.train_step)
   data = {"images": jax.device_put(images), "labels": jax.device_put(labels.astype(np.int32))}

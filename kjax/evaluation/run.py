@@ -16,6 +16,7 @@ import ml_collections
 
 import kjax
 from kjax import autotune
+from kjax import compile_cache
 from kjax import data as kdata
 from kjax import errors
 from kjax import files
@@ -111,6 +112,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
     NonFiniteSamplesError: the model's samples (``base.Run.generated``, drawn first) hold
       NaN or infinity: a corrupt checkpoint or a diverged run; nothing is written.
   """
+  compile_cache.enable()
   t0 = time.perf_counter()
   # Replicated on this process's devices: every batch below is split over them.
   state = sharding.put(state, sharding.local_mesh())
