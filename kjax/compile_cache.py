@@ -11,8 +11,9 @@ where ``<key>`` digests the jax and jaxlib versions, ``XLA_FLAGS`` and the CPU (
 feature flags): JAX's own cache key covers the program, the versions and the compile
 options but not the host CPU, and a program compiled for another CPU's instruction set may
 be refused or wrong on this one (jax-ml/jax#38445). Each combination thus has its own
-folder, and a stale entry is never loaded. ``KJAX_COMPILATION_CACHE=0`` turns the cache off;
-deleting the folder clears it. A run with a warm cache equals a run without it bit for bit
+folder, and a stale entry is never loaded. The folder holds at most 2 GiB (least recently
+used programs are evicted). ``KJAX_COMPILATION_CACHE=0`` turns the cache off; deleting the
+folder clears it. Multi-process jobs compile their programs themselves. A run with a warm cache equals a run without it bit for bit
 (``tests/test_compile_cache.py``).
 
 If the process already configured JAX's cache (``JAX_COMPILATION_CACHE_DIR`` or
@@ -31,6 +32,9 @@ import jax
 # Off switch: KJAX_COMPILATION_CACHE=0 (or off/false/no).
 ENV_SWITCH = "KJAX_COMPILATION_CACHE"
 _OFF = ("0", "off", "false", "no")
+
+# Least recently used entries are evicted beyond this many bytes of compiled programs.
+MAX_SIZE_BYTES = 2 * 1024 ** 3
 
 _lock = threading.Lock()
 _state = {"enabled": None, "dir": None, "hits": 0, "misses": 0, "listening": False}
@@ -86,9 +90,13 @@ def enable() -> str | None:
   ``jax_persistent_cache_min_entry_size_bytes=-1``): on CPU most of kjax's programs
   compile in under JAX's default one-second threshold, yet add up to seconds per launch.
 
+  Off in a multi-process job (``jax.distributed`` initialized): JAX writes entries from
+  process 0 only while the others read the folder. Call it after
+  ``jax.distributed.initialize``.
+
   Returns:
     The cache folder in use (kjax's or one the process configured itself), or ``None`` when
-    ``KJAX_COMPILATION_CACHE=0`` turned it off. Never raises: a folder that cannot be made
+    ``KJAX_COMPILATION_CACHE=0`` turned it off or in a multi-process job. Never raises: a folder that cannot be made
     leaves the cache off with a warning (JAX itself warns, and compiles, when an entry cannot
     be read or written).
   """
@@ -98,7 +106,9 @@ def enable() -> str | None:
     if not _state["listening"]:
       jax.monitoring.register_event_listener(_count)
       _state["listening"] = True
-    if os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF:
+    if os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF or jax.distributed.is_initialized():
+      # In a multi-process job JAX writes entries from process 0 only, while the others
+      # read the same folder: a job compiles its programs itself.
       _state.update(enabled=False, dir=None)
       return None
     path = jax.config.jax_compilation_cache_dir
@@ -115,6 +125,10 @@ def enable() -> str | None:
       jax.config.update("jax_compilation_cache_dir", path)
       jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
       jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+      # A size bound makes JAX read and write entries under a file lock (and evict the
+      # least recently used beyond it): processes sharing the folder (a sweep's parts, a
+      # test session's workers) never read an entry another one is writing.
+      jax.config.update("jax_compilation_cache_max_size", MAX_SIZE_BYTES)
     _state.update(enabled=True, dir=path)
     return path
 

@@ -45,12 +45,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
     loss, a workdir in use by another process, or a file that could not be written.
   """
   progress.quiet_libraries(logging.get_absl_handler())
-  compile_cache.enable()
   try:
     if sharding.initialize_distributed(**(distributed or {})):
       logging.info("kjax: process %d of %d; devices: %d local, %d in the job",
                    jax.process_index(), jax.process_count(), jax.local_device_count(),
                    jax.device_count())
+    compile_cache.enable()  # after joining a job (off there)
     if mode != "train" and not sharding.is_writer():
       # Evaluation and results are process 0's work (on its own devices); training is
       # every process's.

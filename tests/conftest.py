@@ -2,16 +2,19 @@
 
 The whole session, and every process it starts, shares one persistent compilation cache
 (``kjax.compile_cache``): ``$KJAX_TEST_CACHE_DIR`` if set (a folder CI can keep), else a
-temporary folder removed at the end. Most tests compile the same few tiny programs."""
+temporary folder removed at the end. A program compiled by one test (or one xdist worker)
+is loaded, not compiled, by the next that needs it."""
 
 import os
 import shutil
 import tempfile
 
+# Made by the first process of the session (pytest, or xdist's controller); its workers and
+# every subprocess inherit the variables. Set before kjax or JAX compile anything.
 _TEMP_CACHE = not os.environ.get("KJAX_TEST_CACHE_DIR")
-# Set before kjax or JAX compile anything; subprocesses inherit it.
-os.environ["KJAX_CACHE_DIR"] = (os.environ.get("KJAX_TEST_CACHE_DIR")
-                                or tempfile.mkdtemp(prefix="kjax-test-cache-"))
+if _TEMP_CACHE:
+  os.environ["KJAX_TEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="kjax-test-cache-")
+os.environ["KJAX_CACHE_DIR"] = os.environ["KJAX_TEST_CACHE_DIR"]
 
 import numpy as np  # noqa: E402
 import orbax.checkpoint as ocp  # noqa: E402
@@ -24,6 +27,20 @@ compile_cache.enable()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+
+
+# The files that take longest (benchmarks/suite_profile), started first: with two workers a
+# long file left for the end would run alone.
+SLOW_FILES = ("test_scale_out.py", "test_sweep.py", "test_train.py", "test_generate.py",
+              "test_evaluate.py", "test_faults.py", "test_cgan.py", "test_records.py",
+              "test_launch.py", "test_conv.py", "test_compile_cache.py", "test_vae_family.py")
+
+
+def pytest_collection_modifyitems(items):
+  def rank(item):
+    name = os.path.basename(str(item.fspath))
+    return SLOW_FILES.index(name) if name in SLOW_FILES else len(SLOW_FILES)
+  items.sort(key=rank)  # stable: a file's own order is kept
 
 
 def pytest_sessionfinish(session):
@@ -132,14 +149,38 @@ def latest_checkpoint_state(workdir):
   return step, restored["state"]
 
 
-@pytest.fixture
-def tiny_config(kmnist_dir, tmp_path):
+def make_tiny_config(kmnist_dir, tmp_path):
   """The β-VAE config shrunk to seconds: 256 real KMNIST images, batch 32, 2 epochs."""
   config = on_real_kmnist(beta_vae.get_config(), kmnist_dir, tmp_path)
   config.model.channels = (8, 16)
   config.train.eval_batch_size = 128
   config.figures.grid_size = 4
   return config
+
+
+@pytest.fixture
+def tiny_config(kmnist_dir, tmp_path):
+  """``make_tiny_config`` with the test's own data cache."""
+  return make_tiny_config(kmnist_dir, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(kmnist_dir, tmp_path_factory):
+  """``(config, workdir)`` of ``make_tiny_config`` trained and evaluated once per session
+  (``experiment.train_and_evaluate``). Read it, never change it: a test that changes a
+  run copies it first (``copy_run``)."""
+  from kjax import experiment  # noqa: PLC0415
+  root = tmp_path_factory.mktemp("tiny_run")
+  config = make_tiny_config(kmnist_dir, root)
+  workdir = str(root / "run")
+  experiment.train_and_evaluate(config, workdir)
+  return config, workdir
+
+
+def copy_run(workdir: str, destination: str) -> str:
+  """A copy of the run in ``workdir`` (checkpoints, records, figures) at ``destination``."""
+  shutil.copytree(workdir, destination)
+  return destination
 
 
 def write_synthetic_k49(folder, n_train: int = 300, n_test: int = 120, seed: int = 0):

@@ -217,6 +217,8 @@ def test_two_processes_give_the_one_device_numbers(reference, tmp_path):
   with open(os.path.join(workdir, "single", "timing.json")) as f:
     timing = json.load(f)
   assert timing["processes"] == 2 and timing["mesh"] == {"runs": 1, "data": 4}
+  # No persistent compilation cache in a job: process 0 alone would write it.
+  assert timing["compile_cache"] == {"dir": None, "hits": 0, "misses": 0}
   # One writer: every epoch is logged once.
   with open(os.path.join(workdir, "single", "metrics.jsonl")) as f:
     assert [json.loads(line)["epoch"] for line in f] == [1, 2]

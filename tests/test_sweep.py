@@ -105,9 +105,19 @@ def test_unknown_sweep_key_is_refused(kmnist_dir, tmp_path):
   assert not (tmp_path / "w").exists()
 
 
+@pytest.fixture(scope="module")
+def solo_summaries(kmnist_dir, tmp_path_factory):
+  """``{run name: summary}``: each run of the sweep of ``test_beta_vae_sweep_runs_equal_solo_runs``
+  launched alone (``_solo``), once for all its sharing modes."""
+  root = tmp_path_factory.mktemp("solo")
+  config = _tiny_sweep(kmnist_dir, root, beta=(1.0, 4.0), latent_dim=(2,), seed=(1,))
+  return {run.name: _solo(run.config, str(root / ("solo_" + run.name)))
+          for run in sweep.expand(config, str(root / "sweep"))}
+
+
 @pytest.mark.parametrize("sharing", ["sequential", "vmap",
                                      pytest.param("map", marks=pytest.mark.slow)])
-def test_beta_vae_sweep_runs_equal_solo_runs(kmnist_dir, tmp_path, sharing):
+def test_beta_vae_sweep_runs_equal_solo_runs(kmnist_dir, tmp_path, sharing, solo_summaries):
   """Each run of a sweep gives the summary of the same run launched alone: bit for bit when
   it runs alone in the sweep (sequential); within float noise when stacked (vmap, map)."""
   config = _tiny_sweep(kmnist_dir, tmp_path, beta=(1.0, 4.0), latent_dim=(2,), seed=(1,))
@@ -115,8 +125,9 @@ def test_beta_vae_sweep_runs_equal_solo_runs(kmnist_dir, tmp_path, sharing):
   workdir = str(tmp_path / "sweep")
   out = sweep.run_sweep(config, workdir)
   assert out["runs"] == 2 and out["trained"] == 2
+  assert sorted(solo_summaries) == sorted(r.name for r in sweep.expand(config, workdir))
   for run in sweep.expand(config, workdir):
-    solo = _solo(run.config, str(tmp_path / ("solo_" + run.name)))
+    solo = solo_summaries[run.name]
     stacked = _summary(run.workdir)
     assert stacked.keys() == solo.keys()
     if sharing == "sequential":

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kjax import checkpointing, errors, experiment, rng, tasks, train, validation
+from kjax import checkpointing, configs, errors, experiment, rng, tasks, train, validation
 from kjax.tasks import vae as vae_task
 from tests.conftest import Killed, die_after_save, latest_checkpoint_state
 
@@ -53,10 +53,29 @@ def test_train_step_is_vmappable_over_runs(tiny_config):
   assert not np.isclose(metrics["loss"][0], metrics["loss"][1])
 
 
-def test_workdir_contract_and_determinism(tiny_config, tmp_path):
-  a, b = str(tmp_path / "a"), str(tmp_path / "b")
-  summary = experiment.train_and_evaluate(tiny_config, a)
-  experiment.train_and_evaluate(tiny_config, b)
+@pytest.mark.parametrize("name", ["beta_vae", "cvae", "cgan", "classifier", "iwae_mnist"])
+def test_fresh_state_is_init_state_as_one_program(name):
+  """``Task.fresh_state`` (init_state compiled whole) gives init_state's arrays bit for bit,
+  and no JAX value made while tracing stays in the state's static parts (an optimiser
+  schedule that kept one would fail in the first step)."""
+  config = configs.get_config(name)
+  if name == "classifier":
+    config.optim.schedule = "cosine"
+  task = tasks.get_task(config)
+  task.num_train_examples = 1000
+  key = rng.stream_keys(0)["init"]
+  with jax.checking_leaks():
+    fresh = task.fresh_state(key)
+  eager = task.init_state(key)
+  assert jax.tree.structure(fresh).num_leaves == jax.tree.structure(eager).num_leaves
+  for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(eager), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_workdir_contract_and_determinism(tiny_run, tiny_config, tmp_path):
+  # a: the session's tiny run; b: the same config trained again here.
+  a, b = tiny_run[1], str(tmp_path / "b")
+  summary = experiment.train_and_evaluate(tiny_config, b)
   for name in ("config.json", "metrics.jsonl", "summary.json", "timing.json"):
     assert os.path.isfile(os.path.join(a, name)), name
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(a))
@@ -70,6 +89,7 @@ def test_workdir_contract_and_determinism(tiny_config, tmp_path):
               "eval/loss", "eval/rec", "eval/kl", "eval/nelbo"):
     assert np.isfinite(rows[-1][key]), key
   assert np.isclose(rows[-1]["eval/nelbo"], rows[-1]["eval/rec"] + rows[-1]["eval/kl"])
+  assert summary == _summary(b)  # the returned summary is the file's
   assert summary == rows[-1] == _summary(a)
   # Same seed, same data: the same numbers and bitwise-identical parameters.
   assert _summary(a) == _summary(b)
@@ -80,9 +100,8 @@ def test_workdir_contract_and_determinism(tiny_config, tmp_path):
     np.testing.assert_array_equal(x, y)
 
 
-def test_resume_mid_epoch_equals_uninterrupted_run(tiny_config, tmp_path, monkeypatch):
-  full, resumed = str(tmp_path / "full"), str(tmp_path / "resumed")
-  experiment.train_and_evaluate(tiny_config, full)
+def test_resume_mid_epoch_equals_uninterrupted_run(tiny_run, tiny_config, tmp_path, monkeypatch):
+  full, resumed = tiny_run[1], str(tmp_path / "resumed")  # full: the uninterrupted run
 
   die_after_save(monkeypatch, 12)  # mid-epoch 2 (8 steps per epoch); epoch 1 is logged
   with pytest.raises(Killed):

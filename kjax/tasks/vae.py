@@ -50,9 +50,11 @@ def iwae_schedule(learning_rate, steps_per_epoch: int, stages: int = 8):
   Returns:
     ``count → rate``, an optax schedule (piecewise constant in steps).
   """
-  boundaries = jnp.asarray([steps_per_epoch * (3 ** (i + 1) - 1) // 2 for i in range(stages - 1)])
-  factors = jnp.asarray([10.0 ** (-i / 7) for i in range(stages)], jnp.float32)
-  return lambda count: learning_rate * factors[jnp.sum(count >= boundaries)]
+  # NumPy constants: the schedule is built inside the compiled init_state (Task.fresh_state)
+  # and kept in the optimiser; a JAX array made there would be a leaked tracer.
+  boundaries = np.asarray([steps_per_epoch * (3 ** (i + 1) - 1) // 2 for i in range(stages - 1)])
+  factors = np.asarray([10.0 ** (-i / 7) for i in range(stages)], np.float32)
+  return lambda count: learning_rate * jnp.asarray(factors)[jnp.sum(count >= boundaries)]
 
 
 class BetaVAETask(base.Task):
