@@ -39,9 +39,12 @@ def _port() -> int:
 
 def _env(devices: int | None = None) -> dict:
   env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)
+  # The session's own flags (tests/conftest.py) stay; the device count is the test's.
+  flags = [f for f in env.pop("XLA_FLAGS", "").split() if "device_count" not in f]
   if devices:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    flags.append(f"--xla_force_host_platform_device_count={devices}")
+  if flags:
+    env["XLA_FLAGS"] = " ".join(flags)
   return env
 
 

@@ -55,8 +55,9 @@ def test_train_step_is_vmappable_over_runs(tiny_config):
 
 @pytest.mark.parametrize("name", ["beta_vae", "cvae", "cgan", "classifier", "iwae_mnist"])
 def test_fresh_state_is_init_state_as_one_program(name):
-  """``Task.fresh_state`` (init_state compiled whole) gives init_state's arrays bit for bit,
-  and no JAX value made while tracing stays in the state's static parts (an optimiser
+  """``Task.fresh_state`` (init_state compiled whole) gives init_state's arrays bit for bit
+  (checked for two models: run eagerly, init_state compiles ~60 programs), and for every
+  model no JAX value made while tracing stays in the state's static parts (an optimiser
   schedule that kept one would fail in the first step)."""
   config = configs.get_config(name)
   if name == "classifier":
@@ -66,6 +67,8 @@ def test_fresh_state_is_init_state_as_one_program(name):
   key = rng.stream_keys(0)["init"]
   with jax.checking_leaks():
     fresh = task.fresh_state(key)
+  if name not in ("beta_vae", "iwae_mnist"):  # the main job's; the one with a schedule
+    return
   eager = task.init_state(key)
   assert jax.tree.structure(fresh).num_leaves == jax.tree.structure(eager).num_leaves
   for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(eager), strict=True):
