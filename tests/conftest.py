@@ -28,8 +28,8 @@ if os.environ.get("KJAX_TEST_OPTIMIZED", "") in ("", "0"):
 
 # Under pytest-xdist each worker gets its own share of the CPUs (and so do the processes it
 # starts): XLA sizes its thread pools by the CPUs a process may use, and two workers' pools
-# on the same two cores spin against each other (measured: the suite 1.2x faster with two
-# unpinned workers, 1.6x pinned; README "Tests").
+# on the same two cores spin against each other. Measured here (benchmarks/suite_profile):
+# one process 1,166 s, two workers 970 s unpinned, 929 s pinned.
 _WORKER, _WORKERS = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get(
     "PYTEST_XDIST_WORKER_COUNT")
 if _WORKER and _WORKERS and hasattr(os, "sched_setaffinity"):
