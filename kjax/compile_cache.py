@@ -13,8 +13,8 @@ options but not the host CPU, and a program compiled for another CPU's instructi
 be refused or wrong on this one (jax-ml/jax#38445). Each combination thus has its own
 folder, and a stale entry is never loaded. The folder holds at most 2 GiB (least recently
 used programs are evicted). ``KJAX_COMPILATION_CACHE=0`` turns the cache off; deleting the
-folder clears it. Multi-process jobs compile their programs themselves. A run with a warm cache equals a run without it bit for bit
-(``tests/test_compile_cache.py``).
+folder clears it. Multi-process jobs compile their programs themselves. A run with a warm
+cache equals a run without it bit for bit (``tests/test_compile_cache.py``).
 
 If the process already configured JAX's cache (``JAX_COMPILATION_CACHE_DIR`` or
 ``jax.config.update('jax_compilation_cache_dir', ...)``), kjax leaves that choice alone.
@@ -95,10 +95,10 @@ def enable() -> str | None:
   ``jax.distributed.initialize``.
 
   Returns:
-    The cache folder in use (kjax's or one the process configured itself), or ``None`` when
-    ``KJAX_COMPILATION_CACHE=0`` turned it off or in a multi-process job. Never raises: a folder that cannot be made
-    leaves the cache off with a warning (JAX itself warns, and compiles, when an entry cannot
-    be read or written).
+    The cache folder in use (kjax's or one the process configured itself), or ``None``
+    when ``KJAX_COMPILATION_CACHE=0`` turned it off or in a multi-process job. Never
+    raises: a folder that cannot be made leaves the cache off with a warning (JAX itself
+    warns, and compiles, when an entry cannot be read or written).
   """
   with _lock:
     if _state["enabled"] is not None:
@@ -106,9 +106,10 @@ def enable() -> str | None:
     if not _state["listening"]:
       jax.monitoring.register_event_listener(_count)
       _state["listening"] = True
-    if os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF or jax.distributed.is_initialized():
-      # In a multi-process job JAX writes entries from process 0 only, while the others
-      # read the same folder: a job compiles its programs itself.
+    switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF
+    # In a multi-process job JAX writes entries from process 0 only, while the others read
+    # the same folder: a job compiles its programs itself.
+    if switched_off or jax.distributed.is_initialized():
       _state.update(enabled=False, dir=None)
       return None
     path = jax.config.jax_compilation_cache_dir

@@ -79,7 +79,11 @@ class Task:
     """``init_state(key)`` as one compiled program: the same arrays (the step counter an
     int32 array instead of the integer 0). Run eagerly, the initialisers and the
     optimiser's zeros are ~60 programs, each compiled apart (seconds on a CPU); compiled
-    whole, one program, which the persistent cache (``kjax.compile_cache``) then keeps."""
+    whole, one program, which the persistent cache (``kjax.compile_cache``) then keeps.
+
+    ``init_state`` is traced, so it must keep no JAX value it makes outside the arrays it
+    returns: an optimiser schedule's constants are NumPy (``vae.iwae_schedule``);
+    ``tests/test_train.py`` checks every shipped config with ``jax.checking_leaks``."""
     return jax.jit(self.init_state)(key)
 
   def train_step(self, state: Any, batch: Batch, key: jax.Array
