@@ -37,7 +37,7 @@ _OFF = ("0", "off", "false", "no")
 MAX_SIZE_BYTES = 2 * 1024 ** 3
 
 _lock = threading.Lock()
-_state = {"enabled": None, "dir": None, "hits": 0, "misses": 0, "listening": False}
+_state = {"enabled": None, "dir": None, "hits": 0, "misses": 0}
 
 
 def _cpu_identity() -> str:
@@ -103,9 +103,7 @@ def enable() -> str | None:
   with _lock:
     if _state["enabled"] is not None:
       return _state["dir"]
-    if not _state["listening"]:
-      jax.monitoring.register_event_listener(_count)
-      _state["listening"] = True
+    jax.monitoring.register_event_listener(_count)  # once: this body runs once
     switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF
     # In a multi-process job JAX writes entries from process 0 only, while the others read
     # the same folder: a job compiles its programs itself.

@@ -11,23 +11,25 @@ import json
 import os
 
 import jax.monitoring
+from sitecustomize import add_event
 
 _PATH = os.environ["KJAX_SUITE_PROFILE"]
 os.environ["KJAX_SUITE_PROFILE_ROOT"] = str(os.getpid())
 _current = {"test": ""}
 _totals = {}
+_XDIST_CONTROLLER = False
+
+
+def pytest_configure(config):
+  global _XDIST_CONTROLLER
+  _XDIST_CONTROLLER = (not hasattr(config, "workerinput")
+                       and bool(getattr(config.option, "numprocesses", None)))
 
 
 def _listener(event, duration, **_):
-  t = _totals.setdefault(_current["test"], {"compile_s": 0.0, "trace_s": 0.0,
-                                             "lower_s": 0.0, "compiles": 0})
-  if event.endswith("backend_compile_duration"):
-    t["compile_s"] += duration
-    t["compiles"] += 1
-  elif event.endswith("jaxpr_trace_duration"):
-    t["trace_s"] += duration
-  elif event.endswith("jaxpr_to_mlir_module_duration"):
-    t["lower_s"] += duration
+  add_event(_totals.setdefault(_current["test"], {"compile_s": 0.0, "trace_s": 0.0,
+                                                  "lower_s": 0.0, "compiles": 0}),
+            event, duration)
 
 
 jax.monitoring.register_event_duration_secs_listener(_listener)
@@ -39,10 +41,12 @@ def pytest_runtest_logstart(nodeid, location):
 
 
 def pytest_runtest_logreport(report):
-  if report.when == "teardown" or report.when == "call" or report.when == "setup":
-    with open(_PATH, "a") as f:
-      f.write(json.dumps({"phase": report.when, "test": report.nodeid,
-                          "duration": report.duration}) + "\n")
+  # Under xdist the controller receives every worker's reports again: the workers record.
+  if _XDIST_CONTROLLER:
+    return
+  with open(_PATH, "a") as f:
+    f.write(json.dumps({"phase": report.when, "test": report.nodeid,
+                        "duration": report.duration}) + "\n")
 
 
 def pytest_sessionfinish(session):

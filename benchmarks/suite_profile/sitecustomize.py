@@ -15,14 +15,19 @@ _TOTALS = {"compile_s": 0.0, "trace_s": 0.0, "lower_s": 0.0, "compiles": 0}
 _START = time.perf_counter()
 
 
-def _listener(event, duration, **_):
+def add_event(totals, event, duration):
+  """Adds one ``jax.monitoring`` duration event to ``totals`` (compile, trace, lowering)."""
   if event.endswith("backend_compile_duration"):
-    _TOTALS["compile_s"] += duration
-    _TOTALS["compiles"] += 1
+    totals["compile_s"] += duration
+    totals["compiles"] += 1
   elif event.endswith("jaxpr_trace_duration"):
-    _TOTALS["trace_s"] += duration
+    totals["trace_s"] += duration
   elif event.endswith("jaxpr_to_mlir_module_duration"):
-    _TOTALS["lower_s"] += duration
+    totals["lower_s"] += duration
+
+
+def _listener(event, duration, **_):
+  add_event(_TOTALS, event, duration)
 
 
 class _Hook(importlib.abc.MetaPathFinder):
