@@ -32,6 +32,7 @@ import jax
 # Off switch: KJAX_COMPILATION_CACHE=0 (or off/false/no).
 ENV_SWITCH = "KJAX_COMPILATION_CACHE"
 _OFF = ("0", "off", "false", "no")
+_ON = ("", "1", "on", "true", "yes")
 
 # Least recently used entries are evicted beyond this many bytes of compiled programs.
 MAX_SIZE_BYTES = 2 * 1024 ** 3
@@ -104,7 +105,12 @@ def enable() -> str | None:
     if _state["enabled"] is not None:
       return _state["dir"]
     jax.monitoring.register_event_listener(_count)  # once: this body runs once
-    switched_off = os.environ.get(ENV_SWITCH, "").strip().lower() in _OFF
+    switch = os.environ.get(ENV_SWITCH, "").strip().lower()
+    switched_off = switch in _OFF
+    if switch not in _OFF + _ON:
+      from absl import logging  # noqa: PLC0415
+      logging.warning("kjax: %s=%r is not a switch (expected one of %s); the compilation "
+                      "cache stays on", ENV_SWITCH, switch, ", ".join(_OFF + _ON[1:]))
     # In a multi-process job JAX writes entries from process 0 only, while the others read
     # the same folder: a job compiles its programs itself.
     if switched_off or jax.distributed.is_initialized():

@@ -46,6 +46,15 @@ def test_the_switch_turns_the_cache_off(tmp_path):
   assert not (tmp_path / "xla").exists()
 
 
+def test_a_switch_value_that_is_no_switch_is_named_and_the_cache_stays_on(tmp_path):
+  result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "KJAX_CACHE_DIR": str(tmp_path),
+                                            "KJAX_COMPILATION_CACHE": "maybe"})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "KJAX_COMPILATION_CACHE='maybe' is not a switch" in result.stderr
+  assert json.loads(result.stdout.strip().splitlines()[-1])["dir"] is not None
+
+
 def test_the_folder_is_keyed_by_versions_xla_flags_and_cpu(monkeypatch, tmp_path):
   monkeypatch.setenv("KJAX_CACHE_DIR", str(tmp_path))
   monkeypatch.delenv("XLA_FLAGS", raising=False)
