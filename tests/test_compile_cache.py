@@ -72,6 +72,17 @@ def test_the_folder_is_keyed_by_versions_xla_flags_and_cpu(monkeypatch, tmp_path
   assert compile_cache.default_dir() != plain
 
 
+def test_a_folder_past_its_bound_keeps_its_newest_programs(tmp_path):
+  for i in range(6):  # 6 entries of 100 bytes, entry i written at time i
+    path = tmp_path / f"entry{i}-cache"
+    path.write_bytes(b"x" * 100)
+    os.utime(path, (i, i))
+  compile_cache._prune(str(tmp_path), 600)  # at the bound: kept
+  assert len(os.listdir(tmp_path)) == 6
+  compile_cache._prune(str(tmp_path), 500)  # past it: the oldest go, down to half
+  assert sorted(os.listdir(tmp_path)) == ["entry4-cache", "entry5-cache"]
+
+
 def _launch(workdir, cache_root, kmnist_dir, *extra_env):
   flags = [f"--config.data.data_dir={kmnist_dir}", "--config.data.train_split=test[:256]",
            "--config.data.eval_split=test[9800:]", "--config.train.num_epochs=2",

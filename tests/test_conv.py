@@ -82,7 +82,8 @@ def test_batch_chunks_give_the_same_values_and_gradients(batch):
   x = jax.random.uniform(jax.random.key(6), (batch, 28, 28, 1))
   models = {impl: vae.BetaVAE(latent_dim=2, conv_impl=impl) for impl in ("xla", "matmul")}
   params = models["xla"].init({"params": jax.random.key(0), "latent": jax.random.key(1)}, x[:1])
-  outs = {impl: m.apply(params, x, rngs={"latent": jax.random.key(2)})
+  # Compiled whole (run eagerly, each chunk's every op is a program of its own: 500 here).
+  outs = {impl: jax.jit(lambda p, m=m: m.apply(p, x, rngs={"latent": jax.random.key(2)}))(params)
           for impl, m in models.items()}
   for a, b in zip(outs["matmul"], outs["xla"]):
     assert a.shape == b.shape and a.shape[0] == batch
@@ -91,7 +92,7 @@ def test_batch_chunks_give_the_same_values_and_gradients(batch):
     def loss(p, impl):
       logits, z_mean, _ = models[impl].apply(p, x, rngs={"latent": jax.random.key(2)})
       return jnp.mean(jax.nn.sigmoid(logits)) + jnp.mean(z_mean ** 2)
-    g = {impl: jax.grad(loss)(params, impl) for impl in models}
+    g = {impl: jax.jit(jax.grad(loss), static_argnums=1)(params, impl) for impl in models}
     for a, b in zip(jax.tree.leaves(g["matmul"]), jax.tree.leaves(g["xla"])):
       np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6)
 

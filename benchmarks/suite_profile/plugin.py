@@ -46,7 +46,8 @@ def pytest_runtest_logreport(report):
     return
   with open(_PATH, "a") as f:
     f.write(json.dumps({"phase": report.when, "test": report.nodeid,
-                        "duration": report.duration}) + "\n")
+                        "duration": report.duration, "stop": report.stop,
+                        "worker": os.environ.get("PYTEST_XDIST_WORKER", "")}) + "\n")
 
 
 def pytest_sessionfinish(session):
