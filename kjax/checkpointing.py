@@ -95,8 +95,14 @@ class Checkpointer:
   def __init__(self, directory: str, keep: int, reader: bool = False):
     # cleanup_tmp_directories: a save cut short (a kill, a full disk) leaves orbax's
     # temporary directory, which is never a checkpoint; the next run removes it.
+    # Asynchronous in one process only: orbax ends a save with a barrier that is a device
+    # collective (multihost_utils.sync_global_devices), run by its background thread. In
+    # a job of several processes it ran beside the main thread's collectives (the next
+    # run's save, the next steps), which the processes could then enter in different
+    # orders, each waiting on the other for ever (seen in tests/test_scale_out.py's
+    # relaunch). There a save completes before the loop goes on.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=True,
+                                           enable_async_checkpointing=jax.process_count() == 1,
                                            cleanup_tmp_directories=not reader)
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(self.directory, options=options)

@@ -445,11 +445,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   def save_all(step, state, sum_tree):
     """Starts every run's checkpoint of ``step``: its state, the epoch's running sums and
     its records (``kjax.checkpointing.RECORDS``: config, history, config_history)."""
-    for r, c in enumerate(ckpts):
-      if r and jax.process_count() > 1:
-        # orbax's multi-host barriers of two managers' saves in flight collide ("Barrier
-        # ... is already ongoing"): in a job, one run's save at a time.
-        ckpts[r - 1].wait()
+    for r, c in enumerate(ckpts):  # in a job of processes, one at a time (Checkpointer)
       c.save(step, {"state": run_state(state, r), "sums": run_state(sum_tree, r)},
              {"config": config_dicts[r], "history": writers[r].history,
               "config_history": config_histories[r]})
