@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from kjax.version import __version__  # noqa: F401
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -49,13 +49,9 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
       training at a checkpoint. kjax.errors.WriteError: a file could not be written.
   """
   # Imported here: keeps `import kjax` light.
-  from kjax import benchmark, experiment, sweep  # noqa: PLC0415
+  from kjax import launcher  # noqa: PLC0415
   from kjax import workdir as kworkdir  # noqa: PLC0415
   try:
-    if benchmark.is_benchmark(config):
-      return benchmark.run_benchmark(config, workdir)
-    if sweep.is_sweep(config):
-      return sweep.run_sweep(config, workdir)
-    return experiment.train_and_evaluate(config, workdir)
+    return launcher.dispatch(config, workdir)
   finally:
     kworkdir.unlock_all()  # every run's lock, whatever stopped it (kjax.workdir.lock)

@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import sys
+from typing import Any
 
 from absl import logging
 import jax
@@ -57,25 +58,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
       logging.info("kjax: --mode=%s runs on process 0; process %d has nothing to do",
                    mode, jax.process_index())
       return 0
-    if mode == "repair":
-      lines = kworkdir.repair(workdir)  # each run under its lock
-      for line in lines or [f"{workdir}: every record agrees with its newest checkpoint; "
-                            "nothing to repair"]:
-        logging.info("kjax: %s", line)
-    elif benchmark.is_benchmark(config):
-      {"evaluate": benchmark.evaluate_benchmark, "results": benchmark.rebuild_results}.get(
-          mode, benchmark.run_benchmark)(config, workdir)
-    elif sweep.is_sweep(config):
-      {"evaluate": sweep.evaluate_sweep, "results": sweep.rebuild_results}.get(
-          mode, sweep.run_sweep)(config, workdir)
-    elif mode == "results":
-      raise errors.ConfigError("--mode=results needs a sweep config (with config.sweep)")
-    elif mode == "evaluate":
-      kworkdir.read_config(workdir)  # not a run: one line, and no lock file is made
-      with kworkdir.locked(workdir):
-        evaluation.evaluate_workdir(config, workdir, config_from_workdir)
-    else:
-      experiment.train_and_evaluate(config, workdir)
+    dispatch(config, workdir, mode, config_from_workdir)
   except errors.Interrupted as e:  # SIGTERM/SIGINT during training: checkpoint saved
     print(f"kjax: {e}", file=sys.stderr, flush=True)
     return e.exit_code
@@ -108,6 +91,41 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
   finally:
     kworkdir.unlock_all()
   return 0
+
+
+def dispatch(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
+             config_from_workdir: bool = False) -> Any:
+  """Runs ``mode`` for ``config`` in ``workdir``: the benchmark config's studies, a sweep
+  config's study, or one run (``kjax.experiment``); ``'evaluate'``, ``'results'`` and
+  ``'repair'`` as ``run``'s. The one dispatcher of ``run`` and ``kjax.train_and_evaluate``.
+
+  Returns:
+    The branch's own result: a run's ``summary.json``, a sweep's record, the benchmark's
+    rows, or None (``evaluate``, ``results``, ``repair``).
+
+  Raises:
+    ConfigError: ``mode='results'`` without a sweep; whatever the branch raises.
+  """
+  if mode == "repair":
+    lines = kworkdir.repair(workdir)  # each run under its lock
+    for line in lines or [f"{workdir}: every record agrees with its newest checkpoint; "
+                          "nothing to repair"]:
+      logging.info("kjax: %s", line)
+    return None
+  if benchmark.is_benchmark(config):
+    return {"evaluate": benchmark.evaluate_benchmark, "results": benchmark.rebuild_results}.get(
+        mode, benchmark.run_benchmark)(config, workdir)
+  if sweep.is_sweep(config):
+    return {"evaluate": sweep.evaluate_sweep, "results": sweep.rebuild_results}.get(
+        mode, sweep.run_sweep)(config, workdir)
+  if mode == "results":
+    raise errors.ConfigError("--mode=results needs a sweep config (with config.sweep)")
+  if mode == "evaluate":
+    kworkdir.read_config(workdir)  # not a run: one line, and no lock file is made
+    with kworkdir.locked(workdir):
+      evaluation.evaluate_workdir(config, workdir, config_from_workdir)
+    return None
+  return experiment.train_and_evaluate(config, workdir)
 
 
 # OS errors of a disk or folder that a user fixes (space, quota, permissions, read-only).

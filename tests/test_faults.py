@@ -21,7 +21,7 @@ import time
 import pytest
 
 from configs import beta_vae, cvae_sweep
-from kjax import checkpointing, errors, experiment, launcher, metric_writers, sweep, train
+from kjax import checkpointing, errors, experiment, launcher, metric_writers, sweep, tasks, train
 from kjax import workdir as kworkdir
 from tests.conftest import REPO, on_real_kmnist
 
@@ -254,7 +254,7 @@ def test_a_reader_skips_a_corrupt_checkpoint_without_moving_it(reference, tmp_pa
   workdir = str(tmp_path / "run")
   shutil.copytree(ref_workdir, workdir)
   _truncate_largest_file(os.path.join(workdir, "checkpoints", str(TOTAL_STEPS)))
-  task = train.tasks.get_task(config)
+  task = tasks.get_task(config)
   state = kworkdir.restore_state(task, config, workdir)
   assert int(state.step) == TOTAL_STEPS - 8
   assert _steps(workdir)[-1] == TOTAL_STEPS  # a reader (generate, evaluate) moves nothing
@@ -408,7 +408,7 @@ def test_a_libraries_disk_error_logs_are_left_to_kjax_s_one_line():
   assert handler.filter(record(py_logging.ERROR, "some other failure"))
   assert not handler.filter(record(py_logging.INFO, "orbax saved step 8"))
   assert handler.filter(record(py_logging.INFO, "kjax: x", path=os.path.join(
-      REPO, "kjax", "train.py")))
+      REPO, "kjax", "train", "loop.py")))
 
 
 def test_ctrl_c_outside_the_training_loop_is_one_line_and_exit_130(monkeypatch, capsys):

@@ -239,3 +239,26 @@ def test_each_run_of_a_sweep_gets_its_own_values(kmnist_dir, tmp_path, monkeypat
     np.testing.assert_allclose(weighted / STEPS_PER_EPOCH, row["train/loss"], rtol=1e-5)
   first, second = (_scalars(acc, "train_steps/loss") for acc in runs)
   assert not np.allclose(list(first.values()), list(second.values()))
+
+
+def test_every_log_step_inside_a_chunk_gets_its_point(kmnist_dir, tmp_path, monkeypatch):
+  """``log_every_steps`` is honoured whatever ``steps_per_call``: chunks of 8 steps give
+  the points at steps 2, 4, ..., 16, with the values of one step per call."""
+  _without_final_figures(monkeypatch)
+  values = {}
+  for steps_per_call in ("8", "1"):
+    config = _tiny_mlp_config(kmnist_dir, tmp_path / steps_per_call)
+    config.train.steps_per_call = steps_per_call
+    config.train.log_every_steps = 2
+    config.train.checkpoint_every_steps = 16
+    workdir = str(tmp_path / steps_per_call / "run")
+    run = train.train(config, workdir)
+    assert run.timing["choices"]["steps_per_call"] == int(steps_per_call)
+    acc = _read(workdir)
+    values[steps_per_call] = {name: _scalars(acc, f"train_steps/{name}")
+                              for name in (*TRAIN_METRICS, "learning_rate")}
+  for name, chunked in values["8"].items():
+    assert sorted(chunked) == list(range(2, 17, 2)), name
+    np.testing.assert_allclose([chunked[s] for s in sorted(chunked)],
+                               [values["1"][name][s] for s in sorted(chunked)], rtol=1e-4,
+                               err_msg=name)

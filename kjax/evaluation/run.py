@@ -14,7 +14,6 @@ from typing import Any, Callable
 from absl import logging
 import ml_collections
 
-import kjax
 from kjax import autotune
 from kjax import compile_cache
 from kjax import data as kdata
@@ -27,6 +26,7 @@ from kjax import sharding
 from kjax import tasks
 from kjax import validation
 from kjax import workdir as kworkdir
+from kjax.version import __version__
 from kjax.evaluation import base
 from kjax.evaluation import cas
 from kjax.evaluation import classifier
@@ -253,7 +253,7 @@ def inputs(config: ml_collections.ConfigDict, step: int,
   settings = {k: v for k, v in kworkdir.flatten(config.to_dict()).items()
               if not k.startswith(LOGISTIC_KEYS)}
   return json.loads(json.dumps({
-      "step": int(step), "config": settings, "kjax": kjax.__version__,
+      "step": int(step), "config": settings, "kjax": __version__,
       "evaluator": evaluator.describe() if evaluator is not None else None}))
 
 
