@@ -35,6 +35,7 @@ import torch_reference  # noqa: E402
 import train_step  # noqa: E402
 
 from kjax import autotune  # noqa: E402
+from kjax import tasks  # noqa: E402
 from kjax.data import catalog  # noqa: E402
 
 MODELS = ("beta_vae", "cvae", "cgan")
@@ -112,7 +113,7 @@ def main():
     batch_size = config.train.batch_size
     steps_per_call = autotune.steps_per_call(config.train.steps_per_call,
                                              args.num_images // batch_size, platform,
-                                             autotune.has_convolutions(config.model))
+                                             tasks.has_convolutions(config.model))
     num_classes = catalog.get_dataset_info(config.data.name).num_classes
     split = train_step.synthetic_split(args.num_images, num_classes)
     run_kjax, compile_s = train_step.kjax_runner(config, steps_per_call, split=split)

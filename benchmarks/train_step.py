@@ -113,7 +113,7 @@ def main():
     config.model.conv_impl = args.conv_impl
   batch_size = config.train.batch_size
   steps_per_call = autotune.steps_per_call(args.steps_per_call, args.num_images // batch_size,
-                                           convolutional=autotune.has_convolutions(config.model))
+                                           convolutional=tasks.has_convolutions(config.model))
   run, compile_s = kjax_runner(config, steps_per_call, args.num_images)
   calls, t0 = 0, time.perf_counter()
   while time.perf_counter() - t0 < args.seconds:

@@ -39,14 +39,6 @@ def platform() -> str:
   return jax.default_backend()
 
 
-def has_convolutions(model: dict) -> bool:
-  """Whether ``config.model`` describes a network with convolutions (the β-VAE, the
-  classifier, the CVAE's ``conv``, the CGAN's ``dcgan``)."""
-  if model.get("name") == "beta_vae":
-    return model.get("architecture", "conv") == "conv"
-  return model.get("name") == "classifier" or model.get("architecture") in ("conv", "dcgan")
-
-
 def steps_per_call(value, steps_per_epoch: int, backend: str | None = None,
                    convolutional: bool = True) -> int:
   """Resolves ``config.train.steps_per_call``.
@@ -55,7 +47,7 @@ def steps_per_call(value, steps_per_epoch: int, backend: str | None = None,
     value: a positive int (or its decimal string), or ``'auto'``.
     steps_per_epoch: train steps in one epoch (≥ 1).
     backend: the platform (default: JAX's default backend).
-    convolutional: whether the model has convolutions (``has_convolutions``).
+    convolutional: whether the model has convolutions (``kjax.tasks.has_convolutions``).
 
   Returns:
     The number of train steps per compiled call: ``value`` as given, or for ``'auto'``

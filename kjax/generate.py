@@ -81,7 +81,7 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, tasks.Task]:
   """
   config = kworkdir.read_config(workdir)
   task = tasks.get_task(config)
-  if config.model.name == "classifier":
+  if task.is_classifier:
     raise errors.ConfigError(f"--workdir={workdir!r} holds a classifier run; it does not "
                              "generate images")
   return config, task

@@ -16,7 +16,8 @@ An entry is named by the last part of the config key it varies when that is uniq
 (``objective__name``). Override on the command line with tuples, e.g.
 ``--config.sweep.beta='(1.0,4.0)'``.
 
-Runs whose settings leave every array shape and the step's code unchanged (``STACKABLE``:
+Runs whose settings leave every array shape and the step's code unchanged
+(``kjax.tasks.stackable_keys``:
 seeds and the hyper-parameters a state carries as arrays) form one group, trained by one
 compiled program (``kjax.train.train_runs``); other settings (latent_dim, architecture,
 loss, likelihood, data) split groups that run one after another. Each run lives in
@@ -55,6 +56,7 @@ from kjax import metric_writers
 from kjax import progress
 from kjax import results
 from kjax import sharding
+from kjax import tasks
 from kjax import train
 from kjax import validation
 from kjax import workdir as kworkdir
@@ -63,12 +65,6 @@ RUNS_DIR = "runs"
 SETTINGS = ("max_runs", "sharing", "shard", "executor", "parts")  # of the sweep, not axes
 SHARING = ("auto", "vmap", "map", "sequential")
 EXECUTORS = ("local", "ray")
-# Keys whose values live in arrays of the train state (per-run hyper-parameters, PRNG
-# seeds) or do not touch training at all: runs differing only in them share a program.
-STACKABLE = ("seed", "objective.beta", "objective.gamma", "objective.c_max",
-             "objective.c_steps", "objective.label_smoothing", "objective.gp_weight",
-             "optim.learning_rate", "optim.g_learning_rate", "optim.d_learning_rate",
-             "optim.b1", "optim.b2")
 # Read only by the evaluation after training (each run's own): they do not split groups.
 # Other eval.* and figures.* keys are read by the loop for every epoch and do.
 FINAL_EVAL_ONLY = ("eval.iwae_samples", "eval.iwae_batch_size", "eval.iwae_max_examples",
@@ -274,9 +270,11 @@ def expand(config: ml_collections.ConfigDict, workdir: str) -> list[Run]:
 
 def group_key(run: Run) -> tuple:
   """Runs with equal keys share one compiled program: the swept settings that change an
-  array shape or the step's code (everything but ``STACKABLE`` and non-training keys)."""
+  array shape or the step's code (everything but the family's ``tasks.stackable_keys``
+  and non-training keys)."""
+  stackable = tasks.stackable_keys(run.config.model)
   return tuple((k, repr(v)) for k, v in run.settings.items()
-               if k not in STACKABLE and k not in FINAL_EVAL_ONLY)
+               if k not in stackable and k not in FINAL_EVAL_ONLY)
 
 
 def default_sharing(platform: str, config: ml_collections.ConfigDict) -> str:
@@ -291,8 +289,7 @@ def default_sharing(platform: str, config: ml_collections.ConfigDict) -> str:
   """
   if platform != "cpu":
     return "vmap"
-  m = config.model
-  return "vmap" if m.name == "cvae" and m.get("architecture", "") in ("mlp", "mlp_bn") else (
+  return "vmap" if tasks.task_class(config.model).vmaps_well_on_cpu(config.model) else (
       "sequential")
 
 

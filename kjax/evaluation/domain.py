@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import flax
 import jax
@@ -138,7 +138,7 @@ def load_classifier(workdir: str, data_name: str) -> DomainClassifier:
   """
   flag = "config.eval.classifier_workdir"
   config = kworkdir.read_config(workdir, flag)
-  if config.model.name != "classifier":
+  if not tasks.task_class(config.model).is_classifier:
     raise errors.ConfigError(f"{flag}={workdir!r} holds a {config.model.name} run; expected "
                              "a run of configs/classifier.py")
   if config.data.name != data_name:
@@ -192,7 +192,7 @@ def classifier_for(config: ml_collections.ConfigDict) -> DomainClassifier | None
     ConfigError: see ``load_classifier`` and ``load_reference``.
   """
   where = config.eval.classifier_workdir
-  if config.model.name == "classifier" or where == NONE:
+  if tasks.task_class(config.model).is_classifier or where == NONE:
     return None
   if not where:
     return load_reference(config.data.name)

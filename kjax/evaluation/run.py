@@ -57,9 +57,9 @@ class Evaluation:
   applies: Callable[[base.Run], bool]
 
 
-def _is_classifier(run): return run.task.name == "classifier"
-def _has_encoder(run): return run.task.name in ("beta_vae", "cvae")
-def _generates(run): return run.task.name != "classifier"
+def _is_classifier(run): return run.task.is_classifier
+def _has_encoder(run): return run.task.has_encoder
+def _generates(run): return not run.task.is_classifier
 def _without_encoder(run): return _generates(run) and not _has_encoder(run)
 def _with_evaluator(run): return _generates(run) and run.evaluator is not None
 def _conditional(run): return _generates(run) and run.task.conditional
@@ -153,7 +153,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
       "timing_s": {**timing, "total": round(time.perf_counter() - t0, 2)},
       "inputs": inputs(config, step, evaluator),
   }
-  if evaluator is None and task.name != "classifier":
+  if evaluator is None and not task.is_classifier:
     result["protocol"]["classifier_metrics"] = (
         "not computed: config.eval.classifier_workdir='none'"
         if config.eval.classifier_workdir == domain.NONE else
@@ -200,12 +200,14 @@ def phase_estimates(config: ml_collections.ConfigDict, model: str, num_train: in
   ev = config.eval
   speedup = 1.0 if autotune.platform() == "cpu" else ACCELERATOR_SPEEDUP
   out = {"other": num_eval * OTHER_S_PER_EVAL_IMAGE / speedup}
-  if model in ("beta_vae", "cvae"):
+  family = tasks.TASKS[model]
+  if family.has_encoder:
     n = min(ev.iwae_max_examples or num_eval, num_eval)
-    family = "mlp" if config.model.get("architecture", "conv").startswith("mlp") else "conv"
-    out["likelihood"] = (n * ev.iwae_samples / IWAE_CALLS_PER_TRAIN_IMAGE[family]
+    net = "mlp" if config.model.get("architecture", "conv").startswith("mlp") else "conv"
+    out["likelihood"] = (n * ev.iwae_samples / IWAE_CALLS_PER_TRAIN_IMAGE[net]
                          / max(train_images_per_s, 1e-9))
-  if model in ("cvae", "cgan") and ev.get("cas_epochs", cas.DEFAULT_EPOCHS) > 0:
+  conditional_generator = family.conditional and not family.is_classifier
+  if conditional_generator and ev.get("cas_epochs", cas.DEFAULT_EPOCHS) > 0:
     out["cas"] = (ev.get("cas_epochs", cas.DEFAULT_EPOCHS) * 2 * num_train
                   / CAS_IMAGES_PER_S / speedup)  # samples, then the real reference
   return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ml_collections
 
 from kjax import errors
@@ -21,11 +23,31 @@ def get_task(config: ml_collections.ConfigDict) -> Task:
   Raises:
     ConfigError: unknown model or data set name.
   """
-  if config.model.name not in TASKS:
-    raise errors.ConfigError(f"config.model.name={config.model.name!r} is not one of "
-                             f"{tuple(TASKS)}")
-  return TASKS[config.model.name](config, catalog.get_dataset_info(config.data.name))
+  return task_class(config.model)(config, catalog.get_dataset_info(config.data.name))
 
 
-__all__ = ["TASKS", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
+def task_class(model: Any) -> type[Task]:
+  """The ``Task`` class of ``config.model`` (a dict or ConfigDict with ``name``).
+
+  Raises:
+    ConfigError: unknown model name.
+  """
+  name = model.get("name")
+  if name not in TASKS:
+    raise errors.ConfigError(f"config.model.name={name!r} is not one of {tuple(TASKS)}")
+  return TASKS[name]
+
+
+def has_convolutions(model: Any) -> bool:
+  """Whether ``config.model`` describes a network with convolutions (``Task.has_convolutions``)."""
+  return task_class(model).has_convolutions(model)
+
+
+def stackable_keys(model: Any) -> tuple[str, ...]:
+  """The config keys in which runs of ``config.model``'s family may differ and still share
+  one compiled program: ``seed`` and the family's ``Task.stackable``."""
+  return ("seed", *task_class(model).stackable)
+
+
+__all__ = ["TASKS", "has_convolutions", "stackable_keys", "task_class", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
            "ClassifierTask", "get_task"]

@@ -17,6 +17,7 @@ import numpy as np
 from flax import struct
 from flax.training import train_state
 
+from kjax import config_checks as checks
 from kjax import figures
 from kjax.data import catalog
 
@@ -43,6 +44,17 @@ def to_unit_interval(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 255.0
 
 
+def validate_conditional_figures(config: ml_collections.ConfigDict) -> None:
+  """``figures.samples_per_style`` >= 1 and ``figures.progress_every_epochs`` >= 0 (the
+  conditional generators' figures).
+
+  Raises:
+    ConfigError: a bad value.
+  """
+  checks.integer(config, "figures.samples_per_style", 1)
+  checks.integer(config, "figures.progress_every_epochs", 0)
+
+
 class Task:
   """One model family: ``beta_vae``, ``cvae`` or ``cgan`` (``kjax.tasks.get_task``).
 
@@ -56,6 +68,12 @@ class Task:
     train_metrics, eval_metrics: names of the metrics ``train_step`` returns (batch means)
       and ``eval_sums`` sums; logged as ``train/<name>`` and ``eval/<name>``.
     log_metrics: the train metrics shown on the progress line.
+    stackable: the config keys whose values live in arrays of the train state (per-run
+      hyper-parameters: ``state.hparams``, the optimisers' ``inject_hyperparams``), never
+      in the step's code: a sweep stacks runs that differ only in them (and ``seed``) in
+      one compiled program (``kjax.sweep``; ``tests/test_tasks.py`` checks each).
+    has_encoder: the family has q(z | x): the likelihood and latent evaluations apply.
+    is_classifier: the family is the domain classifier (scored by its accuracy).
   """
 
   name = ""
@@ -63,6 +81,32 @@ class Task:
   train_metrics: tuple[str, ...] = ()
   eval_metrics: tuple[str, ...] = ()
   log_metrics: tuple[str, ...] = ()
+  stackable: tuple[str, ...] = ()
+  has_encoder = False
+  is_classifier = False
+
+  @classmethod
+  def validate_config(cls, config: ml_collections.ConfigDict, info: catalog.DatasetInfo
+                      ) -> None:
+    """Checks the family's own config fields, after ``kjax.validation`` checked the shared
+    ones (a generator: ``model.latent_dim`` >= 1).
+
+    Raises:
+      ConfigError: the first bad value (``kjax.config_checks``).
+    """
+    checks.integer(config, "model.latent_dim", 1)
+
+  @classmethod
+  def has_convolutions(cls, model: Any) -> bool:
+    """Whether ``config.model`` (a dict or ConfigDict) describes a network with
+    convolutions (``kjax.autotune``: steps per call and ``conv_impl`` depend on it)."""
+    return False
+
+  @classmethod
+  def vmaps_well_on_cpu(cls, model: Any) -> bool:
+    """Whether a sweep's stack of this network runs faster vmapped than one run after
+    another on XLA:CPU (``kjax.sweep.default_sharing``, measured by ``benchmarks/sweep.py``)."""
+    return False
 
   def __init__(self, config: ml_collections.ConfigDict, info: catalog.DatasetInfo):
     self.config = config

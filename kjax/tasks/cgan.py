@@ -19,6 +19,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
+from kjax import config_checks as checks
 from kjax import objectives
 from kjax.models import cgan
 from kjax.tasks import base
@@ -46,6 +47,35 @@ class CGANTask(base.Task):
 
   name = "cgan"
   conditional = True
+  stackable = ("objective.label_smoothing", "objective.gp_weight", "optim.learning_rate",
+               "optim.g_learning_rate", "optim.d_learning_rate", "optim.b1", "optim.b2")
+
+  @classmethod
+  def has_convolutions(cls, model) -> bool:
+    """The ``dcgan`` generator and discriminator; the MLP ones have none."""
+    return model.get("architecture") == "dcgan"
+
+  @classmethod
+  def validate_config(cls, config, info) -> None:
+    """The latent, the figures, the networks (``architecture``, ``output``), the GAN loss
+    and its stabilisers, and the two optimisers' settings.
+
+    Raises:
+      ConfigError: the first bad value.
+    """
+    base.Task.validate_config(config, info)
+    base.validate_conditional_figures(config)
+    checks.one_of(config, "model.architecture", cgan.ARCHITECTURES)
+    checks.one_of(config, "model.output", cgan.OUTPUTS)
+    checks.one_of(config, "objective.loss", objectives.GAN_LOSSES)
+    checks.integer(config, "objective.d_steps", 1)
+    checks.real(config, "objective.label_smoothing", 0, 1)
+    checks.real(config, "objective.gp_weight", 0)
+    for name in ("g_learning_rate", "d_learning_rate"):
+      if config.optim[name] is not None:
+        checks.real(config, f"optim.{name}", 0, low_open=True)
+    checks.real(config, "optim.b1", 0, 1)
+    checks.real(config, "optim.b2", 0, 1)
   eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
   log_metrics = ("d_loss", "g_loss")
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from kjax import config_checks as checks
 from kjax import figures
 from kjax.models import classifier
 from kjax.tasks import base
@@ -38,6 +39,28 @@ class ClassifierTask(base.Task):
 
   name = "classifier"
   conditional = False
+  is_classifier = True
+  # None: the cosine schedule's learning rate is a constant of the step's code
+  # (tests/test_tasks.py found it; runs of other rates train one after another).
+  stackable = ()
+
+  @classmethod
+  def has_convolutions(cls, model) -> bool:
+    """Always: a CNN."""
+    return True
+
+  @classmethod
+  def validate_config(cls, config, info) -> None:
+    """``optim.schedule`` (constant | cosine), ``model.dropout_rate`` in [0, 1],
+    ``augment.max_shift`` in [0, 8]; no latent.
+
+    Raises:
+      ConfigError: the first bad value.
+    """
+    if "schedule" in config.optim:
+      checks.one_of(config, "optim.schedule", ("constant", "cosine"))
+    checks.real(config, "model.dropout_rate", 0, 1)
+    checks.integer(config, "augment.max_shift", 0, 8)
   train_metrics = eval_metrics = ("loss", "accuracy")
   log_metrics = ("loss", "accuracy")
   num_train_examples: int | None = None

@@ -198,7 +198,7 @@ class Program:
     self.checkpoint_every = config.train.checkpoint_every_steps
     self.log_every = config.train.log_every_steps
     self.train_ds = train_ds
-    convolutional = autotune.has_convolutions(config.model)
+    convolutional = type(task).has_convolutions(config.model)
     conv_impl = config.model.get("conv_impl", "auto")
     self.chunk_size = autotune.steps_per_call(config.train.steps_per_call, self.steps_per_epoch,
                                               convolutional=convolutional)
