@@ -151,6 +151,9 @@ def unstack(tree: Any, r: int) -> Any:
   return jax.tree.map(lambda a: a[r], tree)
 
 
+_unstack_program = jax.jit(unstack, static_argnums=1)
+
+
 @dataclasses.dataclass
 class Tick:
   """What the loop hands to every action after a chunk of ``n`` steps (``kjax.train.actions``).
@@ -243,8 +246,16 @@ class Program:
         out_shardings=ksharding.NamedSharding(self.mesh, self.run_spec))
 
   def run_state(self, tree: Any, r: int) -> Any:
-    """Run ``r``'s part of a program value (the value itself for a single run)."""
-    return tree if self.sharing is None else unstack(tree, r)
+    """Run ``r``'s part of a program value (the value itself for a single run).
+
+    One compiled program for the whole tree, waited for on a mesh of several CPU devices
+    (``kjax.sharding.settle``): run eagerly, each leaf's gather was a program of its own
+    with a collective, dispatched without waiting; on one core, two processes of a job ran
+    them in different orders and each waited on the other for ever (seen in
+    ``tests/test_scale_out.py``'s relaunch under the suite's pinned workers)."""
+    if self.sharing is None:
+      return tree
+    return ksharding.settle(_unstack_program(tree, r), self.mesh)
 
   def host_copy(self, tree: Any) -> Any:
     """Device → host numpy with a leading run axis (``[1]`` for a single run); a collective
