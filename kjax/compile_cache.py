@@ -11,8 +11,8 @@ where ``<key>`` digests the jax and jaxlib versions, ``XLA_FLAGS`` and the CPU (
 feature flags): JAX's own cache key covers the program, the versions and the compile
 options but not the host CPU, and a program compiled for another CPU's instruction set may
 be refused or wrong on this one (jax-ml/jax#38445). Each combination thus has its own
-folder, and a stale entry is never loaded. The folder holds at most 2 GiB (least recently
-used programs are evicted). ``KJAX_COMPILATION_CACHE=0`` turns the cache off; deleting the
+folder, and a stale entry is never loaded. Past 2 GiB, ``enable`` deletes the oldest
+programs down to 1 GiB. ``KJAX_COMPILATION_CACHE=0`` turns the cache off; deleting the
 folder clears it. Multi-process jobs compile their programs themselves. A run with a warm
 cache equals a run without it bit for bit (``tests/test_compile_cache.py``).
 
@@ -144,8 +144,8 @@ def _prune(path: str, max_bytes: int) -> None:
   """Deletes the least recently written entries of the cache folder ``path`` until it
   holds at most half of ``max_bytes`` (bytes), if it holds more than ``max_bytes``."""
   try:
-    entries = sorted((e.stat().st_mtime, e.stat().st_size, e.path)
-                     for e in os.scandir(path) if e.is_file())
+    stats = [(e.stat(), e.path) for e in os.scandir(path) if e.is_file()]
+    entries = sorted((st.st_mtime, st.st_size, name) for st, name in stats)
   except OSError:
     return
   total = sum(size for _, size, _ in entries)

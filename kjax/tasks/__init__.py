@@ -49,5 +49,5 @@ def stackable_keys(model: Any) -> tuple[str, ...]:
   return ("seed", *task_class(model).stackable)
 
 
-__all__ = ["TASKS", "has_convolutions", "stackable_keys", "task_class", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
-           "ClassifierTask", "get_task"]
+__all__ = ["TASKS", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
+           "ClassifierTask", "get_task", "has_convolutions", "stackable_keys", "task_class"]

@@ -49,6 +49,8 @@ class CGANTask(base.Task):
   conditional = True
   stackable = ("objective.label_smoothing", "objective.gp_weight", "optim.learning_rate",
                "optim.g_learning_rate", "optim.d_learning_rate", "optim.b1", "optim.b2")
+  eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
+  log_metrics = ("d_loss", "g_loss")
 
   @classmethod
   def has_convolutions(cls, model) -> bool:
@@ -76,8 +78,6 @@ class CGANTask(base.Task):
         checks.real(config, f"optim.{name}", 0, low_open=True)
     checks.real(config, "optim.b1", 0, 1)
     checks.real(config, "optim.b2", 0, 1)
-  eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
-  log_metrics = ("d_loss", "g_loss")
 
   def __init__(self, config, info):
     super().__init__(config, info)

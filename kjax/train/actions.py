@@ -80,17 +80,19 @@ class Sync:
     return points
 
   def __call__(self, tick: Tick) -> None:
-    sync = bool(self.log_points(tick))
+    tick.points = self.log_points(tick)
+    sync = bool(tick.points)
     if self.multiprocess:  # a collective: only at sync points, which depend on the step
       tick.stop = self.stops.agreed(True) if sync else None
     else:
       tick.stop = self.stops.agreed(False)
     if not (sync or tick.stop):
       return
-    marks = self.program.host_copy(tick.marks)
-    tick.host = {"marks": marks, "sums": {k: v[:, -1] for k, v in marks["sums"].items()},
-                 "learning_rates": {k: v[:, -1] for k, v in marks["learning_rates"].items()}}
-    tick.means = window_means(self.program.task.train_metrics, tick.host["sums"])
+    if tick.stop and tick.step not in tick.points:
+      tick.points.append(tick.step)  # the stop's checkpoint step: a resumed run starts there
+    tick.host = self.program.host_copy(tick.marks)
+    last = {k: v[:, -1] for k, v in tick.host["sums"].items()}
+    tick.means = window_means(self.program.task.train_metrics, last)
     for r, m in enumerate(tick.means):
       if not all(math.isfinite(v) for v in m.values()):
         self.stop_non_finite(r, tick.step, tick.epoch)
@@ -139,9 +141,9 @@ class LogSteps:
   excluded). The progress line's ETA uses the mean rate since the first chunk.
   """
 
-  def __init__(self, program: Program, runs: Sequence[RunSlot], sync: Sync, start_step: int,
+  def __init__(self, program: Program, runs: Sequence[RunSlot], start_step: int,
                restored_sums: dict | None, progress: dict[str, Any] | None, num_eval: int):
-    self.program, self.runs, self.sync = program, runs, sync
+    self.program, self.runs = program, runs
     self.start_step, self.progress, self.num_eval = start_step, progress or {}, num_eval
     self.images_per_step = program.batch_size * program.num_runs
     # The host sums at the previous point: the restored ones after a resume mid-epoch
@@ -161,11 +163,8 @@ class LogSteps:
     rate = (tick.step - self.step_log) * self.images_per_step / max(now - self.t_log, 1e-9)
     if self.step_log > self.start_step:  # skip the window that includes the first call
       program.timing["steady_images_per_s"] = rate
-    marks = tick.host["marks"]
-    points = self.sync.log_points(tick)
-    if tick.stop and tick.step not in points:
-      points.append(tick.step)  # the stop's checkpoint step: a resumed run starts there
-    for s in points:
+    marks = tick.host
+    for s in tick.points:
       j = s - (tick.step - tick.n) - 1
       host = {k: v[:, j] for k, v in marks["sums"].items()}
       window = window_means(names, host, self.sums_logged)

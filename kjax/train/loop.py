@@ -202,8 +202,7 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   with preemption.StopSignals() as stops, _finish_saves_on_error(runs):
     sync = actions.Sync(program, runs, stops, start_step,
                         in_sweep=bool(progress and "runs_total" in progress))
-    log = actions.LogSteps(program, runs, sync, start_step, restored_sums, progress,
-                           len(eval_ds))
+    log = actions.LogSteps(program, runs, start_step, restored_sums, progress, len(eval_ds))
     checkpoint, stop = actions.Checkpoint(program, runs), actions.Stop(program, runs)
     every_tick = [sync, log, actions.EpochEnd(program, runs, eval_ds, log), checkpoint, stop]
     for tick in program.ticks(start_step):

@@ -163,8 +163,9 @@ class Tick:
     n: steps in the chunk; epoch_end: the chunk ends its epoch.
     save_due: a ``config.train.checkpoint_every_steps`` boundary fell inside the chunk.
     marks: the chunk's ``marks`` on the device (``make_train_chunk``).
-    host: filled by ``actions.Sync`` at a sync point (else None): the host copy
-      ``{'marks', 'sums', 'learning_rates'}`` with a leading run axis ``[R, ...]``.
+    points: the steps of the chunk that get ``train_steps/`` points (``actions.Sync``).
+    host: filled by ``actions.Sync`` at a sync point (else None): the host copy of
+      ``marks``, with a leading run axis ``[R, n]``.
     means: per-run epoch means of the train metrics so far (with ``host``).
     stop: the signal every process stops on (``kjax.preemption``), or None.
   """
@@ -175,6 +176,7 @@ class Tick:
   epoch_end: bool
   save_due: bool
   marks: Any
+  points: list[int] = dataclasses.field(default_factory=list)
   host: dict[str, Any] | None = None
   means: list[dict[str, float]] | None = None
   stop: int | None = None
@@ -255,6 +257,8 @@ class Program:
     ``tests/test_scale_out.py``'s relaunch under the suite's pinned workers)."""
     if self.sharing is None:
       return tree
+    if not any(isinstance(x, jax.Array) for x in jax.tree.leaves(tree)):
+      return unstack(tree, r)  # a host copy (``kjax.sharding.local``): numpy slices
     return ksharding.settle(_unstack_program(tree, r), self.mesh)
 
   def host_copy(self, tree: Any) -> Any:
