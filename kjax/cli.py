@@ -34,6 +34,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from kjax import config_fields
 from kjax import configs as kconfigs
 from kjax import workdir_config
 
@@ -167,14 +168,28 @@ def help_text(config_value: str | None) -> str:
     config = kconfigs.get_config(name)
   lines += ["", f"config fields of {name} (override with --config.SECTION.FIELD=VALUE; "
             "--config=NAME --help shows another config's):"]
+  table = _fields_table(config)
   section = None
   for key, value in workdir_config.flatten(config).items():
     head = key.split(".")[0] if "." in key else ""
     if head != section:
       section = head
       lines.append(f"  [{head or 'top level'}]")
-    lines.append(f"    {key} = {value!r}")
+    row = config_fields.lookup(table, key)
+    note = "" if row is None else "  # " + row.meaning + (
+        f" ({row.allowed()})" if row.allowed() else "")
+    lines.append(f"    {key} = {value!r}{note}")
   return "\n".join(lines)
+
+
+def _fields_table(config) -> dict:
+  """The table of config fields of ``config``'s model family (``kjax.tasks.fields_of``;
+  the shared rows for a benchmark or an unknown family)."""
+  from kjax import tasks  # noqa: PLC0415  (JAX: only for --help's meanings)
+  try:
+    return tasks.fields_of(config.get("model") or {})
+  except Exception:  # noqa: BLE001  (the error comes when the run is launched)
+    return config_fields.SHARED
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import jax
 
-# Seeds a key tells apart: jax.random.key keeps a seed's low 32 bits (without x64), so seed
-# s + NUM_SEEDS would silently be seed s. Seeds outside [0, NUM_SEEDS) are refused.
-NUM_SEEDS = 2**32
+from kjax.config_fields import NUM_SEEDS  # noqa: F401  (the seeds kjax tells apart)
 
 STREAMS = ("init", "data", "train", "eval", "figures", "evaluation")
 

@@ -49,6 +49,7 @@ from absl import logging
 import jax
 import ml_collections
 
+from kjax import config_fields
 from kjax import data as kdata
 from kjax import errors
 from kjax import evaluation
@@ -65,12 +66,6 @@ RUNS_DIR = "runs"
 SETTINGS = ("max_runs", "sharing", "shard", "executor", "parts")  # of the sweep, not axes
 SHARING = ("auto", "vmap", "map", "sequential")
 EXECUTORS = ("local", "ray")
-# Read only by the evaluation after training (each run's own): they do not split groups.
-# Other eval.* and figures.* keys are read by the loop for every epoch and do.
-FINAL_EVAL_ONLY = ("eval.iwae_samples", "eval.iwae_batch_size", "eval.iwae_max_examples",
-                   "eval.num_generated", "eval.kid_subsets", "eval.kid_subset_size",
-                   "eval.tsne_max_points", "eval.classifier_workdir", "eval.at_end_of_training",
-                   "eval.prdc_k", "eval.cas_epochs")
 DIVERGED = "diverged.json"  # in a run's workdir: its loss became non-finite (message)
 
 
@@ -270,11 +265,12 @@ def expand(config: ml_collections.ConfigDict, workdir: str) -> list[Run]:
 
 def group_key(run: Run) -> tuple:
   """Runs with equal keys share one compiled program: the swept settings that change an
-  array shape or the step's code (everything but the family's ``tasks.stackable_keys``
-  and non-training keys)."""
-  stackable = tasks.stackable_keys(run.config.model)
-  return tuple((k, repr(v)) for k, v in run.settings.items()
-               if k not in stackable and k not in FINAL_EVAL_ONLY)
+  array shape or the step's code: every swept field but the family's stackable ones
+  (``tasks.stackable_keys``) and those read only by the final evaluation (their row's
+  ``final_eval_only`` role in ``kjax.config_fields``)."""
+  shared = set(tasks.stackable_keys(run.config.model)) | set(config_fields.keys_with(
+      tasks.fields_of(run.config.model), run.settings, "final_eval_only"))
+  return tuple((k, repr(v)) for k, v in run.settings.items() if k not in shared)
 
 
 def default_sharing(platform: str, config: ml_collections.ConfigDict) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import ml_collections
 
 from kjax import checkpointing
+from kjax import config_fields
 from kjax import errors
 from kjax import files
 from kjax import rng
@@ -28,22 +29,22 @@ from kjax import tasks
 from kjax import workdir_config
 from kjax.workdir_config import flatten  # noqa: F401  (kworkdir.flatten, as before)
 
-# Settings that may change when a run is resumed: they do not change its trajectory.
-RESUMABLE_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
-                  "train.keep_checkpoints", "train.eval_batch_size", "train.steps_per_call",
-                  "model.conv_impl",
-                  "data.data_dir", "data.tfds_data_dir", "data.cache_dir",
-                  "data.verify_checksums", "figures", "eval.", "sweep.",
-                  # The devices: a run resumes on another mesh or number of hosts.
-                  "mesh.")
+
+def _fields(config_dict: dict) -> dict:
+  """The table of config fields of ``config_dict``'s model family (the shared rows for a
+  config without a known family)."""
+  try:
+    return tasks.fields_of(config_dict.get("model") or {})
+  except errors.ConfigError:
+    return config_fields.SHARED
 
 
 def check_resumable(workdir: str, config_dict: dict,
                     hint: str = "use another --workdir for a different experiment",
                     optim_may_change: bool = True) -> None:
   """Refuses ``config_dict`` if the run in ``workdir`` was trained with a config that
-  differs from it in a setting that changes the run's trajectory (all but
-  ``RESUMABLE_KEYS``).
+  differs from it in a setting that changes the run's trajectory (every field but those
+  whose row in the table of config fields is ``resumable``: ``kjax.config_fields``).
 
   The run's config is the one its newest checkpoint recorded (``kjax.checkpointing``'s
   ``records`` item), so a deleted or edited ``config.json`` cannot let another experiment
@@ -64,13 +65,11 @@ def check_resumable(workdir: str, config_dict: dict,
   """
   path = os.path.join(workdir, "config.json")
   recorded = checkpointing.read_records(os.path.join(workdir, "checkpoints"))
-  resumable = RESUMABLE_KEYS
+  optim_may_change = optim_may_change and recorded is not None
   if recorded is not None:
     step, records = recorded
     old = flatten(records["config"])
     source = f"the config of the checkpoint at step {step} in {workdir}"
-    if optim_may_change:
-      resumable = (*RESUMABLE_KEYS, "optim.")
   else:
     if not os.path.exists(path):
       return
@@ -90,11 +89,15 @@ def check_resumable(workdir: str, config_dict: dict,
   if any(k.startswith("sweep.") for k in old) and not any(k.startswith("sweep.") for k in new):
     raise errors.ConfigError(f"--workdir={workdir!r} holds a sweep; a single run needs its "
                              "own workdir (each run of the sweep is in its runs/ folder)")
+  keys = sorted(set(old) | set(new))
+  resumable = set(config_fields.keys_with(_fields(config_dict), keys, "resumable"))
+  if optim_may_change:
+    resumable |= {k for k in keys if k.startswith("optim.")}
   differences = [
       f"config.{key}={new.get(key)!r} (the run has {old.get(key)!r})"
-      for key in sorted(set(old) | set(new))
+      for key in keys
       # A key the run's kjax did not have yet keeps its old behaviour by default.
-      if not key.startswith(resumable) and key in old and old.get(key) != new.get(key)]
+      if key not in resumable and key in old and old.get(key) != new.get(key)]
   if differences:
     raise errors.ConfigError(
         f"{len(differences)} setting(s) differ from {source}: {'; '.join(differences)}; "

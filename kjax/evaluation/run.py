@@ -16,6 +16,7 @@ import ml_collections
 
 from kjax import autotune
 from kjax import compile_cache
+from kjax import config_fields
 from kjax import data as kdata
 from kjax import errors
 from kjax import files
@@ -239,21 +240,17 @@ def _expected_seconds(config, workdir, model, entries, num_train, num_eval) -> l
   return [phases.get(e.name, phases["other"] / len(others)) for e in entries]
 
 
-# Settings that cannot change an evaluation's numbers (the schedule's length and logging,
-# checkpoints, devices, figures of training): left out of ``inputs``.
-LOGISTIC_KEYS = ("train.num_epochs", "train.log_every_steps", "train.checkpoint_every_steps",
-                 "train.keep_checkpoints", "train.steps_per_call", "mesh.", "figures.",
-                 "sweep.")
-
-
 def inputs(config: ml_collections.ConfigDict, step: int,
            evaluator: domain.DomainClassifier | None) -> dict[str, Any]:
   """What an evaluation of a run depends on: the checkpoint's step, every config setting
-  but ``LOGISTIC_KEYS`` (``eval.*``, the eval batch size, the data files, ...), the domain
+  whose row in the table of config fields is an ``eval_input`` (``kjax.config_fields``:
+  ``eval.*``, the eval batch size, the data files, ...; not the schedule's length, logging,
+  checkpoints, devices or training's figures), the domain
   evaluator (its parameters' hash) and kjax's version; recorded as ``eval/metrics.json``'s
   ``inputs`` (JSON-ready)."""
-  settings = {k: v for k, v in kworkdir.flatten(config.to_dict()).items()
-              if not k.startswith(LOGISTIC_KEYS)}
+  flat = kworkdir.flatten(config.to_dict())
+  keep = set(config_fields.keys_with(tasks.fields_of(config.model), flat, "eval_input"))
+  settings = {k: v for k, v in flat.items() if k in keep}
   return json.loads(json.dumps({
       "step": int(step), "config": settings, "kjax": __version__,
       "evaluator": evaluator.describe() if evaluator is not None else None}))

@@ -6,6 +6,7 @@ from typing import Any
 
 import ml_collections
 
+from kjax import config_fields
 from kjax import errors
 from kjax.data import catalog
 from kjax.tasks.base import Task, TrainState
@@ -43,6 +44,12 @@ def has_convolutions(model: Any) -> bool:
   return task_class(model).has_convolutions(model)
 
 
+def fields_of(model: Any) -> dict[str, config_fields.Field]:
+  """The table of config fields of ``config.model``'s family: ``config_fields.SHARED``, the
+  family's own rows (``Task.fields``) replacing a shared row of the same key."""
+  return config_fields.merged(config_fields.SHARED, getattr(task_class(model), "fields", {}))
+
+
 def stackable_keys(model: Any) -> tuple[str, ...]:
   """The config keys in which runs of ``config.model``'s family may differ and still share
   one compiled program: ``seed`` and the family's ``Task.stackable``."""
@@ -50,4 +57,4 @@ def stackable_keys(model: Any) -> tuple[str, ...]:
 
 
 __all__ = ["TASKS", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
-           "ClassifierTask", "get_task", "has_convolutions", "stackable_keys", "task_class"]
+           "ClassifierTask", "fields_of", "get_task", "has_convolutions", "stackable_keys", "task_class"]
