@@ -12,7 +12,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from configs import beta_vae
+from configs import beta_vae, cvae
 from kjax import experiment, figures, metric_writers, train
 from kjax.tasks import vae as vae_task
 from tests.conftest import Killed, die_after_save, on_real_kmnist
@@ -262,3 +262,23 @@ def test_every_log_step_inside_a_chunk_gets_its_point(kmnist_dir, tmp_path, monk
     np.testing.assert_allclose([chunked[s] for s in sorted(chunked)],
                                [values["1"][name][s] for s in sorted(chunked)], rtol=1e-4,
                                err_msg=name)
+
+
+def test_log_every_20_steps_of_a_two_epoch_cvae_with_auto_chunks(kmnist_dir, tmp_path,
+                                                                  monkeypatch):
+  """Issue 26's case: ``--config.train.log_every_steps=20`` on a 2-epoch CVAE run of 160
+  steps, ``steps_per_call='auto'`` (80: one chunk per epoch), gives the points 20, ..., 160
+  (before, one point per chunk: 80 and 160)."""
+  _without_final_figures(monkeypatch)
+  config = on_real_kmnist(cvae.get_config(), kmnist_dir, tmp_path, train_split="test[:8000]",
+                          batch_size=100)
+  config.train.steps_per_call = "auto"
+  config.train.log_every_steps = 20
+  config.train.checkpoint_every_steps = 160
+  config.eval.at_end_of_training = False
+  workdir = str(tmp_path / "run")
+  run = train.train(config, workdir)
+  assert run.timing["choices"]["steps_per_call"] == 80
+  acc = _read(workdir)
+  for name in ("nelbo", "learning_rate"):
+    assert sorted(_scalars(acc, f"train_steps/{name}")) == list(range(20, 161, 20)), name

@@ -90,6 +90,30 @@ for _module in (likelihood, latents, inpainting, interpolation, sample_quality, 
   METRIC_DOCS.update(_module.METRIC_DOCS)
 
 
+def _run_entries(run: base.Run, entries: list, expected: list[float], t0: float
+                 ) -> tuple[base.Output, dict[str, float]]:
+  """Runs ``entries`` in order, logging each with an ETA from ``expected`` (seconds per
+  entry, scaled by how the evaluation has fared since ``t0``); returns their merged output
+  and seconds per entry."""
+  merged = base.Output()
+  timing: dict[str, float] = {}
+  for i, entry in enumerate(entries):
+    logging.info("kjax: evaluation [%d/%d]: %s ...", i + 1, len(entries), entry.name)
+    t = time.perf_counter()
+    out = entry.fn(run)
+    merged.metrics.update(out.metrics)
+    merged.protocol.update(out.protocol)
+    merged.figures += out.figures
+    timing[entry.name] = round(time.perf_counter() - t, 2)
+    eta = ""
+    if expected and i + 1 < len(entries):
+      scale = (time.perf_counter() - t0) / max(sum(expected[:i + 1]), 1e-9)
+      eta = f"; evaluation ETA {progress.hms(scale * sum(expected[i + 1:]))}"
+    logging.info("kjax: evaluation [%d/%d]: %s done in %.1f s%s", i + 1, len(entries),
+                 entry.name, timing[entry.name], eta)
+  return merged, timing
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, state: Any,
              train_ds: kdata.Dataset, eval_ds: kdata.Dataset,
              evaluator: domain.DomainClassifier | None = None) -> dict[str, Any]:
@@ -121,25 +145,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   if _generates(run):  # drawn first (they are shared later): NaN samples score nothing
     errors.NonFiniteSamplesError.check(run.generated()[0], int(state.step), workdir)
   files.makedirs(os.path.join(workdir, EVAL_DIR))
-  merged = base.Output()
-  timing: dict[str, float] = {}
   entries = [e for e in EVALUATIONS if e.applies(run)]
   expected = _expected_seconds(config, workdir, task.name, entries, len(train_ds), len(eval_ds))
-  for i, entry in enumerate(entries):
-    logging.info("kjax: evaluation [%d/%d]: %s ...", i + 1, len(entries), entry.name)
-    t = time.perf_counter()
-    out = entry.fn(run)
-    merged.metrics.update(out.metrics)
-    merged.protocol.update(out.protocol)
-    merged.figures += out.figures
-    timing[entry.name] = round(time.perf_counter() - t, 2)
-    eta = ""
-    if expected and i + 1 < len(entries):
-      # The model's estimate of what is left, scaled by how it fared so far.
-      scale = (time.perf_counter() - t0) / max(sum(expected[:i + 1]), 1e-9)
-      eta = f"; evaluation ETA {progress.hms(scale * sum(expected[i + 1:]))}"
-    logging.info("kjax: evaluation [%d/%d]: %s done in %.1f s%s", i + 1, len(entries),
-                 entry.name, timing[entry.name], eta)
+  merged, timing = _run_entries(run, entries, expected, t0)
   step = int(state.step)
   steps_per_epoch = max(1, len(train_ds) // config.train.batch_size)
   result = {
