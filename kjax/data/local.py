@@ -52,8 +52,7 @@ def check_images(info: catalog.DatasetInfo, path: str, array: np.ndarray) -> np.
     array = array[..., 0]
   if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (h, w):
     raise readers.DataError(f"{path}: images are {array.dtype} {list(array.shape)} "
-                            f"(expected uint8 images [N, {h}, {w}], the {info.shape_text} "
-                            f"images of {info.name})")
+                            f"(expected uint8 images [N, {h}, {w}])")
   return array
 
 
