@@ -4,6 +4,7 @@ for train, ``.npz`` for test), trains, evaluates and draws its figures with ever
 family; the loaders and the conv networks refuse the shapes they cannot take."""
 
 import gzip
+import json
 import os
 import struct
 
@@ -202,11 +203,16 @@ def test_figures_take_the_size_from_the_arrays(tmp_path):
 def test_trains_evaluates_and_generates_32x32(module, architecture, data_dir, tmp_path):
   config = _config(module, data_dir, str(tmp_path / "cache"), architecture=architecture,
                    hidden=16, channels=(8, 16))
+  cas = config.model.name == "cvae" and architecture == "mlp"
+  if cas:  # one CAS: the recipe's classifier on 32 × 32 samples and real images
+    config.eval.cas_epochs = 1
   workdir = tmp_path / "run"
   summary = experiment.train_and_evaluate(config, str(workdir))
   assert summary["step"] == 256 // 32
   assert all(np.isfinite(v) for v in summary.values())
-  assert (workdir / "eval" / "metrics.json").exists() and (workdir / "report.html").exists()
+  assert (workdir / "report.html").exists()
+  metrics = json.loads((workdir / "eval" / "metrics.json").read_text())["metrics"]
+  assert ("cas" in metrics and 0 <= metrics["cas"] <= 1) == cas, sorted(metrics)
   figure = "class_style_samples.png" if config.model.name != "beta_vae" else "prior_samples.png"
   with Image.open(workdir / "figures" / figure) as image:
     assert image.format == "PNG"
