@@ -1,4 +1,5 @@
-"""Data: KMNIST and MNIST from TFDS (TF-free) or a folder of official files."""
+"""Data: KMNIST and MNIST from TFDS (TF-free) or a folder of official files; data sets of
+other sizes in the same formats through ``register``."""
 
 from kjax.data.catalog import DatasetInfo, get_dataset_info, register, unregister
 from kjax.data.loading import Dataset, load_datasets, load_split_arrays

@@ -349,7 +349,7 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
     sums["count"] = mask.sum().astype(jnp.float32)
     return sums
 
-  # --- captions and figures -----------------------------------------------------------
+  # --- captions (the previews and figures: vae_figures.VAEFigures) -------------------
 
   def objective_caption(self) -> str:
     """``β=4`` for the β-VAE; with the objective's name and weights otherwise."""
