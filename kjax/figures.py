@@ -5,7 +5,10 @@ They redraw those of the source documents (Islam's "Beyond Pixels" β-VAE tutori
 evaluation's own.
 
 Every function takes plain numpy arrays (images as float in [0, 1]), so it can be tested
-without a model; ``make_vae_figures`` wires them to a trained model.
+without a model; ``make_vae_figures`` wires them to a trained model. Images are
+``[N, H, W]`` or ``[N, H, W, 1]`` of any size (the data set's ``image_shape``): a figure
+reads H and W from the arrays it draws. The evaluation's own figures are in
+``kjax.eval_figures``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from typing import Callable, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib_fontja  # noqa: E402,F401  (IPAexGothic: class labels in kana)
 import numpy as np  # noqa: E402
@@ -25,19 +27,43 @@ from PIL import Image  # noqa: E402
 from kjax import files  # noqa: E402
 from kjax.data import catalog  # noqa: E402
 
+
+def grey(images: np.ndarray) -> np.ndarray:
+  """Images ``[N, H, W]`` or ``[N, H, W, 1]`` → ``[N, H, W]`` (the same values).
+
+  Raises:
+    ValueError: another shape (one line naming it).
+  """
+  images = np.asarray(images)
+  if images.ndim == 4 and images.shape[-1] == 1:
+    images = images[..., 0]
+  if images.ndim != 3:
+    raise ValueError(f"images of shape {list(images.shape)} are not allowed: expected grey "
+                     "images [N, H, W] or [N, H, W, 1]")
+  return images
+
+
 def tile(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
-  """Tiles float ``[N, 28, 28(, 1)]`` images in [0, 1] into one uint8 ``[H, W]`` image.
+  """Tiles float ``[N, H, W(, 1)]`` images in [0, 1] into one uint8 image of
+  ``[rows · (H + pad) + pad, ncols · (W + pad) + pad]``.
 
   Rows are filled left to right; ``pad`` white pixels separate the tiles.
   """
-  images = np.asarray(images).reshape(len(images), 28, 28)
+  images = grey(images)
+  height, width = images.shape[1:]
   nrows = -(-len(images) // ncols)
-  h, w = 28 + pad, 28 + pad
+  h, w = height + pad, width + pad
   canvas = np.ones((nrows * h + pad, ncols * w + pad), np.float32)
   for i, image in enumerate(images):
     r, c = divmod(i, ncols)
-    canvas[pad + r * h: pad + r * h + 28, pad + c * w: pad + c * w + 28] = image
+    canvas[pad + r * h: pad + r * h + height, pad + c * w: pad + c * w + width] = image
   return (np.clip(canvas, 0, 1) * 255).round().astype(np.uint8)
+
+
+def tile_centres(count: int, size: int, pad: int = 1) -> list[float]:
+  """Pixel coordinates of the centres of ``count`` tiles of ``size`` pixels along one
+  axis of a ``tile`` canvas (tick positions: ``14.5 + 29 k`` for 28-pixel tiles)."""
+  return [pad + (size + pad) * k + size / 2 - 0.5 for k in range(count)]
 
 
 def _save(fig, path: str) -> str:
@@ -98,7 +124,8 @@ def plot_latent_manifold(path: str, z_mean: np.ndarray, labels: np.ndarray,
 
 def plot_image_grid(path: str, images: np.ndarray, ncols: int, title: str,
                     row_labels: Sequence[str] | None = None) -> str:
-  """A titled grid of float ``[N, 28, 28(, 1)]`` images; optional labels per row."""
+  """A titled grid of float ``[N, H, W(, 1)]`` images; optional labels per row."""
+  images = grey(images)
   grid = tile(images, ncols)
   nrows = -(-len(images) // ncols)
   fig, ax = plt.subplots(figsize=(max(4, ncols * 0.55), max(2, nrows * 0.55 + 0.6)))
@@ -106,7 +133,7 @@ def plot_image_grid(path: str, images: np.ndarray, ncols: int, title: str,
   ax.set_title(title)
   ax.set_xticks([])
   if row_labels:
-    ax.set_yticks([14.5 + 29 * r for r in range(len(row_labels))])
+    ax.set_yticks(tile_centres(len(row_labels), images.shape[1]))
     ax.set_yticklabels(row_labels)
   else:
     ax.set_yticks([])
@@ -118,48 +145,56 @@ def plot_style_examples(path: str, images: np.ndarray, labels: np.ndarray, style
   """Thin and thick examples of every class side by side (Shyam 2024, Figs. 6–7).
 
   Args:
-    images: uint8 ``[N, 28, 28(, 1)]``; labels: int ``[N]``; styles: int ``[N]`` (0 thin,
+    images: uint8 ``[N, H, W(, 1)]``; labels: int ``[N]``; styles: int ``[N]`` (0 thin,
       1 thick, ``kjax.data.style``).
     per_style: examples of each style per class (the first ones in the split); a class
       with fewer leaves blank tiles.
   """
-  x = images.reshape(len(images), 28, 28).astype(np.float32) / 255.0
+  x = grey(images).astype(np.float32) / 255.0
+  h, w = x.shape[1:]
   rows = []
   for k in range(info.num_classes):
     for s in (0, 1):
       picked = x[(labels == k) & (styles == s)][:per_style]
-      rows.append(np.concatenate([picked, np.zeros((per_style - len(picked), 28, 28))]))
+      rows.append(np.concatenate([picked, np.zeros((per_style - len(picked), h, w))]))
   ncols = 2 * per_style
   fig_w = max(4.0, ncols * 0.5 + 1.5)
   fig, ax = plt.subplots(figsize=(fig_w, info.num_classes * 0.5 + 0.8))
   ax.imshow(tile(np.concatenate(rows), ncols), cmap="gray_r", vmin=0, vmax=255,
             interpolation="nearest")
-  ax.axvline(per_style * 29 + 0.5, color="tab:red", lw=1.5)
-  ax.set_xticks([per_style * 29 / 2, per_style * 29 * 1.5])
-  ax.set_xticklabels(["thin (style 0)", "thick (style 1)"])
-  ax.xaxis.tick_top()
-  ax.set_yticks([14.5 + 29 * r for r in range(info.num_classes)])
+  _style_columns(ax, per_style, w)
+  ax.set_yticks(tile_centres(info.num_classes, h))
   ax.set_yticklabels([info.label(k) for k in range(info.num_classes)])
   ax.set_title(title or "Stroke style: foreground pixels below / above the class median")
   return _save(fig, path)
+
+
+def _style_columns(ax, per_style: int, width: int) -> None:
+  """Marks the thin | thick halves of a ``tile`` of ``2 · per_style`` columns of tiles
+  ``width`` pixels wide: a red line between them and a label above each."""
+  span = per_style * (width + 1)
+  ax.axvline(span + 0.5, color="tab:red", lw=1.5)
+  ax.set_xticks([span / 2, span * 1.5])
+  ax.set_xticklabels(["thin (style 0)", "thick (style 1)"])
+  ax.xaxis.tick_top()
 
 
 def plot_latent_grid(path: str, images: np.ndarray, coords: np.ndarray, title: str) -> str:
   """Decoded 2-D latent grid (the Keras example's latent-space plot).
 
   Args:
-    images: float ``[G * G, 28, 28]``, row-major from the top-left (high z2, low z1).
+    images: float ``[G * G, H, W(, 1)]``, row-major from the top-left (high z2, low z1).
     coords: float ``[G]``, the grid's values along each axis (ascending).
   """
   g = len(coords)
+  h, w = grey(images).shape[1:]
   grid = tile(images, g, pad=0)
   fig, ax = plt.subplots(figsize=(9, 9))
-  ax.imshow(grid, cmap="gray_r", extent=(0, g * 28, 0, g * 28), interpolation="nearest")
-  ticks = 14 + 28 * np.arange(g)
+  ax.imshow(grid, cmap="gray_r", extent=(0, g * w, 0, g * h), interpolation="nearest")
   step = max(1, g // 7)
-  ax.set_xticks(ticks[::step])
+  ax.set_xticks((w // 2 + w * np.arange(g))[::step])
   ax.set_xticklabels([f"{c:.2f}" for c in coords[::step]])
-  ax.set_yticks(ticks[::step])
+  ax.set_yticks((h // 2 + h * np.arange(g))[::step])
   ax.set_yticklabels([f"{c:.2f}" for c in coords[::step]])
   ax.set_xlabel("z1")
   ax.set_ylabel("z2")
@@ -221,19 +256,17 @@ def plot_class_style_sheet(path: str, samples: np.ndarray, info: catalog.Dataset
   at once).
 
   Args:
-    samples: float ``[C, 2, n, 28, 28(, 1)]`` in [0, 1]: class × (thin, thick) × n samples.
+    samples: float ``[C, 2, n, H, W(, 1)]`` in [0, 1]: class × (thin, thick) × n samples.
       Column j of both halves should share its noise, so that only the style differs.
     info: class names for the row labels (the character and its romaji).
   """
   c, _, n = samples.shape[:3]
+  images = grey(samples.reshape(c * 2 * n, *samples.shape[3:]))
+  h, w = images.shape[1:]
   fig, ax = plt.subplots(figsize=(max(4.0, 2 * n * 0.5 + 1.5), c * 0.5 + 0.9))
-  ax.imshow(tile(samples.reshape(c * 2 * n, 28, 28), 2 * n), cmap="gray_r", vmin=0, vmax=255,
-            interpolation="nearest")
-  ax.axvline(n * 29 + 0.5, color="tab:red", lw=1.5)
-  ax.set_xticks([n * 29 / 2, n * 29 * 1.5])
-  ax.set_xticklabels(["thin (style 0)", "thick (style 1)"])
-  ax.xaxis.tick_top()
-  ax.set_yticks([14.5 + 29 * r for r in range(c)])
+  ax.imshow(tile(images, 2 * n), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+  _style_columns(ax, n, w)
+  ax.set_yticks(tile_centres(c, h))
   ax.set_yticklabels([info.label(k) for k in range(c)])
   ax.set_title(title)
   return _save(fig, path)
@@ -244,7 +277,7 @@ def plot_real_vs_generated(path: str, real: np.ndarray, generated: np.ndarray, t
   """Real images beside generated ones for the same labels (Shyam 2024, Figs. 12–14).
 
   Args:
-    real, generated: float ``[N, 28, 28(, 1)]`` in [0, 1], the same N.
+    real, generated: float ``[N, H, W(, 1)]`` in [0, 1], the same N.
     caption: the hyper-parameters, written under the panels (Shyam 2024, §4.3.4).
   """
   fig, axes = plt.subplots(1, 2, figsize=(10, 5.0))
@@ -273,9 +306,9 @@ def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray]
   """Writes every β-VAE figure to ``fig_dir`` and returns the paths.
 
   Args:
-    encode: float ``[B, 28, 28, 1]`` in [0, 1] → ``z_mean`` float ``[B, D]``.
-    decode: float ``[B, D]`` → decoder mean float ``[B, 28, 28, 1]`` in [0, 1].
-    eval_images: uint8 ``[N, 28, 28, 1]``; eval_labels: int ``[N]``.
+    encode: float ``[B, H, W, 1]`` in [0, 1] → ``z_mean`` float ``[B, D]``.
+    decode: float ``[B, D]`` → decoder mean float ``[B, H, W, 1]`` in [0, 1].
+    eval_images: uint8 ``[N, H, W, 1]``; eval_labels: int ``[N]``.
     prior_z: float ``[64, D]`` fixed draws from N(0, I) for the samples figure.
     history: ``metrics.jsonl`` rows; config: the run's config (``figures`` section);
     caption: the run's description, appended to titles.
@@ -314,121 +347,6 @@ def make_vae_figures(fig_dir: str, *, encode: Callable[[np.ndarray], np.ndarray]
     paths.append(plot_loss_curves(os.path.join(fig_dir, "loss_curves.png"), history,
                                   f"Loss curves\n{caption}"))
   return paths
-
-
-# --- evaluation figures (issue 4; the "Variational Autoencoder" post, Ahmed 2025) ----------
-
-
-def plot_kl_per_dimension(path: str, kl: np.ndarray, activity: np.ndarray, threshold: float,
-                          title: str) -> str:
-  """Bar chart of the mean KL(q(z_d | x) ‖ N(0, 1)) of each latent dimension d (nats), with
-  the active units (``Cov_x E_q[z_d] > threshold``, Burda et al. 2015) in a darker colour.
-
-  Args:
-    kl, activity: float ``[D]`` (``kjax.metrics.kl_per_dimension``, ``active_units``).
-  """
-  d = len(kl)
-  active = np.asarray(activity) > threshold
-  fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * d + 1.5), 3.6))
-  ax.bar(np.arange(d), kl, color=np.where(active, "tab:blue", "lightgray"))
-  ax.set_xticks(np.arange(d))
-  ax.set_xlabel("latent dimension")
-  ax.set_ylabel("mean KL (nats)")
-  ax.set_title(f"{title}\n{int(active.sum())} of {d} units active "
-               f"(Cov_x E_q[z_d] > {threshold:g}; grey: inactive)")
-  ax.grid(axis="y", alpha=0.3)
-  return _save(fig, path)
-
-
-def plot_traversals(path: str, images: np.ndarray, dims: Sequence[int], kl: np.ndarray,
-                    values: np.ndarray, title: str) -> str:
-  """Latent traversals: row r varies dimension ``dims[r]`` over ``values``, all other
-  dimensions fixed at one encoded image's ``z_mean`` (Higgins et al. 2017, Fig. 1–2).
-
-  Args:
-    images: float ``[R, V, 28, 28(, 1)]`` decoder means in [0, 1].
-    dims: the dimension of each row (ordered by KL, largest first); kl: float ``[D]``.
-    values: float ``[V]``, the values given to the row's dimension.
-  """
-  r, v = images.shape[:2]
-  fig, ax = plt.subplots(figsize=(v * 0.55 + 1.8, r * 0.55 + 1.0))
-  ax.imshow(tile(images.reshape(r * v, 28, 28), v), cmap="gray_r", vmin=0, vmax=255,
-            interpolation="nearest")
-  ax.set_xticks([14.5 + 29 * c for c in range(v)])
-  ax.set_xticklabels([f"{x:+.1f}" for x in values], fontsize=8)
-  ax.set_yticks([14.5 + 29 * k for k in range(r)])
-  ax.set_yticklabels([f"z{d} ({kl[d]:.2f} nats)" for d in dims], fontsize=8)
-  ax.set_xlabel("value of the traversed dimension")
-  ax.set_title(title)
-  return _save(fig, path)
-
-
-INPAINTING_ROWS = ("original", "masked", "patch filled in", "full reconstruction")
-
-
-def plot_inpainting(path: str, original: np.ndarray, masked: np.ndarray, filled: np.ndarray,
-                    reconstruction: np.ndarray, title: str,
-                    patch: tuple[slice, slice] | None = None) -> str:
-  """Inpainting, as in Ahmed (2025), §2.1: one column per example, one labelled row each for
-  ``INPAINTING_ROWS``.
-
-  Args:
-    original: float ``[N, 28, 28(, 1)]`` in [0, 1], the eval images.
-    masked: the same images with the patch zeroed (the model's input).
-    filled: the masked images with only the patch filled in by the model
-      (``kjax.evaluation.inpainting.fill_patch``): original pixels outside it.
-    reconstruction: the model's full decoding of the masked images.
-    title: the figure's title.
-    patch: ``(rows, columns)`` slices of the masked patch, outlined in the "masked" and
-      "patch filled in" rows; None draws no outline.
-
-  Returns:
-    ``path``, a PNG.
-  """
-  n = len(original)
-  rows = (original, masked, filled, reconstruction)
-  images = np.concatenate([np.asarray(r).reshape(n, 28, 28) for r in rows])
-  fig, ax = plt.subplots(figsize=(max(4.0, n * 0.55 + 1.8), len(rows) * 0.55 + 0.8))
-  ax.imshow(tile(images, n), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
-  if patch is not None:
-    r0, r1 = patch[0].indices(28)[:2]
-    c0, c1 = patch[1].indices(28)[:2]
-    for row in (1, 2):  # masked, patch filled in
-      for col in range(n):
-        top, left = 1 + 29 * row + r0, 1 + 29 * col + c0
-        ax.add_patch(matplotlib.patches.Rectangle(
-            (left - 0.5, top - 0.5), c1 - c0, r1 - r0, fill=False, edgecolor="tab:red",
-            lw=0.6, ls=(0, (2, 1))))
-  ax.set_xticks([])
-  ax.set_yticks([14.5 + 29 * r for r in range(len(rows))])
-  ax.set_yticklabels(INPAINTING_ROWS)
-  ax.set_title(title)
-  return _save(fig, path)
-
-
-def plot_tsne(path: str, z: np.ndarray, labels: np.ndarray, info: catalog.DatasetInfo,
-              title: str, seed: int = 0) -> str:
-  """t-SNE (scikit-learn; van der Maaten & Hinton 2008) of ``[N, D]`` latents, coloured by
-  class with each class's character in the legend (Ahmed 2025, Appendix B).
-
-  Uses ``init='pca'``, ``learning_rate='auto'``, perplexity min(30, (N − 1) / 3) and
-  ``random_state=seed``, so the figure is reproducible.
-  """
-  from sklearn.manifold import TSNE  # noqa: PLC0415  (slow import; only here)
-
-  perplexity = float(min(30.0, (len(z) - 1) / 3))
-  xy = TSNE(n_components=2, init="pca", learning_rate="auto", perplexity=perplexity,
-            random_state=seed).fit_transform(np.asarray(z, np.float64))
-  fig, ax = plt.subplots(figsize=(8, 7))
-  for k, color in enumerate(class_colors(info.num_classes)):
-    sel = labels == k
-    ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.6, color=color, label=info.label(k))
-  ax.set_xlabel("t-SNE 1")
-  ax.set_ylabel("t-SNE 2")
-  ax.set_title(title)
-  ax.legend(markerscale=4, fontsize=10, loc="center left", bbox_to_anchor=(1.01, 0.5),
-            title="class", ncols=1 if info.num_classes <= 20 else 2)
-  return _save(fig, path)
 
 
 def save_training_gif(path: str, frames: Sequence[np.ndarray], epochs: Sequence[int],

@@ -171,7 +171,8 @@ def generate(run: TrainedRun, label: int, style: int, num_samples: int,
   For the unconditional β-VAE, ``label`` and ``style`` are ignored (pass 0, 0).
 
   Returns:
-    float32 ``[num_samples, 28, 28, 1]`` in [0, 1] (decoder means, or G(z)).
+    float32 ``[num_samples, H, W, 1]`` in [0, 1] (decoder means, or G(z)), H × W the run's
+    data set's ``image_shape`` (``run.task.info``).
 
   Raises:
     ConfigError: ``num_samples < 1`` or ``label``/``style`` out of range.

@@ -27,7 +27,7 @@ def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
   the source documents.
 
   Args:
-    logits: float ``[..., 28, 28, 1]`` decoder logits.
+    logits: float ``[..., H, W, C]`` decoder logits.
     x: float, same shape, targets in [0, 1].
 
   Returns:
@@ -43,10 +43,10 @@ def gaussian_nll(logits: jax.Array, x: jax.Array, variance: float | jax.Array) -
 
   ``sum_i (x_i − μ_i)² / (2 variance) + ½ log(2π variance)`` with μ = sigmoid(logits) in
   [0, 1]. With ``variance = 0.5`` the data term is Ahmed (2025)'s summed squared error plus the
-  constant 784 · ½ log π.
+  constant 784 · ½ log π (H · W · C · ½ log π for images of another size).
 
   Args:
-    logits: float ``[..., 28, 28, 1]``; the decoder mean is their sigmoid.
+    logits: float ``[..., H, W, C]``; the decoder mean is their sigmoid.
     x: float, same shape, in [0, 1].
     variance: σ² of the fixed, isotropic observation noise (> 0).
 
@@ -95,7 +95,7 @@ def beta_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array, z_logvar:
   across β.
 
   Args:
-    logits: float ``[B, 28, 28, 1]``; x: float ``[B, 28, 28, 1]`` in [0, 1];
+    logits: float ``[B, H, W, C]``; x: float ``[B, H, W, C]`` in [0, 1];
     z_mean, z_logvar: float ``[B, latent_dim]``; beta: scalar ≥ 0.
 
   Returns:
@@ -205,7 +205,7 @@ def beta_tc_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array, z_logv
   With β = 1 and w = 1 the loss equals ``nelbo`` exactly.
 
   Args:
-    logits: float ``[B, 28, 28, 1]``; x: float ``[B, 28, 28, 1]`` in [0, 1];
+    logits: float ``[B, H, W, C]``; x: float ``[B, H, W, C]`` in [0, 1];
     z_mean, z_logvar: float ``[B, latent_dim]``; z: float ``[B, latent_dim]``, a
       reparameterised sample of q(z | x) (for the TC estimate); beta: scalar ≥ 0;
     num_train_examples: N of the MWS estimator; kl_weight: scalar in [0, 1];
@@ -229,7 +229,7 @@ def annealed_vae_terms(logits: jax.Array, x: jax.Array, z_mean: jax.Array,
   ``loss = rec + γ · |kl − C|``.
 
   Args:
-    logits: float ``[B, 28, 28, 1]``; x: float ``[B, 28, 28, 1]`` in [0, 1];
+    logits: float ``[B, H, W, C]``; x: float ``[B, H, W, C]`` in [0, 1];
     z_mean, z_logvar: float ``[B, latent_dim]``; gamma: scalar ≥ 0;
     capacity: scalar C in nats (``annealed_capacity``).
 
@@ -308,9 +308,9 @@ def gradient_penalty(critic, real: jax.Array, fake: jax.Array, key: jax.Array) -
   ``ε ~ U[0, 1]`` per example (Gulrajani et al. 2017, Eq. 3).
 
   Args:
-    critic: float ``[B, 28, 28, 1]`` → float ``[B]`` (the discriminator with its
+    critic: float ``[B, H, W, C]`` → float ``[B]`` (the discriminator with its
       parameters and conditioning bound).
-    real, fake: float ``[B, 28, 28, 1]``, in the generator's output range.
+    real, fake: float ``[B, H, W, C]``, in the generator's output range.
     key: PRNG key for ε.
 
   Returns:

@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kjax import figures
+from kjax import eval_figures
 from kjax.evaluation import inpainting
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # Files whose text users read: figure titles, report.html, log and error messages, --help,
 # docstrings, the benchmarks' output and the benchmark page.
-USER_VISIBLE = ("kjax/figures.py", "kjax/report.py", "kjax/tasks/*.py", "configs/*.py",
-                "kjax/objectives.py", "kjax/frames.py", "benchmarks/*.py", "docs/benchmark.md")
+USER_VISIBLE = ("kjax/figures.py", "kjax/eval_figures.py", "kjax/report.py", "kjax/tasks/*.py",
+                "configs/*.py", "kjax/objectives.py", "kjax/frames.py", "benchmarks/*.py",
+                "docs/benchmark.md")
 # "seed 003" reads as config.seed = 3: the source documents are cited by author and title.
 FILE_NUMBER_CITATION = re.compile(
     r"\bseeds?\s+00[0-4]\b|\bseed's\b|\bseeds'|\bseed\s+documents?\b", re.IGNORECASE)
@@ -53,11 +54,11 @@ def test_inpainting_figure_is_written(tmp_path):
   original = rng.uniform(size=(3, 28, 28, 1)).astype(np.float32)
   reconstruction = rng.uniform(size=(3, 28, 28, 1)).astype(np.float32)
   masked = inpainting.mask_patch(original)
-  path = figures.plot_inpainting(
+  path = eval_figures.plot_inpainting(
       str(tmp_path / "inpainting.png"), original, masked,
       inpainting.fill_patch(original, reconstruction), reconstruction, "test",
       patch=inpainting.PATCH)
-  assert figures.INPAINTING_ROWS == ("original", "masked", "patch filled in",
+  assert eval_figures.INPAINTING_ROWS == ("original", "masked", "patch filled in",
                                      "full reconstruction")
   with Image.open(path) as image:
     assert image.format == "PNG" and image.width > 100 and image.height > 100

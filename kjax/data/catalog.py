@@ -9,6 +9,7 @@ variants have no published checksum; for them kjax checks a SHA-256 of the decod
 from __future__ import annotations
 
 import dataclasses
+from numbers import Integral
 
 from kjax import errors
 
@@ -61,6 +62,9 @@ class DatasetInfo:
     split_sizes: number of examples of each official split.
     files: for each split, the accepted formats in order of preference.
     homepage: where to get the files.
+    image_shape: ``(H, W, C)`` of one image, ``(28, 28, 1)`` for KMNIST, K49 and MNIST. The
+      loaders check every file against it, the tasks build their networks for it, and
+      the figures tile images of it.
   """
 
   name: str
@@ -70,6 +74,13 @@ class DatasetInfo:
   split_sizes: dict[str, int]
   files: dict[str, tuple[SplitFiles, ...]]
   homepage: str
+  image_shape: tuple[int, int, int] = (28, 28, 1)
+
+  @property
+  def shape_text(self) -> str:
+    """The image shape as people write it: ``'28×28'`` (grey), ``'32×32×3'`` otherwise."""
+    h, w, c = self.image_shape
+    return f"{h}×{w}" if c == 1 else f"{h}×{w}×{c}"
 
   def label(self, k: int) -> str:
     """Human-readable label of class ``k``, e.g. ``'1 き (ki)'`` or ``'7'``."""
@@ -77,7 +88,11 @@ class DatasetInfo:
     return f"{k} {name}" if name == romaji else f"{k} {name} ({romaji})"
 
 
-def _idx(base, split, sha_img, sha_lbl, content_img=None, content_lbl=None):
+def idx_files(base: str, split: str, sha_img: str | None = None, sha_lbl: str | None = None,
+              content_img: str | None = None, content_lbl: str | None = None) -> SplitFiles:
+  """The MNIST-format files of ``split`` (``train`` → ``train-images-idx3-ubyte.gz`` and
+  ``train-labels-idx1-ubyte.gz``; ``test`` → ``t10k-*``), served under the URL ``base``,
+  with their checksums where known (None: not verified)."""
   prefix = "t10k" if split == "test" else "train"
   return SplitFiles(
       images=FileSpec(f"{prefix}-images-idx3-ubyte.gz", base + f"{prefix}-images-idx3-ubyte.gz",
@@ -86,7 +101,10 @@ def _idx(base, split, sha_img, sha_lbl, content_img=None, content_lbl=None):
                       sha256=sha_lbl, content_sha256=content_lbl))
 
 
-def _npz(base, stem, split, content_img=None, content_lbl=None):
+def npz_files(base: str, stem: str, split: str, content_img: str | None = None,
+              content_lbl: str | None = None) -> SplitFiles:
+  """The KMNIST-format ``.npz`` files of ``split`` (``<stem>-<split>-imgs.npz`` and
+  ``<stem>-<split>-labels.npz``, the array under ``arr_0``), served under the URL ``base``."""
   return SplitFiles(
       images=FileSpec(f"{stem}-{split}-imgs.npz", base + f"{stem}-{split}-imgs.npz",
                       content_sha256=content_img),
@@ -107,17 +125,17 @@ KMNIST = DatasetInfo(
     split_sizes={"train": 60_000, "test": 10_000},
     files={
         "train": (
-            _idx(_KMNIST_URL, "train",
+            idx_files(_KMNIST_URL, "train",
                  "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
                  "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
-            _npz(_KMNIST_URL, "kmnist", "train"),
+            npz_files(_KMNIST_URL, "kmnist", "train"),
         ),
         "test": (
-            _idx(_KMNIST_URL, "test",
+            idx_files(_KMNIST_URL, "test",
                  "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
                  "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
                  _KMNIST_TEST_IMAGES_CONTENT, _KMNIST_TEST_LABELS_CONTENT),
-            _npz(_KMNIST_URL, "kmnist", "test",
+            npz_files(_KMNIST_URL, "kmnist", "test",
                  _KMNIST_TEST_IMAGES_CONTENT, _KMNIST_TEST_LABELS_CONTENT),
         ),
     },
@@ -131,10 +149,10 @@ MNIST = DatasetInfo(
     class_romaji=tuple(str(k) for k in range(10)),
     split_sizes={"train": 60_000, "test": 10_000},
     files={
-        "train": (_idx(_MNIST_URL, "train",
+        "train": (idx_files(_MNIST_URL, "train",
                        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
                        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),),
-        "test": (_idx(_MNIST_URL, "test",
+        "test": (idx_files(_MNIST_URL, "test",
                       "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
                       "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),),
     },
@@ -172,7 +190,71 @@ K49 = DatasetInfo(
     homepage="http://codh.rois.ac.jp/kmnist/",
 )
 
+BUILTIN = ("kmnist", "k49", "mnist")
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (KMNIST, K49, MNIST)}
+
+
+def _check_info(info: DatasetInfo) -> None:
+  """Raises a one-line ConfigError where ``info`` cannot describe a data set kjax loads."""
+  def fail(what: str):
+    raise errors.ConfigError(f"data set {info.name!r}: {what}")
+
+  if not isinstance(info.name, str) or not info.name:
+    raise errors.ConfigError(f"data set name {info.name!r} is not allowed: expected a "
+                             "non-empty string")
+  shape = tuple(info.image_shape)
+  if len(shape) != 3 or not all(isinstance(d, Integral) and d >= 1 for d in shape):
+    fail(f"image_shape={info.image_shape!r} is not allowed: expected (H, W, C), three "
+         "positive integers")
+  if shape[2] != 1:
+    fail(f"image_shape={info.image_shape!r} has {shape[2]} channels: kjax's loaders, style "
+         "labels and figures take grey images only (C = 1)")
+  if not (info.num_classes >= 1 and len(info.class_names) == len(info.class_romaji)
+          == info.num_classes):
+    fail(f"{len(info.class_names)} class_names and {len(info.class_romaji)} class_romaji for "
+         f"num_classes={info.num_classes} (expected one of each per class)")
+  if set(info.files) != set(info.split_sizes) or not info.files:
+    fail(f"files has splits {sorted(info.files)} and split_sizes {sorted(info.split_sizes)} "
+         "(expected the same official splits in both)")
+
+
+def register(info: DatasetInfo) -> DatasetInfo:
+  """Adds a data set to the catalogue, so that ``config.data.name=info.name`` loads it
+  from the official-format files (idx ``.gz`` or ``.npz``, ``idx_files`` / ``npz_files``)
+  in ``config.data.data_dir``; files without a checksum need
+  ``config.data.verify_checksums=False``. The registration lasts for the process
+  (subprocesses, e.g. a multi-process launch, must register it too).
+
+  Args:
+    info: the entry; its ``image_shape`` (H, W, 1) may differ from 28 × 28.
+
+  Returns:
+    ``info``, with ``image_shape`` as a tuple of ints.
+
+  Raises:
+    ConfigError: the name is already used, or the entry is inconsistent (e.g. not grey
+      images, or fewer class names than classes); one line.
+  """
+  if info.name in DATASETS:
+    raise errors.ConfigError(f"data set name {info.name!r} is already registered; expected a "
+                             f"new name (not one of: {', '.join(sorted(DATASETS))})")
+  _check_info(info)
+  info = dataclasses.replace(info, image_shape=tuple(int(d) for d in info.image_shape))
+  DATASETS[info.name] = info
+  return info
+
+
+def unregister(name: str) -> None:
+  """Removes a data set added by ``register`` (a test's clean-up).
+
+  Raises:
+    ConfigError: ``name`` is one of kjax's own data sets, or not registered.
+  """
+  if name in BUILTIN or name not in DATASETS:
+    added = ", ".join(sorted(set(DATASETS) - set(BUILTIN))) or "none"
+    raise errors.ConfigError(f"data set {name!r} cannot be unregistered: expected a name "
+                             f"given to register ({added})")
+  del DATASETS[name]
 
 
 def get_dataset_info(name: str) -> DatasetInfo:

@@ -21,7 +21,7 @@ class Dataset:
   """One split held in host memory, ready to be put on the device once.
 
   Attributes:
-    images: uint8 ``[N, 28, 28, 1]``, pixel values 0..255.
+    images: uint8 ``[N, H, W, 1]`` (``info.image_shape``), pixel values 0..255.
     labels: int32 ``[N]``, class index.
     styles: int32 ``[N]``, 0 thin / 1 thick (``kjax.data.style``).
     info: the data set's catalogue entry (class names, sizes).
@@ -51,10 +51,12 @@ def load_split_arrays(data_config: ml_collections.ConfigDict, split: str,
   ``_files`` (internal) caches the official splits read from the folder across calls.
 
   Returns:
-    ``(images, labels)``: uint8 ``[N, 28, 28]`` and int32 ``[N]``.
+    ``(images, labels)``: uint8 ``[N, H, W]`` (the data set's ``image_shape``) and int32
+    ``[N]``.
 
   Raises:
-    ConfigError, DataError: unknown data set or bad split (before any file is read).
+    ConfigError, DataError: unknown data set or bad split (before any file is read); images
+      of another shape than the data set's ``image_shape``.
     DataFileNotFoundError, ChecksumError: see ``kjax.data.local``; from TFDS, a data set
       neither prepared nor downloadable fails within seconds
       (``kjax.data.tfds_builders.load_split_arrays``).
@@ -112,7 +114,7 @@ def load_datasets(data_config: ml_collections.ConfigDict) -> tuple[Dataset, Data
 
   def make(images, labels, spec):
     counts = style.foreground_pixel_count(images, data_config.style_pixel_threshold)
-    return Dataset(images=images.reshape(-1, 28, 28, 1), labels=labels,
+    return Dataset(images=images.reshape(-1, *info.image_shape), labels=labels,
                    styles=style.style_labels(counts, labels, thresholds), info=info, split=spec)
 
   train = make(train_images, train_labels, data_config.train_split)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable
 
@@ -38,17 +39,20 @@ def find_split_files(info: catalog.DatasetInfo, data_dir: str,
       + (f" (or the {' / '.join(alternatives)} variant)" if alternatives else ""))
 
 
-def _images(path: str, array: np.ndarray) -> np.ndarray:
-  """``array`` as uint8 ``[N, 28, 28]`` (a trailing channel of 1 dropped: same bytes).
+def check_images(info: catalog.DatasetInfo, path: str, array: np.ndarray) -> np.ndarray:
+  """``array`` as uint8 ``[N, H, W]`` with ``(H, W, 1) = info.image_shape`` (a trailing
+  channel of 1 dropped: same bytes).
 
   Raises:
-    DataError: another dtype or shape.
+    DataError: another dtype or image shape; one line naming the file, the shape found and
+      the one expected.
   """
+  h, w, _ = info.image_shape
   if array.ndim == 4 and array.shape[-1] == 1:
     array = array[..., 0]
-  if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (28, 28):
+  if array.dtype != np.uint8 or array.ndim != 3 or array.shape[1:] != (h, w):
     raise readers.DataError(f"{path}: images are {array.dtype} {list(array.shape)} "
-                            "(expected uint8 images [N, 28, 28])")
+                            f"(expected uint8 images [N, {h}, {w}])")
   return array
 
 
@@ -68,7 +72,7 @@ def _labels(path: str, array: np.ndarray) -> np.ndarray:
 
 def _read_verified(path: str, spec: catalog.FileSpec, verify: bool,
                    check: Callable[[str, np.ndarray], np.ndarray]) -> np.ndarray:
-  """Reads, checks (``check``: ``_images`` or ``_labels``) and verifies one file.
+  """Reads, checks (``check``: ``check_images`` or ``_labels``) and verifies one file.
 
   A file with a published file checksum is verified before it is decoded; one known only
   by the checksum of its decoded array is decoded and checked first.
@@ -105,8 +109,8 @@ def load_split_arrays(info: catalog.DatasetInfo, data_dir: str, split: str,
     verify_checksums: check each file against its official checksum.
 
   Returns:
-    ``(images, labels)``: uint8 ``[N, 28, 28]`` and int32 ``[N]`` with labels in
-    ``[0, num_classes)``.
+    ``(images, labels)``: uint8 ``[N, H, W]`` (``info.image_shape``) and int32 ``[N]``
+    with labels in ``[0, num_classes)``.
 
   Raises:
     DataFileNotFoundError: a file is missing (see ``find_split_files``).
@@ -116,7 +120,8 @@ def load_split_arrays(info: catalog.DatasetInfo, data_dir: str, split: str,
       dtype, count or label range. Every message is one line naming the file.
   """
   files, images_path, labels_path = find_split_files(info, data_dir, split)
-  images = _read_verified(images_path, files.images, verify_checksums, _images)
+  images = _read_verified(images_path, files.images, verify_checksums,
+                          functools.partial(check_images, info))
   labels = _read_verified(labels_path, files.labels, verify_checksums, _labels)
   if len(labels) != len(images):
     raise readers.DataError(f"{labels_path}: {len(labels)} labels for the {len(images)} "

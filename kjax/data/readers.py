@@ -99,7 +99,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path: an ``*-idx?-ubyte`` file; names ending ``.gz`` are decompressed.
 
   Returns:
-    The array with the shape the header gives, e.g. uint8 ``[N, 28, 28]`` for images and
+    The array with the shape the header gives, e.g. uint8 ``[N, H, W]`` (``[N, 28, 28]``
+    for KMNIST) for images and
     uint8 ``[N]`` for labels.
 
   Raises:

@@ -26,7 +26,7 @@ def foreground_pixel_count(images: np.ndarray, pixel_threshold: int = 0) -> np.n
   """Counts foreground pixels per image.
 
   Args:
-    images: uint8 ``[N, 28, 28]`` or ``[N, 28, 28, 1]``, values 0..255.
+    images: uint8 ``[N, H, W]`` or ``[N, H, W, 1]``, values 0..255.
     pixel_threshold: a pixel is foreground where its value is strictly greater (0..254).
 
   Returns:
@@ -123,7 +123,7 @@ def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes:
   cannot be written (full disk, read-only cache) is skipped with a one-line warning.
 
   Args:
-    images: uint8 ``[N, 28, 28]`` or ``[N, 28, 28, 1]``; labels: int ``[N]``.
+    images: uint8 ``[N, H, W]`` or ``[N, H, W, 1]``; labels: int ``[N]``.
     num_classes, pixel_threshold, reduction: see ``class_thresholds`` and
       ``foreground_pixel_count``.
     cache_dir: the cache's root (entries in ``<cache_dir>/style/*.npy``), or None.

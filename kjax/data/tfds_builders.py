@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from kjax.data import catalog
+from kjax.data import local
 from kjax.data import readers
 
 
@@ -42,7 +43,7 @@ class OfficialFilesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
     return self.dataset_info_from_configs(
         description=f"{info.name} from its official files (kjax, TF-free).",
         features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
+            "image": tfds.features.Tensor(shape=tuple(info.image_shape), dtype=np.uint8),
             "label": tfds.features.ClassLabel(names=list(info.class_romaji)),
         }),
         supervised_keys=("image", "label"),
@@ -69,7 +70,8 @@ class OfficialFilesBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
     for spec, path, array in ((files.images, images_path, images),
                               (files.labels, labels_path, labels)):
       readers.verify_file(path, spec, array)
-    images = images.reshape(-1, 28, 28, 1)
+    images = local.check_images(self.DATASET_INFO, images_path, images)
+    images = images.reshape(-1, *self.DATASET_INFO.image_shape)
     for i in range(len(images)):
       yield i, {"image": images[i], "label": int(labels[i])}
 
@@ -182,10 +184,11 @@ def load_split_arrays(info: catalog.DatasetInfo, split: str, data_dir: str | Non
     download: download and prepare the data set if it is not prepared yet.
 
   Returns:
-    ``(images, labels)``: uint8 ``[N, 28, 28]`` and int32 ``[N]``.
+    ``(images, labels)``: uint8 ``[N, H, W]`` (``info.image_shape``) and int32 ``[N]``.
 
   Raises:
     ChecksumError: a downloaded file is not the official one.
+    DataError: the prepared images are not of ``info.image_shape`` (one line).
     DataFileNotFoundError: the download failed, or its host could not be reached within
       ``PROBE_TIMEOUT_S`` (e.g. no internet: then in seconds, not after TFDS's retries).
   """
@@ -202,6 +205,7 @@ def load_split_arrays(info: catalog.DatasetInfo, split: str, data_dir: str | Non
           "folder and pass --config.data.data_dir=FOLDER") from e
   source = builder.as_data_source(split=split)
   examples = [source[i] for i in range(len(source))]
-  images = np.stack([np.asarray(e["image"], np.uint8) for e in examples]).reshape(-1, 28, 28)
+  images = np.stack([np.asarray(e["image"], np.uint8) for e in examples])
+  images = local.check_images(info, f"TFDS {builder.name} {split}", images)
   labels = np.asarray([e["label"] for e in examples], np.int32)
   return images, labels

@@ -93,7 +93,7 @@ class Run:
 
   @functools.cached_property
   def x_eval(self) -> np.ndarray:
-    """The eval images as float32 ``[N, 28, 28, 1]`` in [0, 1]."""
+    """The eval images as float32 ``[N, H, W, 1]`` (the data set's ``image_shape``) in [0, 1]."""
     return self.eval_ds.images.astype(np.float32) / 255.0
 
   @property
@@ -126,7 +126,7 @@ class Run:
 
   def decode(self, z: np.ndarray, labels: np.ndarray, styles: np.ndarray) -> np.ndarray:
     """float ``[N, D]`` noise/latents, int ``[N]`` classes and styles → numpy float32
-    images ``[N, 28, 28, 1]`` in [0, 1] (``task.sample``, compiled once per shape)."""
+    images ``[N, H, W, 1]`` in [0, 1] (``task.sample``, compiled once per shape)."""
     if "sample_fn" not in self._cache:
       self._cache["sample_fn"] = sharding.split_batch(self.task.sample, (1, 2, 3))
     fn = self._cache["sample_fn"]
@@ -137,7 +137,7 @@ class Run:
     return self.config.eval.num_generated or len(self.eval_ds)
 
   def generated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(images float32 [n, 28, 28, 1], labels int32 [n], styles int32 [n])``: samples
+    """``(images float32 [n, H, W, 1], labels int32 [n], styles int32 [n])``: samples
     from the prior with the eval images' conditioning (``num_generated``), drawn once with
     the key of ``'fd'`` and shared by FD/KID, precision/recall and memorisation."""
     if "generated" not in self._cache:

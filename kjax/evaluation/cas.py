@@ -54,7 +54,7 @@ def recipe(config: ml_collections.ConfigDict, num_epochs: int) -> ml_collections
 def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
                    labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray
                    ) -> float:
-  """Trains ``clf_config``'s classifier on uint8 ``images [N, 28, 28, 1]`` with int
+  """Trains ``clf_config``'s classifier on uint8 ``images [N, H, W, 1]`` with int
   ``labels [N]`` (PRNG streams of ``clf_config.seed``) and returns its accuracy on uint8
   ``test_images`` with ``test_labels``."""
   task = tasks.get_task(clf_config)

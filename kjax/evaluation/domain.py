@@ -98,7 +98,8 @@ class DomainClassifier:
     return self.source.startswith("reference:")
 
   def features(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """float ``[B, 28, 28, 1]`` images in [0, 1] → penultimate features, float64
+    """float ``[B, H, W, 1]`` images in [0, 1] (the classifier's data set's shape) →
+    penultimate features, float64
     ``[B, hidden]`` (≥ 0), computed in float64."""
     with jax.enable_x64(True):
       params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), self.params)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kjax import figures
+from kjax import eval_figures
 from kjax import metrics as kmetrics
 from kjax.evaluation import base
 
@@ -30,7 +30,7 @@ def latents(run: base.Run) -> base.Output:
   recon = run.decode(z_mean, run.labels, run.styles)
   kl_dims = kmetrics.kl_per_dimension(z_mean, z_logvar)
   count, activity = kmetrics.active_units(z_mean, ACTIVE_THRESHOLD)
-  path = figures.plot_kl_per_dimension(
+  path = eval_figures.plot_kl_per_dimension(
       run.figure_path("kl_per_dimension.png"), kl_dims, activity, ACTIVE_THRESHOLD,
       f"KL per latent dimension, eval split\n{run.caption}")
   return base.Output(
@@ -53,8 +53,8 @@ def traversals(run: base.Run) -> base.Output:
   labels = np.full(len(order) * v, run.labels[0], np.int32)
   styles = np.full(len(order) * v, run.styles[0], np.int32)
   images = run.decode(z.reshape(len(order) * v, -1), labels, styles)
-  path = figures.plot_traversals(
-      run.figure_path("traversals.png"), images.reshape(len(order), v, 28, 28), order,
+  path = eval_figures.plot_traversals(
+      run.figure_path("traversals.png"), images.reshape(len(order), v, *images.shape[1:]), order,
       kl_dims, TRAVERSAL_VALUES,
       f"Latent traversals around the first eval image's z_mean "
       f"({run.info.label(int(run.labels[0]))}), rows ordered by KL\n{run.caption}")
@@ -74,7 +74,7 @@ def tsne(run: base.Run) -> base.Output:
     return base.Output(protocol={"tsne": "not drawn: no active unit (the posterior has "
                                          "collapsed)"})
   n = min(run.config.eval.tsne_max_points, len(z_mean))
-  path = figures.plot_tsne(
+  path = eval_figures.plot_tsne(
       run.figure_path("tsne.png"), z_mean[:n], run.eval_ds.labels[:n], run.info,
       f"t-SNE of eval z_mean ({n} images, {z_mean.shape[1]}-D)\n{run.caption}",
       seed=run.config.seed)

@@ -1,9 +1,9 @@
 """Memorisation: does the model copy its training images?
 
 Each sample's nearest training image is found in pixel space (Euclidean, [0, 1] grey
-levels, 784-D) and, with an evaluator, in its feature space. The distances are compared
-with those of the real eval images, which the model never saw, to their nearest training
-image: a model that copies has samples far closer to the training set than held-out
+levels, H·W-D: 784-D for 28×28) and, with an evaluator, in its feature space. The
+distances are compared with those of the real eval images, which the model never saw, to
+their nearest training image: a model that copies has samples far closer to the training set than held-out
 images are (ratio ≪ 1, many samples below the eval images' 1st percentile); one that does
 not has a ratio near or above 1 and about 1% of samples below that percentile.
 """

@@ -49,7 +49,7 @@ def style_accuracy(images: np.ndarray, labels: np.ndarray, requested: np.ndarray
   of the uint8 image; style 1 (thick) where it exceeds ``thresholds[label]``.
 
   Args:
-    images: uint8 ``[N, 28, 28(, 1)]`` (``base.to_uint8`` for generated images).
+    images: uint8 ``[N, H, W(, 1)]`` (``base.to_uint8`` for generated images).
     labels: int ``[N]`` classes; requested: int ``[N]`` styles (0 thin, 1 thick).
     thresholds: float ``[num_classes]`` class thresholds of the training split.
 

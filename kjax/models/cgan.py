@@ -5,13 +5,15 @@ networks (Mirza & Osindero 2014), as in Shyam (2024), "Conditional Generation wi
 GAN". Architectures (``architecture``):
 
 * ``'mlp'``: Shyam's networks. G: ``latent_dim`` + C + 2 → ``hidden`` (256, ReLU) →
-  784; D: 784 + C + 2 → ``hidden`` (ReLU) → 1.
+  784; D: 784 + C + 2 → ``hidden`` (ReLU) → 1 (784 = 28 · 28 pixels; H · W for the data
+  set's ``image_shape``).
 * ``'mlp_large'``: three hidden layers with leaky ReLU (slope 0.2) in both networks,
   G: ``latent_dim`` + C + 2 → 256 → 512 → 1024 → 784, D: 784 + C + 2 → 1024 → 512 → 256
   → 1 (the usual MLP GAN of tutorials, beyond Shyam's).
 * ``'dcgan'``: a DCGAN-style pair (Radford et al. 2016) without batch norm (so that the
   step stays a pure function of the parameters and WGAN-GP's per-example penalty holds).
-  G is the β-VAE's decoder trunk (dense → 7×7 → two 2× upsamplings → 28×28);
+  G is the β-VAE's decoder trunk (dense → 7×7 → two 2× upsamplings → 28×28; H/4 × W/4 →
+  H × W for other sizes);
   D sees the image with the one-hot labels as extra input planes, then two stride-2
   convolutions with leaky ReLU (slope 0.2) and a dense output.
 
@@ -27,6 +29,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from kjax import errors
 from kjax.models import conv
@@ -66,6 +69,7 @@ class Generator(nn.Module):
     channels: ``'dcgan'`` channels, finest first (``(64, 128)``: 7×7×128 → 14×14×128 →
       28×28×64 → 28×28×1).
     conv_impl: ``'dcgan'`` only: ``kjax.models.conv.IMPLS``.
+    image_shape: ``(H, W, C)`` of the images, the data set's (``DatasetInfo.image_shape``).
   """
 
   num_classes: int
@@ -74,21 +78,24 @@ class Generator(nn.Module):
   hidden: int = 256
   channels: Sequence[int] = (64, 128)
   conv_impl: str = "auto"
+  image_shape: Sequence[int] = (28, 28, 1)
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
-    """float ``[B, latent_dim]``, int ``[B]``, int ``[B]`` → float ``[B, 28, 28, 1]``."""
+    """float ``[B, latent_dim]``, int ``[B]``, int ``[B]`` → float ``[B, H, W, C]``
+    (``image_shape``)."""
     _check_architecture(self.architecture)
+    shape = tuple(self.image_shape)
     h = jnp.concatenate([z, one_hot_condition(labels, styles, self.num_classes)], -1)
     if self.architecture == "mlp":
       h = nn.relu(nn.Dense(self.hidden)(h))
-      h = nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
+      h = nn.Dense(int(np.prod(shape)))(h).reshape(z.shape[0], *shape)
     elif self.architecture == "mlp_large":
       for width in LARGE_WIDTHS:
         h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
-      h = nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
+      h = nn.Dense(int(np.prod(shape)))(h).reshape(z.shape[0], *shape)
     else:
-      h = vae.ConvDecoder(tuple(self.channels), conv_impl=self.conv_impl)(h)
+      h = vae.ConvDecoder(tuple(self.channels), conv_impl=self.conv_impl, image_shape=shape)(h)
     return jnp.tanh(h) if self.output == "tanh" else jax.nn.sigmoid(h)
 
 
@@ -111,7 +118,7 @@ class Discriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` (generator range), int ``[B]``, int ``[B]`` → float ``[B]``."""
+    """float ``[B, H, W, C]`` (generator range), int ``[B]``, int ``[B]`` → float ``[B]``."""
     _check_architecture(self.architecture)
     c = one_hot_condition(labels, styles, self.num_classes)
     if self.architecture == "mlp":

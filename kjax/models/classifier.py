@@ -1,4 +1,5 @@
-"""A small CNN classifier of 28×28 characters: kjax's domain evaluator (issue 4).
+"""A small CNN classifier of H×W characters (28×28 for KMNIST): kjax's domain evaluator
+(issue 4).
 
 Its penultimate features are the space in which kjax measures Fréchet distance and KID of
 generated images, and its predictions give the class accuracy of conditional samples.
@@ -20,7 +21,7 @@ class CNNClassifier(nn.Module):
 
   Attributes:
     num_classes: number of classes.
-    channels: conv channels per stage (``(32, 64)``: 28 → 14 → 7 pixels).
+    channels: conv channels per stage (``(32, 64)``: 28 → 14 → 7 pixels, 32 → 16 → 8).
     hidden: width of the feature layer (128): the features of ``features``.
     dropout_rate: dropout on the features in training (0 disables it).
     conv_impl: ``kjax.models.conv.IMPLS``: on CPU the trunk runs over chunks of the batch.
@@ -40,7 +41,7 @@ class CNNClassifier(nn.Module):
     self.head = nn.Dense(self.num_classes)
 
   def features(self, x: jax.Array) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → penultimate features float ``[B, hidden]`` (≥ 0)."""
+    """float ``[B, H, W, C]`` in [0, 1] → penultimate features float ``[B, hidden]`` (≥ 0)."""
     def trunk(x):
       for same, down in self.convs:
         x = nn.relu(down(nn.relu(same(x))))
@@ -49,7 +50,7 @@ class CNNClassifier(nn.Module):
     return conv.over_batch_chunks(trunk, x, self.conv_impl)
 
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → class logits float ``[B, num_classes]``.
+    """float ``[B, H, W, C]`` in [0, 1] → class logits float ``[B, num_classes]``.
 
     ``train=True`` applies dropout and needs a ``'dropout'`` PRNG stream.
     """

@@ -8,7 +8,8 @@ concatenated to the flattened image in the encoder and to z in the decoder (Sohn
 Models"). Architectures (``architecture``):
 
 * ``'mlp'``: Shyam's network. Encoder 784 + C + 2 → ``hidden`` (144, ReLU) → z heads;
-  decoder ``latent_dim`` + C + 2 → ``hidden`` (ReLU) → 784 logits.
+  decoder ``latent_dim`` + C + 2 → ``hidden`` (ReLU) → 784 logits (784 = 28 · 28 pixels;
+  H · W for the data set's ``image_shape``).
 * ``'mlp_bn'``: Shyam's Architecture 3. Encoder 784 + C + 2 → 256 → 128, decoder
   ``latent_dim`` + C + 2 → 256 → ``hidden``, each layer followed by batch norm and ReLU.
   Call with ``train=True`` and ``mutable=['batch_stats']`` while training.
@@ -23,6 +24,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from kjax import errors
 from kjax.models import vae
@@ -64,6 +66,7 @@ class ConditionalVAE(nn.Module):
     hidden: the MLP's hidden width (Shyam 2024: 144).
     channels: the conv trunk's channels (``'conv'`` only).
     conv_impl: ``'conv'`` only: ``kjax.models.conv.IMPLS``.
+    image_shape: ``(H, W, C)`` of the images, the data set's (``DatasetInfo.image_shape``).
   """
 
   num_classes: int
@@ -72,6 +75,7 @@ class ConditionalVAE(nn.Module):
   hidden: int = 144
   channels: Sequence[int] = (32, 64)
   conv_impl: str = "auto"
+  image_shape: Sequence[int] = (28, 28, 1)
 
   def setup(self):
     if self.architecture not in ARCHITECTURES:
@@ -80,18 +84,19 @@ class ConditionalVAE(nn.Module):
     if self.architecture == "conv":
       self.encoder_trunk = vae.ConvEncoder(self.latent_dim, tuple(self.channels), 16,
                                            self.conv_impl)
-      self.decoder_trunk = vae.ConvDecoder(tuple(self.channels), conv_impl=self.conv_impl)
+      self.decoder_trunk = vae.ConvDecoder(tuple(self.channels), conv_impl=self.conv_impl,
+                                           image_shape=tuple(self.image_shape))
     else:
       bn = self.architecture == "mlp_bn"
       self.encoder_trunk = _DenseStack((256, 128) if bn else (self.hidden,), bn)
       self.decoder_trunk = _DenseStack((256, self.hidden) if bn else (self.hidden,), bn)
       self.z_mean = nn.Dense(self.latent_dim)
       self.z_logvar = nn.Dense(self.latent_dim)
-      self.logits = nn.Dense(28 * 28)
+      self.logits = nn.Dense(int(np.prod(self.image_shape)))
 
   def encode(self, x: jax.Array, labels: jax.Array, styles: jax.Array,
              train: bool = False) -> tuple[jax.Array, jax.Array]:
-    """float ``[B, 28, 28, 1]`` in [0, 1], int ``[B]``, int ``[B]`` → ``(z_mean, z_logvar)``,
+    """float ``[B, H, W, C]`` in [0, 1], int ``[B]``, int ``[B]`` → ``(z_mean, z_logvar)``,
     each float ``[B, latent_dim]``."""
     c = one_hot_condition(labels, styles, self.num_classes)
     if self.architecture == "conv":
@@ -102,15 +107,16 @@ class ConditionalVAE(nn.Module):
 
   def decode(self, z: jax.Array, labels: jax.Array, styles: jax.Array,
              train: bool = False) -> jax.Array:
-    """float ``[B, latent_dim]``, int ``[B]``, int ``[B]`` → logits float ``[B, 28, 28, 1]``."""
+    """float ``[B, latent_dim]``, int ``[B]``, int ``[B]`` → logits float ``[B, H, W, C]``
+    (``image_shape``)."""
     zc = jnp.concatenate([z, one_hot_condition(labels, styles, self.num_classes)], -1)
     if self.architecture == "conv":
       return self.decoder_trunk(zc)
-    return self.logits(self.decoder_trunk(zc, train)).reshape(z.shape[0], 28, 28, 1)
+    return self.logits(self.decoder_trunk(zc, train)).reshape(z.shape[0], *self.image_shape)
 
   def __call__(self, x: jax.Array, labels: jax.Array, styles: jax.Array,
                train: bool = False) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """→ ``(logits [B, 28, 28, 1], z_mean [B, latent_dim], z_logvar [B, latent_dim])``."""
+    """→ ``(logits [B, H, W, C], z_mean [B, latent_dim], z_logvar [B, latent_dim])``."""
     z_mean, z_logvar = self.encode(x, labels, styles, train)
     eps = jax.random.normal(self.make_rng("latent"), z_mean.shape, z_mean.dtype)
     return self.decode(z_mean + jnp.exp(0.5 * z_logvar) * eps, labels, styles, train), \

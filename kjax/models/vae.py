@@ -7,6 +7,8 @@ Encoder: conv 32 and 64 (3×3, stride 2, ReLU) → dense 16 (ReLU) → ``z_mean`
 Decoder: dense 7·7·64 (ReLU) → two ×2 upsampling stages of 64 and 32 channels (3×3,
 ReLU) → a 3×3 convolution to one channel of Bernoulli logits. ``channels=(32, 64, 128)``
 gives Ahmed's (2025) §1.1 extra stage (encoder to 4×4, decoder from 4×4 through a 7×7 crop).
+Sizes follow the data set's ``image_shape`` (H, W, C): 28 → 14 → 7, 32 → 16 → 8 (the
+tasks accept heights and widths divisible by 4).
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ class Upsample2x(nn.Module):
 
 
 def _stage_sizes(size: int, stages: int) -> list[int]:
-  """Spatial sizes through ``stages`` stride-2 'SAME' convolutions: 28 → [28, 14, 7, 4]."""
+  """Sizes along one axis through ``stages`` stride-2 'SAME' convolutions: 28 → [28, 14, 7,
+  4], 32 → [32, 16, 8, 4]."""
   sizes = [size]
   for _ in range(stages):
     sizes.append(-(-sizes[-1] // 2))
@@ -115,7 +118,7 @@ class ConvEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)``, each float ``[B, latent_dim]``."""
+    """float ``[B, H, W, C]`` in [0, 1] → ``(z_mean, z_logvar)``, each float ``[B, latent_dim]``."""
     convs = [conv.Conv(c, (3, 3), strides=(2, 2), impl=self.conv_impl) for c in self.channels]
     dense = nn.Dense(self.hidden)
     heads = nn.Dense(self.latent_dim, name="z_mean"), nn.Dense(self.latent_dim, name="z_logvar")
@@ -135,28 +138,29 @@ class ConvDecoder(nn.Module):
   Attributes:
     channels: the encoder's channels; the decoder upsamples through them in reverse.
     upsample: ``Upsample2x`` method, ``'conv_transpose'`` or ``'subpixel'``.
-    image_size: output height and width (28).
     conv_impl: ``kjax.models.conv.IMPLS``.
+    image_shape: ``(H, W, C)`` of the output, the data set's (``DatasetInfo.image_shape``).
   """
 
   channels: Sequence[int] = (32, 64)
   upsample: str = "conv_transpose"
-  image_size: int = 28
   conv_impl: str = "auto"
+  image_shape: Sequence[int] = (28, 28, 1)
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    """float ``[B, latent_dim]`` → logits float ``[B, 28, 28, 1]``."""
-    sizes = _stage_sizes(self.image_size, len(self.channels))
-    s = sizes[-1]
-    dense = nn.Dense(s * s * self.channels[-1])
+    """float ``[B, latent_dim]`` → logits float ``[B, H, W, C]`` (``image_shape``)."""
+    height, width, out_channels = self.image_shape
+    rows = _stage_sizes(height, len(self.channels))
+    cols = _stage_sizes(width, len(self.channels))
+    dense = nn.Dense(rows[-1] * cols[-1] * self.channels[-1])
     ups = [Upsample2x(c, self.upsample, self.conv_impl) for c in reversed(self.channels)]
-    logits = conv.Conv(1, (3, 3), impl=self.conv_impl, name="logits")
+    logits = conv.Conv(out_channels, (3, 3), impl=self.conv_impl, name="logits")
 
     def trunk(z):
-      x = nn.relu(dense(z)).reshape(z.shape[0], s, s, -1)
-      for up, target in zip(ups, reversed(sizes[:-1])):
-        x = nn.relu(up(x)[:, :target, :target])  # 8 → 7 where sizes are odd
+      x = nn.relu(dense(z)).reshape(z.shape[0], rows[-1], cols[-1], -1)
+      for up, h, w in zip(ups, reversed(rows[:-1]), reversed(cols[:-1])):
+        x = nn.relu(up(x)[:, :h, :w])  # 8 → 7 where sizes are odd
       return logits(x)
 
     return conv.over_batch_chunks(trunk, z, self.conv_impl)
@@ -167,7 +171,7 @@ ARCHITECTURES = ("conv", "mlp")
 
 class MLPEncoder(nn.Module):
   """q(z | x) of the IWAE paper's one-stochastic-layer model (Burda et al. 2015, §5):
-  dense tanh layers on the 784 pixels, then linear heads.
+  dense tanh layers on the H·W·C pixels (784 for 28 × 28), then linear heads.
 
   Attributes:
     latent_dim: dimension of z (50 in the paper).
@@ -179,7 +183,7 @@ class MLPEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)``, each float ``[B, latent_dim]``."""
+    """float ``[B, H, W, C]`` in [0, 1] → ``(z_mean, z_logvar)``, each float ``[B, latent_dim]``."""
     h = x.reshape(x.shape[0], -1)
     for width in self.widths:
       h = jnp.tanh(nn.Dense(width)(h))
@@ -188,21 +192,23 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-  """p(x | z) of the same model: dense tanh layers (``widths`` reversed), then 784 logits.
+  """p(x | z) of the same model: dense tanh layers (``widths`` reversed), then H·W·C logits.
 
   Attributes:
     widths: the encoder's hidden widths.
+    image_shape: ``(H, W, C)`` of the output (``DatasetInfo.image_shape``).
   """
 
   widths: Sequence[int] = (200, 200)
+  image_shape: Sequence[int] = (28, 28, 1)
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
-    """float ``[B, latent_dim]`` → logits float ``[B, 28, 28, 1]``."""
+    """float ``[B, latent_dim]`` → logits float ``[B, H, W, C]`` (``image_shape``)."""
     h = z
     for width in reversed(tuple(self.widths)):
       h = jnp.tanh(nn.Dense(width)(h))
-    return nn.Dense(28 * 28)(h).reshape(z.shape[0], 28, 28, 1)
+    return nn.Dense(int(np.prod(self.image_shape)))(h).reshape(z.shape[0], *self.image_shape)
 
 
 class BetaVAE(nn.Module):
@@ -222,6 +228,7 @@ class BetaVAE(nn.Module):
     architecture: ``'conv'`` (the networks above) or ``'mlp'`` (``MLPEncoder`` and
       ``MLPDecoder`` with ``mlp_widths``: the IWAE paper's model, ``configs/iwae_mnist.py``).
     mlp_widths: hidden widths of the ``'mlp'`` networks.
+    image_shape: ``(H, W, C)`` of the images, the data set's (``DatasetInfo.image_shape``).
   """
 
   latent_dim: int = 2
@@ -231,26 +238,30 @@ class BetaVAE(nn.Module):
   conv_impl: str = "auto"
   architecture: str = "conv"
   mlp_widths: Sequence[int] = (200, 200)
+  image_shape: Sequence[int] = (28, 28, 1)
 
   def setup(self):
+    shape = tuple(self.image_shape)
     if self.architecture == "mlp":
       self.encoder = MLPEncoder(self.latent_dim, tuple(self.mlp_widths))
-      self.decoder = MLPDecoder(tuple(self.mlp_widths))
+      self.decoder = MLPDecoder(tuple(self.mlp_widths), shape)
       return
     self.encoder = ConvEncoder(self.latent_dim, tuple(self.channels), self.hidden,
                                self.conv_impl)
-    self.decoder = ConvDecoder(tuple(self.channels), self.upsample, conv_impl=self.conv_impl)
+    self.decoder = ConvDecoder(tuple(self.channels), self.upsample, conv_impl=self.conv_impl,
+                               image_shape=shape)
 
   def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)`` float ``[B, latent_dim]``."""
+    """float ``[B, H, W, C]`` (``image_shape``) in [0, 1] → ``(z_mean, z_logvar)`` float
+    ``[B, latent_dim]``."""
     return self.encoder(x)
 
   def decode(self, z: jax.Array) -> jax.Array:
-    """float ``[B, latent_dim]`` → logits float ``[B, 28, 28, 1]``."""
+    """float ``[B, latent_dim]`` → logits float ``[B, H, W, C]`` (``image_shape``)."""
     return self.decoder(z)
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(logits, z_mean, z_logvar)``."""
+    """float ``[B, H, W, C]`` in [0, 1] → ``(logits, z_mean, z_logvar)``."""
     z_mean, z_logvar = self.encode(x)
     eps = jax.random.normal(self.make_rng("latent"), z_mean.shape, z_mean.dtype)
     z = z_mean + jnp.exp(0.5 * z_logvar) * eps

@@ -12,7 +12,8 @@ from kjax.data import catalog
 from kjax.tasks.base import Task, TrainState
 from kjax.tasks.cgan import CGANTask, GANState
 from kjax.tasks.classifier import ClassifierTask
-from kjax.tasks.vae import BetaVAETask, CVAETask
+from kjax.tasks.cvae import CVAETask
+from kjax.tasks.vae import BetaVAETask
 
 TASKS = {"beta_vae": BetaVAETask, "cvae": CVAETask, "cgan": CGANTask,
          "classifier": ClassifierTask}

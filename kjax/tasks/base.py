@@ -18,10 +18,12 @@ from flax import struct
 from flax.training import train_state
 
 from kjax import config_checks as checks
+from kjax import errors
 from kjax import figures
 from kjax.data import catalog
 
-# {'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}
+# {'images': uint8 [B, H, W, 1], 'labels': int32 [B], 'styles': int32 [B]}, (H, W, 1) the
+# data set's DatasetInfo.image_shape.
 Batch = dict[str, jax.Array]
 
 
@@ -42,6 +44,27 @@ class TrainState(train_state.TrainState):
 def to_unit_interval(images: jax.Array) -> jax.Array:
   """uint8 ``[...]`` 0..255 → float32 in [0, 1]."""
   return images.astype(jnp.float32) / 255.0
+
+
+CONV_DIVISOR = 4  # the conv networks' two stride-2 stages: 28 → 14 → 7, 32 → 16 → 8
+
+
+def check_conv_image_shape(config: ml_collections.ConfigDict, info: catalog.DatasetInfo
+                           ) -> None:
+  """The convolutional networks take images whose height and width are multiples of
+  ``CONV_DIVISOR`` (4): 28 × 28, 32 × 32, 64 × 64, ...
+
+  Raises:
+    ConfigError: one line naming the data set's image shape and what is allowed.
+  """
+  h, w, _ = info.image_shape
+  if h % CONV_DIVISOR or w % CONV_DIVISOR:
+    arch = config.model.get("architecture")
+    what = f"config.model.name={config.model.name!r}" + (
+        f" with config.model.architecture={arch!r}" if arch else "")
+    raise errors.ConfigError(
+        f"{what} cannot take the {info.shape_text} images of {info.name}: its convolutional "
+        f"networks need a height and width divisible by {CONV_DIVISOR} (e.g. 28×28, 32×32)")
 
 
 def validate_conditional_figures(config: ml_collections.ConfigDict) -> None:
@@ -142,12 +165,18 @@ class Task:
 
   def sample(self, state: Any, z: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
     """float ``[B, latent_dim]`` noise, int ``[B]`` classes and styles → images float
-    ``[B, 28, 28, 1]`` in [0, 1] (decoder means for VAEs, G(z) for GANs)."""
+    ``[B, H, W, 1]`` (``info.image_shape``) in [0, 1] (decoder means for VAEs, G(z) for
+    GANs)."""
     raise NotImplementedError
 
   def latent_dim(self) -> int:
     """Dimension of the noise ``z ~ N(0, I)`` that ``sample`` takes."""
     return self.config.model.latent_dim
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    """``(H, W, C)`` of the images the networks take and make: ``info.image_shape``."""
+    return tuple(self.info.image_shape)
 
   # --- captions -----------------------------------------------------------------------
 
@@ -181,7 +210,7 @@ class Task:
     self._sample = jax.jit(self.sample)
 
   def generated(self, state) -> np.ndarray:
-    """Samples for the fixed noise and the fixed train labels: float ``[64, 28, 28, 1]``."""
+    """Samples for the fixed noise and the fixed train labels: float ``[64, H, W, 1]``."""
     f = self._fixed
     return np.asarray(self._sample(state, f["z"], jnp.asarray(f["labels"]),
                                    jnp.asarray(f["styles"])))
@@ -201,7 +230,7 @@ class Task:
         caption=f"{self.hyperparameters()}, epoch {epoch}")
 
   def class_style_samples(self, state) -> np.ndarray:
-    """float ``[C, 2, n, 28, 28, 1]``: every class × (thin, thick) for the fixed sheet noise,
+    """float ``[C, 2, n, H, W, 1]``: every class × (thin, thick) for the fixed sheet noise,
     the same ``z`` for both styles, so that only the style label differs."""
     z = self._fixed["sheet_z"]
     c, n, d = z.shape
@@ -211,7 +240,7 @@ class Task:
     out = np.concatenate([np.asarray(self._sample(state, zz[i:i + 1024], labels[i:i + 1024],
                                                   styles[i:i + 1024]))
                           for i in range(0, len(zz), 1024)])
-    return out.reshape(c, 2, n, 28, 28, 1)
+    return out.reshape(c, 2, n, *out.shape[1:])
 
   def final_figures(self, state, history: list[dict], fig_dir: str, train_ds, eval_ds
                     ) -> list[str]:

@@ -43,7 +43,8 @@ class GANState(struct.PyTreeNode):
 
 
 class CGANTask(base.Task):
-  """Conditional GAN on class and thick/thin style (``kjax.models.cgan``)."""
+  """Conditional GAN on class and thick/thin style (``kjax.models.cgan``), on images of
+  the data set's ``info.image_shape``."""
 
   name = "cgan"
   conditional = True
@@ -59,8 +60,9 @@ class CGANTask(base.Task):
 
   @classmethod
   def validate_config(cls, config, info) -> None:
-    """The latent, the figures, the networks (``architecture``, ``output``), the GAN loss
-    and its stabilisers, and the two optimisers' settings.
+    """The latent, the figures, the networks (``architecture``, ``output``; ``'dcgan'``: an
+    image height and width divisible by 4), the GAN loss and its stabilisers, and the two
+    optimisers' settings.
 
     Raises:
       ConfigError: the first bad value.
@@ -69,6 +71,8 @@ class CGANTask(base.Task):
     base.validate_conditional_figures(config)
     checks.one_of(config, "model.architecture", cgan.ARCHITECTURES)
     checks.one_of(config, "model.output", cgan.OUTPUTS)
+    if cls.has_convolutions(config.model):
+      base.check_conv_image_shape(config, info)
     checks.one_of(config, "objective.loss", objectives.GAN_LOSSES)
     checks.integer(config, "objective.d_steps", 1)
     checks.real(config, "objective.label_smoothing", 0, 1)
@@ -84,7 +88,7 @@ class CGANTask(base.Task):
     m = config.model
     conv_impl = m.get("conv_impl", "auto")
     self.generator = cgan.Generator(info.num_classes, m.architecture, m.output, m.hidden,
-                                    tuple(m.channels), conv_impl)
+                                    tuple(m.channels), conv_impl, self.image_shape)
     self.discriminator = cgan.Discriminator(info.num_classes, m.architecture, m.hidden,
                                             tuple(m.channels), conv_impl)
     self.loss = config.objective.loss
@@ -107,7 +111,7 @@ class CGANTask(base.Task):
     g_key, d_key = jax.random.split(key)
     zeros = jnp.zeros((1,), jnp.int32)
     g_params = self.generator.init(g_key, jnp.zeros((1, self.latent_dim())), zeros, zeros)
-    d_params = self.discriminator.init(d_key, jnp.zeros((1, 28, 28, 1)), zeros, zeros)
+    d_params = self.discriminator.init(d_key, jnp.zeros((1, *self.image_shape)), zeros, zeros)
     g_lr, d_lr = self.learning_rates()
     o = self.config.optim
 
@@ -144,7 +148,7 @@ class CGANTask(base.Task):
 
     Args:
       state: ``GANState``.
-      batch: ``{'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}``.
+      batch: ``{'images': uint8 [B, H, W, 1], 'labels': int32 [B], 'styles': int32 [B]}``.
       key: the step's PRNG key (noise for G, and ε of the gradient penalty).
 
     Returns:

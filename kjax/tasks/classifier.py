@@ -52,7 +52,8 @@ class ClassifierTask(base.Task):
   @classmethod
   def validate_config(cls, config, info) -> None:
     """``optim.schedule`` (constant | cosine), ``model.dropout_rate`` in [0, 1],
-    ``augment.max_shift`` in [0, 8]; no latent.
+    ``augment.max_shift`` in [0, 8], an image height and width divisible by 4 (a CNN,
+    ``base.check_conv_image_shape``); no latent.
 
     Raises:
       ConfigError: the first bad value.
@@ -61,6 +62,7 @@ class ClassifierTask(base.Task):
       checks.one_of(config, "optim.schedule", ("constant", "cosine"))
     checks.real(config, "model.dropout_rate", 0, 1)
     checks.integer(config, "augment.max_shift", 0, 8)
+    base.check_conv_image_shape(config, info)
   train_metrics = eval_metrics = ("loss", "accuracy")
   log_metrics = ("loss", "accuracy")
   num_train_examples: int | None = None
@@ -79,7 +81,7 @@ class ClassifierTask(base.Task):
     ``num_train_examples`` (set by the training loop; a template for restoring a checkpoint
     has the same structure without it).
     """
-    params = self.model.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
+    params = self.model.init(key, jnp.zeros((1, *self.image_shape)))["params"]
     lr = self.config.optim.learning_rate if learning_rate is None else learning_rate
     if self.config.optim.get("schedule", "constant") == "cosine":
       train = self.config.train
@@ -119,12 +121,12 @@ class ClassifierTask(base.Task):
             "count": mask.sum().astype(jnp.float32)}
 
   def features(self, state, x: jax.Array) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → penultimate features float ``[B, hidden]``."""
+    """float ``[B, H, W, 1]`` in [0, 1] → penultimate features float ``[B, hidden]``."""
     return self.model.apply({"params": state.params}, x,
                             method=classifier.CNNClassifier.features)
 
   def predict(self, state, x: jax.Array) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` in [0, 1] → predicted classes int32 ``[B]`` (no dropout)."""
+    """float ``[B, H, W, 1]`` in [0, 1] → predicted classes int32 ``[B]`` (no dropout)."""
     return jnp.argmax(self.model.apply({"params": state.params}, x), -1)
 
   def sample(self, state, z, labels, styles):

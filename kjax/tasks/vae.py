@@ -1,4 +1,5 @@
-"""The β-VAE and the conditional VAE as training tasks.
+"""The β-VAE as a training task, and what it shares with the conditional VAE
+(``kjax.tasks.cvae``).
 
 Both minimise ``rec + β · kl`` by default (Higgins et al. 2017, Eq. 4; β = 1 is the ELBO of
 Kingma & Welling 2014 and, with labels, of the CVAE of Sohn et al. 2015), or another member
@@ -15,7 +16,6 @@ Generation with VAE and GAN".
 
 from __future__ import annotations
 
-import os
 from numbers import Integral
 
 import flax.linen as nn
@@ -26,12 +26,11 @@ import optax
 
 from kjax import config_checks as checks
 from kjax import errors
-from kjax import figures
 from kjax import metrics
 from kjax import objectives
-from kjax.models import cvae
 from kjax.models import vae
 from kjax.tasks import base
+from kjax.tasks import vae_figures
 
 METRICS = ("loss", "rec", "kl", "nelbo")
 # Metrics beyond METRICS, per config.objective.name.
@@ -85,8 +84,9 @@ def validate_vae_objective(config) -> None:
            "warm-up)")
 
 
-class BetaVAETask(base.Task):
-  """β-VAE with the Keras-example conv networks (``kjax.models.vae.BetaVAE``).
+class BetaVAETask(vae_figures.VAEFigures, base.Task):
+  """β-VAE with the Keras-example conv networks (``kjax.models.vae.BetaVAE``), on images of
+  the data set's ``info.image_shape``.
 
   Attributes:
     objective: ``config.objective.name``, one of ``objectives.VAE_OBJECTIVES``.
@@ -109,7 +109,8 @@ class BetaVAETask(base.Task):
   @classmethod
   def validate_config(cls, config, info) -> None:
     """The latent, the objective (``validate_vae_objective``), the decoder's upsampling,
-    the optimiser's schedule and eps, the architecture and the figures' settings.
+    the optimiser's schedule and eps, the architecture (the conv networks: an image height
+    and width divisible by 4, ``base.check_conv_image_shape``) and the figures' settings.
 
     Raises:
       ConfigError: the first bad value.
@@ -124,6 +125,8 @@ class BetaVAETask(base.Task):
     if "architecture" in config.model:  # configs written before issue 11: conv
       checks.one_of(config, "model.architecture", vae.ARCHITECTURES)
       checks.positive_ints(config, "model.mlp_widths", (200,))
+    if cls.has_convolutions(config.model):
+      base.check_conv_image_shape(config, info)
     classes = tuple(config.figures.interpolate_classes)
     checks.check(len(classes) == 2 and all(isinstance(c, Integral) and 0 <= c < info.num_classes
                                            for c in classes),
@@ -160,13 +163,14 @@ class BetaVAETask(base.Task):
     return vae.BetaVAE(latent_dim=m.latent_dim, channels=tuple(m.channels), hidden=m.hidden,
                        upsample=m.upsample, conv_impl=m.get("conv_impl", "auto"),
                        architecture=m.get("architecture", "conv"),
-                       mlp_widths=tuple(m.get("mlp_widths", (200, 200))))
+                       mlp_widths=tuple(m.get("mlp_widths", (200, 200))),
+                       image_shape=self.image_shape)
 
   # The model's three calls; the CVAE overrides them to pass the labels.
   def _init_variables(self, key: jax.Array) -> dict:
     params_key, latent_key = jax.random.split(key)
     return self.model.init({"params": params_key, "latent": latent_key},
-                           jnp.zeros((1, 28, 28, 1), jnp.float32))
+                           jnp.zeros((1, *self.image_shape), jnp.float32))
 
   def _forward(self, params, batch_stats, x, batch, key, train):
     """→ ``((logits, z_mean, z_logvar), new batch_stats)``."""
@@ -174,16 +178,16 @@ class BetaVAETask(base.Task):
     return self.model.apply({"params": params}, x, rngs={"latent": key}), batch_stats
 
   def encode(self, state, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
-    """float ``[B, 28, 28, 1]`` in [0, 1] (+ labels for the CVAE) → ``z_mean`` ``[B, latent_dim]``."""
+    """float ``[B, H, W, 1]`` in [0, 1] (+ labels for the CVAE) → ``z_mean`` ``[B, latent_dim]``."""
     return self.posterior(state, x, labels, styles)[0]
 
   def posterior(self, state, x, labels, styles):
-    """float ``[B, 28, 28, 1]`` in [0, 1] → ``(z_mean, z_logvar)`` of q(z | x), ``[B, latent_dim]``."""
+    """float ``[B, H, W, 1]`` in [0, 1] → ``(z_mean, z_logvar)`` of q(z | x), ``[B, latent_dim]``."""
     del labels, styles
     return self.model.apply({"params": state.params}, x, method=vae.BetaVAE.encode)
 
   def decode_logits(self, state, z, labels, styles):
-    """float ``[B, latent_dim]`` → decoder logits float ``[B, 28, 28, 1]``."""
+    """float ``[B, latent_dim]`` → decoder logits float ``[B, H, W, 1]``."""
     del labels, styles
     return self.model.apply({"params": state.params}, z, method=vae.BetaVAE.decode)
 
@@ -196,7 +200,7 @@ class BetaVAETask(base.Task):
     ``num_samples`` (Burda et al. 2015, Eq. 8; ``kjax.metrics.iwae_log_likelihood``).
 
     Args:
-      batch: ``{'images': uint8 [B, 28, 28, 1], 'labels', 'styles': int32 [B]}``; the
+      batch: ``{'images': uint8 [B, H, W, 1], 'labels', 'styles': int32 [B]}``; the
         likelihood is the run's (Bernoulli on grey levels in [0, 1], or Gaussian).
       key: PRNG key of the k samples.
 
@@ -310,7 +314,7 @@ class BetaVAETask(base.Task):
 
     Args:
       state: ``TrainState`` (params, Adam state, ``hparams``, batch stats).
-      batch: ``{'images': uint8 [B, 28, 28, 1], 'labels': int32 [B], 'styles': int32 [B]}``.
+      batch: ``{'images': uint8 [B, H, W, 1], 'labels': int32 [B], 'styles': int32 [B]}``.
       key: the step's PRNG key (reparameterisation noise).
 
     Returns:
@@ -345,7 +349,7 @@ class BetaVAETask(base.Task):
     sums["count"] = mask.sum().astype(jnp.float32)
     return sums
 
-  # --- captions and figures -----------------------------------------------------------
+  # --- captions (the previews and figures: vae_figures.VAEFigures) -------------------
 
   def objective_caption(self) -> str:
     """``β=4`` for the β-VAE; with the objective's name and weights otherwise."""
@@ -367,140 +371,3 @@ class BetaVAETask(base.Task):
 
   def loss_panels(self):
     return (("loss", "nelbo", "iwae_nll"), ("rec",), ("kl",) + EXTRA_METRICS[self.objective])
-
-  def start_figures(self, train_ds, eval_ds, key):
-    self._eval = eval_ds
-    self._prior_z = jax.random.normal(key, (64, self.latent_dim()))
-    self._encode = jax.jit(self.encode)
-    self._sample = jax.jit(self.sample)
-    self._preview_z, self._preview_cols = self._prior_z, 8
-    # 2-D: the decoded latent grid, as in the GIF of the "Variational Autoencoder" post (2023).
-    if self.latent_dim() == 2:
-      coords = figures.normal_quantile_grid(self.config.figures.grid_size)
-      self._preview_z = np.stack(np.meshgrid(coords, coords[::-1]), -1).reshape(-1, 2)
-      self._preview_cols = len(coords)
-
-  def _reconstruction_tile(self, state) -> np.ndarray:
-    """uint8 tile: the first 16 eval images (top row) over their reconstructions."""
-    x, recon = self._reconstruct(state, 16)
-    return figures.tile(np.concatenate([np.asarray(x), np.asarray(recon)]), 16)
-
-  def _reconstruct(self, state, n):
-    x = base.to_unit_interval(jnp.asarray(self._eval.images[:n]))
-    labels, styles = jnp.asarray(self._eval.labels[:n]), jnp.asarray(self._eval.styles[:n])
-    return x, self._sample(state, self._encode(state, x, labels, styles), labels, styles)
-
-  def previews(self, state):
-    """``reconstructions``: the first 16 eval images over their reconstructions;
-    ``samples``: the fixed latent grid (2-D latent) or 64 fixed prior draws, decoded."""
-    zeros = jnp.zeros((len(self._preview_z),), jnp.int32)
-    samples = self._sample(state, jnp.asarray(self._preview_z, jnp.float32), zeros, zeros)
-    return {"reconstructions": self._reconstruction_tile(state),
-            "samples": figures.tile(np.asarray(samples), self._preview_cols)}
-
-  def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
-    return figures.make_vae_figures(
-        fig_dir, encode=lambda x: np.asarray(self._encode(state, x, None, None)),
-        decode=lambda z: np.asarray(self._sample(state, z, None, None)),
-        eval_images=eval_ds.images, eval_labels=eval_ds.labels, info=eval_ds.info,
-        latent_dim=self.latent_dim(), history=history, prior_z=np.asarray(self._prior_z),
-        config=self.config, caption=self.describe())
-
-
-class CVAETask(BetaVAETask):
-  """Conditional VAE (``kjax.models.cvae.ConditionalVAE``), as in Shyam (2024), §4.2."""
-
-  name = "cvae"
-  conditional = True
-
-  @classmethod
-  def has_convolutions(cls, model) -> bool:
-    """``architecture='conv'``; the ``mlp`` and ``mlp_bn`` CVAEs have none."""
-    return model.get("architecture") == "conv"
-
-  @classmethod
-  def vmaps_well_on_cpu(cls, model) -> bool:
-    """The MLP CVAEs: 8 runs vmapped ran 1.11-1.24x the runs one after another here."""
-    return model.get("architecture", "") in ("mlp", "mlp_bn")
-
-  @classmethod
-  def validate_config(cls, config, info) -> None:
-    """The latent, the objective (``validate_vae_objective``), the figures and the
-    architecture.
-
-    Raises:
-      ConfigError: the first bad value.
-    """
-    base.Task.validate_config(config, info)
-    validate_vae_objective(config)
-    base.validate_conditional_figures(config)
-    checks.one_of(config, "model.architecture", cvae.ARCHITECTURES)
-
-  def create_model(self) -> nn.Module:
-    m = self.config.model
-    return cvae.ConditionalVAE(num_classes=self.info.num_classes, latent_dim=m.latent_dim,
-                               architecture=m.architecture, hidden=m.hidden,
-                               channels=tuple(m.channels),
-                               conv_impl=m.get("conv_impl", "auto"))
-
-  def _init_variables(self, key):
-    params_key, latent_key = jax.random.split(key)
-    zeros = jnp.zeros((1,), jnp.int32)
-    return self.model.init({"params": params_key, "latent": latent_key},
-                           jnp.zeros((1, 28, 28, 1), jnp.float32), zeros, zeros)
-
-  def _variables(self, params, batch_stats):
-    return {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
-
-  def _forward(self, params, batch_stats, x, batch, key, train):
-    variables = self._variables(params, batch_stats)
-    args = (x, batch["labels"], batch["styles"], train)
-    if train and batch_stats:  # batch norm: batch statistics, running averages updated
-      outputs, updates = self.model.apply(variables, *args, rngs={"latent": key},
-                                          mutable=["batch_stats"])
-      return outputs, updates["batch_stats"]
-    return self.model.apply(variables, *args, rngs={"latent": key}), batch_stats
-
-  def posterior(self, state, x, labels, styles):
-    return self.model.apply(self._variables(state.params, state.batch_stats), x, labels,
-                            styles, method=cvae.ConditionalVAE.encode)
-
-  def decode_logits(self, state, z, labels, styles):
-    return self.model.apply(self._variables(state.params, state.batch_stats), z, labels,
-                            styles, method=cvae.ConditionalVAE.decode)
-
-  def describe(self):
-    c = self.config
-    return (f"CVAE ({c.model.architecture}) on {c.data.name} {c.data.train_split}, "
-            f"{self.objective_caption()}, latent_dim={c.model.latent_dim}, seed={c.seed}")
-
-  def start_figures(self, train_ds, eval_ds, key):
-    base.Task.start_figures(self, train_ds, eval_ds, key)
-    self._eval = eval_ds
-    self._encode = jax.jit(self.encode)
-
-  def previews(self, state):
-    return {**base.Task.previews(self, state),
-            "reconstructions": self._reconstruction_tile(state)}
-
-  def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
-    paths = base.Task.final_figures(self, state, history, fig_dir, train_ds, eval_ds)
-    n = 16
-    x, recon = self._reconstruct(state, n)
-    row = lambda a: [f"{eval_ds.info.label(int(k))}" for k in a]  # noqa: E731
-    paths.append(figures.plot_image_grid(
-        os.path.join(fig_dir, "reconstructions.png"),
-        np.concatenate([np.asarray(x), np.asarray(recon)]), n,
-        f"Eval images (top) and reconstructions from z_mean and their labels (bottom)\n"
-        f"classes: {' '.join(row(eval_ds.labels[:n]))}\n{self.describe()}",
-        row_labels=["original", "reconstruction"]))
-    xs = base.to_unit_interval(jnp.asarray(eval_ds.images))
-    z_mean = np.concatenate([
-        np.asarray(self._encode(state, xs[i:i + 1000], jnp.asarray(eval_ds.labels[i:i + 1000]),
-                                jnp.asarray(eval_ds.styles[i:i + 1000])))
-        for i in range(0, len(xs), 1000)])
-    paths.append(figures.plot_latent_manifold(
-        os.path.join(fig_dir, "latent_manifold.png"), z_mean, eval_ds.labels, eval_ds.info,
-        f"Eval-set z_mean by class ({len(xs)} images): the labels carry the class, so z "
-        f"need not\n{self.describe()}"))
-    return paths
