@@ -33,8 +33,7 @@ CONFIGS = {"beta_vae": beta_vae, "cvae": cvae, "cgan": cgan}
 
 def _state(name):
   config = CONFIGS[name].get_config()
-  task = tasks.get_task(config)
-  task.num_train_examples = 60_000
+  task = tasks.get_task(config, 60_000)
   state = task.init_state(rng.stream_keys(config.seed)["init"])
   return config, state, train.zero_sums(task.train_metrics)
 

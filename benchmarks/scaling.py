@@ -57,8 +57,7 @@ def worker(args) -> dict:
   n_images = 8192
 
   def measure(num_runs: int, batch_size: int) -> tuple[float, dict]:
-    task = tasks.get_task(config)
-    task.num_train_examples = n_images
+    task = tasks.get_task(config, n_images)
     mesh = sharding.make_mesh(num_runs, devices=devices)
     data = train.device_data(types.SimpleNamespace(
         images=gen.integers(0, 256, (n_images, 28, 28, 1), dtype=np.uint8),

@@ -49,8 +49,7 @@ def bench(model: str, num_runs: int, seconds: float, repeats: int, num_images: i
   for k, v in overrides.items():
     config.model[k] = v
   batch_size = config.train.batch_size
-  task = tasks.get_task(config)
-  task.num_train_examples = num_images
+  task = tasks.get_task(config, num_images)
   gen = np.random.default_rng(0)
   data = jax.device_put({
       "images": gen.integers(0, 256, (num_images, 28, 28, 1), dtype=np.uint8),

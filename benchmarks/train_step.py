@@ -50,7 +50,7 @@ def kjax_runner(config, steps_per_call: int, num_images: int = 8000, seed: int =
   steps (asynchronously; ``run.sync()`` waits for it), warmed up by three calls;
   ``compile_s`` is the seconds ``lower().compile()`` took.
   """
-  task = tasks.get_task(config)
+  task = tasks.get_task(config, None)
   keys = krng.stream_keys(seed)
   if split is None:
     split = synthetic_split(num_images, task.info.num_classes, seed)

@@ -53,6 +53,7 @@ class Field:
     low, high, low_open, high_open, choices: what is allowed (``choices`` may be a function returning
       the tuple, for tables that grow at run time).
     resumable, eval_input, final_eval_only, stackable: the roles (module docstring).
+    none_ok: None is allowed too (an optional setting, e.g. a rate that defaults to another).
   """
 
   key: str
@@ -67,6 +68,7 @@ class Field:
   eval_input: bool = True
   final_eval_only: bool = False
   stackable: bool = False
+  none_ok: bool = False
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -97,6 +99,8 @@ class Field:
       ConfigError: ``config.<key>=<value> is not allowed: <what is>``.
     """
     key = key or self.key
+    if self.none_ok and checks.value_of(config, key) is None:
+      return
     if self.kind == "int":
       checks.integer(config, key, int(self.low or 0), None if self.high is None
                      else int(self.high))
@@ -127,7 +131,8 @@ def _conv_impls() -> tuple[str, ...]:
   return conv.IMPLS
 
 
-def _rows(*fields: Field) -> dict[str, Field]:
+def rows(*fields: Field) -> dict[str, Field]:
+  """A table: ``{field.key: field}`` in the given order."""
   return {f.key: f for f in fields}
 
 
@@ -141,7 +146,7 @@ def _eval(key, kind, meaning, final=True, **kw) -> Field:
   return Field(key, kind, meaning, resumable=True, final_eval_only=final, **kw)
 
 
-SHARED: dict[str, Field] = _rows(
+SHARED: dict[str, Field] = rows(
     Field("seed", "int", "root of every PRNG stream", 0, NUM_SEEDS - 1, stackable=True),
     # data
     Field("data.name", "choice", "the data set (kjax.data.catalog)",
@@ -223,7 +228,7 @@ SHARED: dict[str, Field] = _rows(
 
 # A benchmark's own fields (``configs/benchmark.py``, ``kjax.benchmark``); its ``data`` rows
 # are ``SHARED``'s and each study is a run config checked against its family's table.
-BENCHMARK: dict[str, Field] = _rows(
+BENCHMARK: dict[str, Field] = rows(
     Field("seeds", "any", "the seeds of every study: a non-empty tuple of integers >= 0"),
     _logistic("max_epochs", "int", "caps each study's train.num_epochs; 0 = each study's "
               "own", low=0),

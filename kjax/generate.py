@@ -80,7 +80,7 @@ def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, tasks.Task]:
       or holds a classifier.
   """
   config = kworkdir.read_config(workdir)
-  task = tasks.get_task(config)
+  task = tasks.get_task(config, None)  # a reader: restores and samples, never trains
   if task.is_classifier:
     raise errors.ConfigError(f"--workdir={workdir!r} holds a classifier run; it does not "
                              "generate images")

@@ -83,7 +83,7 @@ def _batch(n=16, seed=3):
 
 @pytest.mark.parametrize("loss, d_steps", [("bce", 1), ("hinge", 2), ("wgan_gp", 2)])
 def test_each_network_moves_only_through_its_own_optimiser(loss, d_steps):
-  task = tasks.get_task(_config(loss, d_steps))
+  task = tasks.get_task(_config(loss, d_steps), None)
   key = jax.random.key(0)
   step = jax.jit(task.train_step)
   frozen_g = task.init_state(key, g_learning_rate=0.0)
@@ -104,7 +104,7 @@ def test_each_network_moves_only_through_its_own_optimiser(loss, d_steps):
 
 def test_gan_step_is_vmappable_over_runs():
   """A sweep over (G, D) learning rates in one program equals the runs one by one."""
-  task = tasks.get_task(_config())
+  task = tasks.get_task(_config(), None)
   lrs = jnp.array([1e-4, 1e-3])
   states = jax.vmap(lambda k, lr: task.init_state(k, g_learning_rate=lr, d_learning_rate=lr))(
       jax.random.split(jax.random.key(0), 2), lrs)

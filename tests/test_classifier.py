@@ -26,7 +26,7 @@ def test_classifier_beats_chance_after_a_short_training(kmnist_classifier):
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:  # the hash runs quote
     assert json.load(f)["protocol"]["params_sha256"] == domain.load_classifier(
         workdir, "kmnist").params_sha256
-  task = tasks.get_task(classifier_config.get_config())
+  task = tasks.get_task(classifier_config.get_config(), None)
   state = task.init_state(jax.random.key(0))
   assert task.features(state, jnp.zeros((3, 28, 28, 1))).shape == (3, 128)
   with pytest.raises(errors.ConfigError, match="holds a classifier run"):

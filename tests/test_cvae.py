@@ -93,7 +93,7 @@ def _batch(n=16):
 
 @pytest.mark.parametrize("architecture", cvae.ARCHITECTURES)
 def test_cvae_train_step_lowers_the_loss_and_keeps_batch_stats(architecture):
-  task = tasks.get_task(_tiny_cvae(architecture))
+  task = tasks.get_task(_tiny_cvae(architecture), None)
   state = task.init_state(jax.random.key(0))
   assert bool(state.batch_stats) == (architecture == "mlp_bn")
   step = jax.jit(task.train_step)
@@ -113,7 +113,7 @@ def test_cvae_train_step_lowers_the_loss_and_keeps_batch_stats(architecture):
 
 
 def test_cvae_samples_follow_the_requested_class_and_style():
-  task = tasks.get_task(_tiny_cvae())
+  task = tasks.get_task(_tiny_cvae(), None)
   state = task.init_state(jax.random.key(0))
   z = jax.random.normal(jax.random.key(1), (4, 2))
   ones, zeros = jnp.ones(4, jnp.int32), jnp.zeros(4, jnp.int32)

@@ -25,7 +25,7 @@ def template(kmnist_dir, tmp_path_factory):
   config = on_real_kmnist(beta_vae.get_config(), kmnist_dir, root)
   config.model.architecture = "mlp"
   config.model.mlp_widths = (32,)
-  state = tasks.get_task(config).init_state(rng.stream_keys(config.seed)["init"])
+  state = tasks.get_task(config, None).init_state(rng.stream_keys(config.seed)["init"])
   nan = jax.tree.map(lambda x: np.full_like(x, np.nan) if np.issubdtype(
       np.asarray(x).dtype, np.floating) else x, state)
   for name, states in (("empty", {}), ("run", {0: state, 1: state}), ("nan", {0: nan})):

@@ -254,7 +254,7 @@ def test_a_reader_skips_a_corrupt_checkpoint_without_moving_it(reference, tmp_pa
   workdir = str(tmp_path / "run")
   shutil.copytree(ref_workdir, workdir)
   _truncate_largest_file(os.path.join(workdir, "checkpoints", str(TOTAL_STEPS)))
-  task = tasks.get_task(config)
+  task = tasks.get_task(config, None)
   state = kworkdir.restore_state(task, config, workdir)
   assert int(state.step) == TOTAL_STEPS - 8
   assert _steps(workdir)[-1] == TOTAL_STEPS  # a reader (generate, evaluate) moves nothing

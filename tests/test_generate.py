@@ -102,7 +102,7 @@ def _untrained_run(workdir, module, checkpoint=False, nan=False, **model):
   workdir.mkdir()
   metric_writers.write_json(str(workdir / "config.json"), config.to_dict())
   if checkpoint:
-    state = tasks.get_task(config).init_state(rng.stream_keys(config.seed)["init"])
+    state = tasks.get_task(config, None).init_state(rng.stream_keys(config.seed)["init"])
     if nan:
       state = jax.tree.map(lambda x: np.full_like(x, np.nan) if np.issubdtype(
           np.asarray(x).dtype, np.floating) else x, state)

@@ -167,7 +167,7 @@ def test_every_architecture_samples_images_of_the_data_set(module, architectures
   for architecture in architectures:
     config = _config(module, data_dir, "", architecture=architecture, hidden=16,
                      channels=(8, 16))
-    task = tasks.get_task(config)
+    task = tasks.get_task(config, None)
     assert task.image_shape == SHAPE
     state = task.init_state(jax.random.key(0))
     labels = jnp.arange(3) % NUM_CLASSES
@@ -179,7 +179,7 @@ def test_the_classifier_takes_the_data_set_shape(data_dir):
   config = classifier_config.get_config()
   config.data.name = NAME
   config.model.channels = (8, 16)
-  task = tasks.get_task(config)
+  task = tasks.get_task(config, None)
   state = task.init_state(jax.random.key(0))
   assert task.predict(state, jnp.zeros((2, *SHAPE))).shape == (2,)
 

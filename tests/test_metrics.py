@@ -93,7 +93,7 @@ def test_iwae_bound_of_a_vae_task(model, tiny_config):
   config = tiny_config if model == "beta_vae" else cvae_config.get_config()
   config.data.name = "kmnist"
   config.objective.beta = 1.0
-  task = tasks.get_task(config)
+  task = tasks.get_task(config, None)
   state = task.init_state(jax.random.key(0))
   k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
   batch = {"images": jax.random.randint(k1, (64, 28, 28, 1), 0, 256).astype(jnp.uint8) // 4,

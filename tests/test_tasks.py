@@ -24,8 +24,7 @@ def _config(name, objective=None):
 
 def _program(config):
   """The train state's leaf shapes and the train step's jaxpr (text and constants)."""
-  task = tasks.get_task(config)
-  task.num_train_examples = 1000
+  task = tasks.get_task(config, 1000)
   key = jax.random.key(0)
   state = jax.eval_shape(task.init_state, key)
   batch = {"images": jax.ShapeDtypeStruct((BATCH, 28, 28, 1), jnp.uint8),

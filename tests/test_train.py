@@ -32,7 +32,7 @@ def _summary(workdir):
 
 def test_train_step_is_vmappable_over_runs(tiny_config):
   """A sweep of two runs (β = 1 and 4, own seeds) in one program equals the runs one by one."""
-  task = tasks.get_task(tiny_config)
+  task = tasks.get_task(tiny_config, None)
   init_keys = jax.random.split(jax.random.key(0), 2)
   betas = jnp.array([1.0, 4.0])
   states = jax.vmap(lambda k, b: task.init_state(k, beta=b))(init_keys, betas)
@@ -62,8 +62,7 @@ def test_fresh_state_is_init_state_as_one_program(name):
   config = configs.get_config(name)
   if name == "classifier":
     config.optim.schedule = "cosine"
-  task = tasks.get_task(config)
-  task.num_train_examples = 1000
+  task = tasks.get_task(config, 1000)
   key = rng.stream_keys(0)["init"]
   with jax.checking_leaks():
     fresh = task.fresh_state(key)
@@ -159,7 +158,7 @@ def test_resume_with_a_different_experiment_is_refused(tiny_config, tmp_path):
 
 def test_scanned_chunk_equals_single_steps(tiny_config):
   """steps_per_call > 1 (lax.scan) runs the same steps, batches and keys as a Python loop."""
-  task = tasks.get_task(tiny_config)
+  task = tasks.get_task(tiny_config, None)
   keys = rng.stream_keys(0)
   data = _batch(jax.random.key(1), (), 64)
   perm = jax.random.permutation(keys["data"], 64)

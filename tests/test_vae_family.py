@@ -184,7 +184,7 @@ def test_configs_without_the_family_fields_still_validate_and_build():
   for name in ("name", "gamma", "c_max", "c_steps", "kl_warmup_steps"):
     del config.objective[name]
   validation.validate_config(config)
-  task = tasks.get_task(config)
+  task = tasks.get_task(config, None)
   assert task.objective == "beta_vae" and task.train_metrics == ("loss", "rec", "kl", "nelbo")
 
 
@@ -202,8 +202,7 @@ def _task(name="beta_vae", kl_warmup_steps=0):
   config.objective.c_steps = 4
   config.objective.kl_warmup_steps = kl_warmup_steps
   validation.validate_config(config)
-  task = tasks.get_task(config)
-  task.num_train_examples = 1000
+  task = tasks.get_task(config, 1000)
   task.jit = {"train": jax.jit(task.train_step), "eval": jax.jit(task.eval_sums)}
   return task
 
@@ -312,7 +311,7 @@ def test_each_objective_trains_and_evaluates(name, extra):
 
 
 def test_beta_tc_vae_needs_the_train_split_size():
-  task = tasks.get_task(_task("beta_tc_vae").config)
+  task = tasks.get_task(_task("beta_tc_vae").config, None)
   assert task.num_train_examples is None
   state = _state(task)
   with pytest.raises(ValueError, match="num_train_examples"):
@@ -349,8 +348,7 @@ def test_cvae_takes_the_family_too():
   config.objective.name = "beta_tc_vae"
   config.objective.beta = 6.0
   validation.validate_config(config)
-  task = tasks.get_task(config)
-  task.num_train_examples = 500
+  task = tasks.get_task(config, 500)
   state = task.init_state(jax.random.key(0))
   batch = _batch(jax.random.key(1))
   _, metrics = jax.jit(task.train_step)(state, batch, jax.random.key(2))

@@ -57,8 +57,7 @@ def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
   """Trains ``clf_config``'s classifier on uint8 ``images [N, H, W, 1]`` with int
   ``labels [N]`` (PRNG streams of ``clf_config.seed``) and returns its accuracy on uint8
   ``test_images`` with ``test_labels``."""
-  task = tasks.get_task(clf_config)
-  task.num_train_examples = len(images)
+  task = tasks.get_task(clf_config, len(images))
   key_init, key_perm, key_train = jax.random.split(jax.random.key(clf_config.seed), 3)
   state = task.fresh_state(key_init)
   batch_size = min(clf_config.train.batch_size, len(images))

@@ -3,7 +3,6 @@ balanced accuracy on the eval split, and the ``params_sha256`` that runs using i
 
 from __future__ import annotations
 
-import jax
 
 from kjax import evaluator as kevaluator
 from kjax import rng

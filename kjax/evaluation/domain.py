@@ -86,7 +86,7 @@ class DomainClassifier:
   metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
-    self._task = tasks.get_task(self.config)
+    self._task = tasks.get_task(self.config, None)  # a reader: restores, never trains
     # Each batch split over the local devices (kjax.sharding.split_batch).
     self._features = sharding.split_batch(lambda p, x: self._task.model.apply(
         {"params": p}, x, method=type(self._task.model).features), (1,))
@@ -145,7 +145,7 @@ def load_classifier(workdir: str, data_name: str) -> DomainClassifier:
   if config.data.name != data_name:
     raise errors.ConfigError(f"{flag}={workdir!r} is a classifier of {config.data.name}; this "
                              f"run is on {data_name}: train one with --config.data.name={data_name}")
-  state = kworkdir.restore_state(tasks.get_task(config), config, workdir, flag)
+  state = kworkdir.restore_state(tasks.get_task(config, None), config, workdir, flag)
   params = jax.device_get(state.params)
   return DomainClassifier(workdir, int(state.step), params_sha256(params), config, params)
 

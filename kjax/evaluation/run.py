@@ -307,8 +307,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str,
             f"leave out --config to evaluate with the run's own config (kjax "
             f"--mode=evaluate --workdir={workdir} [--config.eval.*=...])"))
   evaluator = domain.classifier_for(config)
-  task = tasks.get_task(config)
   train_ds, eval_ds = kdata.load_datasets(config.data)
-  task.num_train_examples = len(train_ds)  # the β-TC-VAE's N (minibatch-weighted sampling)
+  task = tasks.get_task(config, len(train_ds))  # the β-TC-VAE's N (minibatch-weighted sampling)
   state = kworkdir.restore_state(task, config, workdir, "--workdir")
   return evaluate(config, workdir, task, state, train_ds, eval_ds, evaluator)

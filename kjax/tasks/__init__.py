@@ -19,13 +19,16 @@ TASKS = {"beta_vae": BetaVAETask, "cvae": CVAETask, "cgan": CGANTask,
          "classifier": ClassifierTask}
 
 
-def get_task(config: ml_collections.ConfigDict) -> Task:
-  """The task for ``config.model.name`` on ``config.data.name``.
+def get_task(config: ml_collections.ConfigDict, num_train_examples: int | None) -> Task:
+  """The task for ``config.model.name`` on ``config.data.name``, built with the train
+  split's size ``num_train_examples`` (N: schedules and the β-TC-VAE read it), or None for
+  a template that restores a checkpoint and samples but does not train (``Task.__init__``).
 
   Raises:
     ConfigError: unknown model or data set name.
   """
-  return task_class(config.model)(config, catalog.get_dataset_info(config.data.name))
+  return task_class(config.model)(config, catalog.get_dataset_info(config.data.name),
+                                  num_train_examples)
 
 
 def task_class(model: Any) -> type[Task]:
@@ -48,7 +51,7 @@ def has_convolutions(model: Any) -> bool:
 def fields_of(model: Any) -> dict[str, config_fields.Field]:
   """The table of config fields of ``config.model``'s family: ``config_fields.SHARED``, the
   family's own rows (``Task.fields``) replacing a shared row of the same key."""
-  return config_fields.merged(config_fields.SHARED, getattr(task_class(model), "fields", {}))
+  return task_class(model).table()
 
 
 def stackable_keys(model: Any) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import numpy as np
 from flax import struct
 from flax.training import train_state
 
-from kjax import config_checks as checks
+from kjax import config_fields
 from kjax import errors
 from kjax import figures
 from kjax.data import catalog
@@ -67,17 +67,6 @@ def check_conv_image_shape(config: ml_collections.ConfigDict, info: catalog.Data
         f"networks need a height and width divisible by {CONV_DIVISOR} (e.g. 28×28, 32×32)")
 
 
-def validate_conditional_figures(config: ml_collections.ConfigDict) -> None:
-  """``figures.samples_per_style`` >= 1 and ``figures.progress_every_epochs`` >= 0 (the
-  conditional generators' figures).
-
-  Raises:
-    ConfigError: a bad value.
-  """
-  checks.integer(config, "figures.samples_per_style", 1)
-  checks.integer(config, "figures.progress_every_epochs", 0)
-
-
 class Task:
   """One model family: ``beta_vae``, ``cvae`` or ``cgan`` (``kjax.tasks.get_task``).
 
@@ -91,10 +80,14 @@ class Task:
     train_metrics, eval_metrics: names of the metrics ``train_step`` returns (batch means)
       and ``eval_sums`` sums; logged as ``train/<name>`` and ``eval/<name>``.
     log_metrics: the train metrics shown on the progress line.
-    stackable: the config keys whose values live in arrays of the train state (per-run
-      hyper-parameters: ``state.hparams``, the optimisers' ``inject_hyperparams``), never
-      in the step's code: a sweep stacks runs that differ only in them (and ``seed``) in
-      one compiled program (``kjax.sweep``; ``tests/test_tasks.py`` checks each).
+    fields: the family's own rows of the table of config fields (``kjax.config_fields``):
+      its sections' fields with their kind, what is allowed, meaning and roles; a row of a
+      shared key replaces the shared row (the classifier's ``optim.learning_rate``).
+    stackable: derived from the table, not declared: the keys whose rows are
+      ``stackable`` (their values live in arrays of the train state: ``state.hparams``,
+      the optimisers' ``inject_hyperparams``; never in the step's code), in which a sweep's
+      runs may differ (with ``seed``) and share one compiled program (``kjax.sweep``;
+      ``tests/test_tasks.py`` traces each family's step to check it).
     has_encoder: the family has q(z | x): the likelihood and latent evaluations apply.
     is_classifier: the family is the domain classifier (scored by its accuracy).
   """
@@ -104,20 +97,31 @@ class Task:
   train_metrics: tuple[str, ...] = ()
   eval_metrics: tuple[str, ...] = ()
   log_metrics: tuple[str, ...] = ()
-  stackable: tuple[str, ...] = ()
+  fields: dict[str, config_fields.Field] = {}
+  stackable: tuple[str, ...] = ("optim.learning_rate",)
   has_encoder = False
   is_classifier = False
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    cls.stackable = tuple(k for k, row in cls.table().items() if row.stackable and k != "seed")
+
+  @classmethod
+  def table(cls) -> dict[str, config_fields.Field]:
+    """The family's table of config fields: ``config_fields.SHARED`` with ``fields``
+    merged in (a family's row replaces a shared one of the same key)."""
+    return config_fields.merged(config_fields.SHARED, cls.fields)
 
   @classmethod
   def validate_config(cls, config: ml_collections.ConfigDict, info: catalog.DatasetInfo
                       ) -> None:
-    """Checks the family's own config fields, after ``kjax.validation`` checked the shared
-    ones (a generator: ``model.latent_dim`` >= 1).
+    """The family's rules that no single row of its table states (fields checked
+    together, or against the data set ``info``), after ``kjax.validation`` checked every
+    field against its row. The default has none.
 
     Raises:
       ConfigError: the first bad value (``kjax.config_checks``).
     """
-    checks.integer(config, "model.latent_dim", 1)
 
   @classmethod
   def has_convolutions(cls, model: Any) -> bool:
@@ -131,9 +135,21 @@ class Task:
     another on XLA:CPU (``kjax.sweep.default_sharing``, measured by ``benchmarks/sweep.py``)."""
     return False
 
-  def __init__(self, config: ml_collections.ConfigDict, info: catalog.DatasetInfo):
+  def __init__(self, config: ml_collections.ConfigDict, info: catalog.DatasetInfo,
+               num_train_examples: int | None):
+    """A family built with everything it needs.
+
+    Args:
+      config: the run's config (checked: ``kjax.validation``).
+      info: the data set (classes, image shape).
+      num_train_examples: N, the train split's size, which schedules (``optim.schedule``)
+        and objectives (the β-TC-VAE's estimator) read; None builds a template that
+        restores a checkpoint and samples from it but must not train (a reader:
+        ``kjax.generate``, the domain evaluator).
+    """
     self.config = config
     self.info = info
+    self.num_train_examples = num_train_examples
     self._fixed = None
 
   # --- pure functions -----------------------------------------------------------------

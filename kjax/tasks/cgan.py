@@ -19,10 +19,12 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from kjax import config_checks as checks
+from kjax import config_fields
 from kjax import objectives
 from kjax.models import cgan
 from kjax.tasks import base
+
+Field = config_fields.Field
 
 
 class GANState(struct.PyTreeNode):
@@ -48,8 +50,24 @@ class CGANTask(base.Task):
 
   name = "cgan"
   conditional = True
-  stackable = ("objective.label_smoothing", "objective.gp_weight", "optim.learning_rate",
-               "optim.g_learning_rate", "optim.d_learning_rate", "optim.b1", "optim.b2")
+  fields = config_fields.rows(
+      Field("model.latent_dim", "int", "dimension of the generator's noise z", 1),
+      Field("model.architecture", "choice", "mlp (Shyam 2024), mlp_large (three hidden "
+            "layers) or dcgan (conv G and D)", choices=cgan.ARCHITECTURES),
+      Field("model.output", "choice", "the generator's output: sigmoid (data on [0, 1]) or "
+            "tanh ([-1, 1])", choices=cgan.OUTPUTS),
+      Field("objective.loss", "choice", "bce (non-saturating), hinge or wgan_gp",
+            choices=objectives.GAN_LOSSES),
+      Field("objective.d_steps", "int", "D updates per G update", 1),
+      Field("objective.label_smoothing", "real", "one-sided: real targets 1 - s (bce)", 0,
+            1, high_open=True, stackable=True),
+      Field("objective.gp_weight", "real", "λ of WGAN-GP", 0, stackable=True),
+      Field("optim.g_learning_rate", "real", "G's Adam rate; None = optim.learning_rate",
+            0, low_open=True, none_ok=True, stackable=True),
+      Field("optim.d_learning_rate", "real", "D's Adam rate; None = optim.learning_rate",
+            0, low_open=True, none_ok=True, stackable=True),
+      Field("optim.b1", "real", "Adam's β₁", 0, 1, high_open=True, stackable=True),
+      Field("optim.b2", "real", "Adam's β₂", 0, 1, high_open=True, stackable=True))
   eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
   log_metrics = ("d_loss", "g_loss")
 
@@ -60,31 +78,16 @@ class CGANTask(base.Task):
 
   @classmethod
   def validate_config(cls, config, info) -> None:
-    """The latent, the figures, the networks (``architecture``, ``output``; ``'dcgan'``: an
-    image height and width divisible by 4), the GAN loss and its stabilisers, and the two
-    optimisers' settings.
+    """The rule no row states: ``'dcgan'`` needs an image height and width divisible by 4.
 
     Raises:
-      ConfigError: the first bad value.
+      ConfigError: a bad value.
     """
-    base.Task.validate_config(config, info)
-    base.validate_conditional_figures(config)
-    checks.one_of(config, "model.architecture", cgan.ARCHITECTURES)
-    checks.one_of(config, "model.output", cgan.OUTPUTS)
     if cls.has_convolutions(config.model):
       base.check_conv_image_shape(config, info)
-    checks.one_of(config, "objective.loss", objectives.GAN_LOSSES)
-    checks.integer(config, "objective.d_steps", 1)
-    checks.real(config, "objective.label_smoothing", 0, 1)
-    checks.real(config, "objective.gp_weight", 0)
-    for name in ("g_learning_rate", "d_learning_rate"):
-      if config.optim[name] is not None:
-        checks.real(config, f"optim.{name}", 0, low_open=True)
-    checks.real(config, "optim.b1", 0, 1)
-    checks.real(config, "optim.b2", 0, 1)
 
-  def __init__(self, config, info):
-    super().__init__(config, info)
+  def __init__(self, config, info, num_train_examples):
+    super().__init__(config, info, num_train_examples)
     m = config.model
     conv_impl = m.get("conv_impl", "auto")
     self.generator = cgan.Generator(info.num_classes, m.architecture, m.output, m.hidden,

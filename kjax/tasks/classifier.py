@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from kjax import config_checks as checks
+from kjax import config_fields
 from kjax import figures
 from kjax.models import classifier
 from kjax.tasks import base
@@ -40,9 +40,18 @@ class ClassifierTask(base.Task):
   name = "classifier"
   conditional = False
   is_classifier = True
-  # None: the cosine schedule's learning rate is a constant of the step's code
-  # (tests/test_tasks.py found it; runs of other rates train one after another).
-  stackable = ()
+  fields = config_fields.rows(
+      # Not stackable: the cosine schedule's learning rate is a constant of the step's code
+      # (tests/test_tasks.py found it; runs of other rates train one after another).
+      config_fields.Field("optim.learning_rate", "real", "Adam's learning rate (the cosine "
+                          "schedule's peak)", 0, low_open=True),
+      config_fields.Field("optim.schedule", "choice", "constant, or cosine: decayed to 0 "
+                          "over the run (SGDR without restarts)",
+                          choices=("constant", "cosine")),
+      config_fields.Field("model.dropout_rate", "real", "dropout before the last layer", 0,
+                          1, high_open=True),
+      config_fields.Field("augment.max_shift", "int", "random shifts of up to N pixels", 0,
+                          8))
 
   @classmethod
   def has_convolutions(cls, model) -> bool:
@@ -51,24 +60,18 @@ class ClassifierTask(base.Task):
 
   @classmethod
   def validate_config(cls, config, info) -> None:
-    """``optim.schedule`` (constant | cosine), ``model.dropout_rate`` in [0, 1],
-    ``augment.max_shift`` in [0, 8], an image height and width divisible by 4 (a CNN,
-    ``base.check_conv_image_shape``); no latent.
+    """The rule no row states: an image height and width divisible by 4 (a CNN,
+    ``base.check_conv_image_shape``).
 
     Raises:
-      ConfigError: the first bad value.
+      ConfigError: a bad value.
     """
-    if "schedule" in config.optim:
-      checks.one_of(config, "optim.schedule", ("constant", "cosine"))
-    checks.real(config, "model.dropout_rate", 0, 1)
-    checks.integer(config, "augment.max_shift", 0, 8)
     base.check_conv_image_shape(config, info)
   train_metrics = eval_metrics = ("loss", "accuracy")
   log_metrics = ("loss", "accuracy")
-  num_train_examples: int | None = None
 
-  def __init__(self, config, info):
-    super().__init__(config, info)
+  def __init__(self, config, info, num_train_examples):
+    super().__init__(config, info, num_train_examples)
     m = config.model
     self.model = classifier.CNNClassifier(info.num_classes, tuple(m.channels), m.hidden,
                                           m.dropout_rate, m.get("conv_impl", "auto"))
@@ -78,8 +81,8 @@ class ClassifierTask(base.Task):
     """Parameters from ``key``, Adam's state, step 0. The learning rate is
     ``optim.learning_rate``, constant, or with ``optim.schedule='cosine'`` decayed to 0 over
     the run's steps (Loshchilov & Hutter 2017, SGDR, without restarts), which needs
-    ``num_train_examples`` (set by the training loop; a template for restoring a checkpoint
-    has the same structure without it).
+    ``num_train_examples`` (given at construction; a template for restoring a checkpoint,
+    built with None, has the same structure).
     """
     params = self.model.init(key, jnp.zeros((1, *self.image_shape)))["params"]
     lr = self.config.optim.learning_rate if learning_rate is None else learning_rate

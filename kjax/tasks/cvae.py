@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from kjax import config_checks as checks
+from kjax import config_fields
 from kjax import figures
 from kjax.models import cvae
 from kjax.tasks import base
-from kjax.tasks.vae import BetaVAETask, validate_vae_objective
+from kjax.tasks.vae import VAE_FIELDS, BetaVAETask, validate_vae_objective
 
 
 class CVAETask(BetaVAETask):
@@ -26,6 +26,10 @@ class CVAETask(BetaVAETask):
 
   name = "cvae"
   conditional = True
+  fields = {**VAE_FIELDS, **config_fields.rows(
+      config_fields.Field("model.architecture", "choice", "mlp (Shyam 2024), mlp_bn (its "
+                          "Architecture 3) or conv (the β-VAE's trunk with label planes)",
+                          choices=cvae.ARCHITECTURES))}
 
   @classmethod
   def has_convolutions(cls, model) -> bool:
@@ -39,16 +43,13 @@ class CVAETask(BetaVAETask):
 
   @classmethod
   def validate_config(cls, config, info) -> None:
-    """The latent, the objective (``validate_vae_objective``), the figures and the
-    architecture (``'conv'``: an image height and width divisible by 4).
+    """The rules no row states: the objective's (``validate_vae_objective``); ``'conv'``:
+    an image height and width divisible by 4.
 
     Raises:
       ConfigError: the first bad value.
     """
-    base.Task.validate_config(config, info)
     validate_vae_objective(config)
-    base.validate_conditional_figures(config)
-    checks.one_of(config, "model.architecture", cvae.ARCHITECTURES)
     if cls.has_convolutions(config.model):
       base.check_conv_image_shape(config, info)
 

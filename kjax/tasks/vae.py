@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from kjax import config_checks as checks
+from kjax import config_fields
 from kjax import errors
 from kjax import metrics
 from kjax import objectives
@@ -58,26 +59,38 @@ def iwae_schedule(learning_rate, steps_per_epoch: int, stages: int = 8):
   return lambda count: learning_rate * jnp.asarray(factors)[jnp.sum(count >= boundaries)]
 
 
+Field = config_fields.Field
+
+# The rows of the β-VAE family's objective (the β-VAE and the CVAE); configs written before
+# a field existed lack it and get the β-VAE's behaviour.
+VAE_FIELDS = config_fields.rows(
+    Field("model.latent_dim", "int", "dimension of z", 1),
+    Field("objective.name", "choice", "the β-VAE family's objective (Higgins et al. 2017; "
+          "Chen et al. 2018; Burgess et al. 2018)", choices=objectives.VAE_OBJECTIVES),
+    Field("objective.beta", "real", "weight of the KL term (Higgins et al. 2017, Eq. 4); of "
+          "the TC term for beta_tc_vae", 0, stackable=True),
+    Field("objective.likelihood", "choice", "p(x | z): bernoulli (BCE on grey levels in "
+          "[0, 1]) or gaussian (σ² = gaussian_variance)", choices=objectives.LIKELIHOODS),
+    Field("objective.gaussian_variance", "real", "σ² of the gaussian likelihood", 0,
+          low_open=True),
+    Field("objective.gamma", "real", "annealed_vae: γ", 0, stackable=True),
+    Field("objective.c_max", "real", "annealed_vae: the final capacity (nats)", 0,
+          stackable=True),
+    Field("objective.c_steps", "int", "annealed_vae: steps to reach c_max", 1,
+          stackable=True),
+    Field("objective.kl_warmup_steps", "int", "linear KL warm-up over N steps; 0 = none", 0),
+)
+
+
 def validate_vae_objective(config) -> None:
-  """``config.objective`` of ``beta_vae`` / ``cvae``; the β-VAE family's fields are
-  checked when present (configs written before them default to the β-VAE).
+  """The rule of ``config.objective`` (``beta_vae`` / ``cvae``) that no row states: no KL
+  warm-up with ``annealed_vae``.
 
   Raises:
-    ConfigError: the first bad value.
+    ConfigError: a bad value.
   """
-  checks.real(config, "objective.beta", 0)
-  checks.one_of(config, "objective.likelihood", objectives.LIKELIHOODS)
-  checks.real(config, "objective.gaussian_variance", 0, low_open=True)
   objective = config.objective
-  if "name" in objective:
-    checks.one_of(config, "objective.name", objectives.VAE_OBJECTIVES)
-  for name in ("gamma", "c_max"):
-    if name in objective:
-      checks.real(config, f"objective.{name}", 0)
-  if "c_steps" in objective:
-    checks.integer(config, "objective.c_steps", 1)
   if "kl_warmup_steps" in objective:
-    checks.integer(config, "objective.kl_warmup_steps", 0)
     checks.check(objective.kl_warmup_steps == 0 or objective.get("name") != "annealed_vae",
            "objective.kl_warmup_steps", objective.kl_warmup_steps,
            "expected 0 with objective.name='annealed_vae' (its capacity schedule is the "
@@ -91,14 +104,21 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
   Attributes:
     objective: ``config.objective.name``, one of ``objectives.VAE_OBJECTIVES``.
     num_train_examples: N, the size of the train split, which the ``beta_tc_vae``
-      objective's TC estimate needs; the training loop sets it before compiling.
+      objective's TC estimate and the ``iwae`` schedule need (``base.Task``).
   """
 
   name = "beta_vae"
   conditional = False
   train_metrics = eval_metrics = METRICS
-  stackable = ("objective.beta", "objective.gamma", "objective.c_max", "objective.c_steps",
-               "optim.learning_rate")
+  fields = {**VAE_FIELDS, **config_fields.rows(
+      Field("model.architecture", "choice", "conv (the Keras example's networks) or mlp "
+            "(tanh MLPs of mlp_widths: the IWAE paper's)", choices=vae.ARCHITECTURES),
+      Field("model.mlp_widths", "ints", "hidden widths of the mlp architecture"),
+      Field("model.upsample", "choice", "the conv decoder's upsampling (the same function "
+            "and parameters)", choices=vae.UPSAMPLE_METHODS),
+      Field("optim.schedule", "choice", "constant, or iwae: the IWAE paper's 3^i epochs at "
+            "0.001 · 10^(-i/7)", choices=("constant", "iwae")),
+      Field("optim.eps", "real", "Adam's ε", 0, low_open=True))}
   has_encoder = True
 
   @classmethod
@@ -108,23 +128,14 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
 
   @classmethod
   def validate_config(cls, config, info) -> None:
-    """The latent, the objective (``validate_vae_objective``), the decoder's upsampling,
-    the optimiser's schedule and eps, the architecture (the conv networks: an image height
-    and width divisible by 4, ``base.check_conv_image_shape``) and the figures' settings.
+    """The rules no row states: the objective's (``validate_vae_objective``), the conv
+    networks' image height and width divisible by 4 (``base.check_conv_image_shape``), the
+    interpolation figure's classes among the data set's.
 
     Raises:
       ConfigError: the first bad value.
     """
-    base.Task.validate_config(config, info)
     validate_vae_objective(config)
-    checks.one_of(config, "model.upsample", vae.UPSAMPLE_METHODS)
-    if "schedule" in config.optim:
-      checks.one_of(config, "optim.schedule", ("constant", "iwae"))
-    if "eps" in config.optim:
-      checks.real(config, "optim.eps", 0, low_open=True)
-    if "architecture" in config.model:  # configs written before issue 11: conv
-      checks.one_of(config, "model.architecture", vae.ARCHITECTURES)
-      checks.positive_ints(config, "model.mlp_widths", (200,))
     if cls.has_convolutions(config.model):
       base.check_conv_image_shape(config, info)
     classes = tuple(config.figures.interpolate_classes)
@@ -132,13 +143,10 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
                                            for c in classes),
                  "figures.interpolate_classes", config.figures.interpolate_classes,
                  f"expected two class indices in [0, {info.num_classes - 1}]")
-    checks.integer(config, "figures.interpolation_steps", 2)
-    checks.integer(config, "figures.grid_size", 2)
   log_metrics = ("loss",)
-  num_train_examples: int | None = None
 
-  def __init__(self, config, info):
-    super().__init__(config, info)
+  def __init__(self, config, info, num_train_examples):
+    super().__init__(config, info, num_train_examples)
     self.model = self.create_model()
     self.likelihood = config.objective.likelihood
     self.gaussian_variance = config.objective.gaussian_variance

@@ -74,7 +74,6 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
   kworkdir.check_writable(workdir)
   mesh = config.get("mesh") or {}
   ksharding.mesh_shape(jax.device_count(), 1, mesh.get("runs", 0), mesh.get("data", 0))
-  task = tasks.get_task(config)
   train_ds, eval_ds = datasets or kdata.load_datasets(config.data)
   if config.train.batch_size > len(train_ds):
     raise validation.ConfigError(
@@ -83,8 +82,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
   kworkdir.check_resumable(workdir, config.to_dict(), optim_may_change=optim_may_change)
   if ksharding.is_writer():
     kworkdir.check_unlocked(workdir)  # the lock is taken once the data has loaded
-  task.num_train_examples = len(train_ds)
-  return task, train_ds, eval_ds
+  return tasks.get_task(config, len(train_ds)), train_ds, eval_ds
 
 
 def train(config: ml_collections.ConfigDict, workdir: str,
