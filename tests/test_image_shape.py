@@ -224,5 +224,5 @@ def test_trains_evaluates_and_generates_32x32(module, architecture, data_dir, tm
   images = generate.generate(run, 1, 1, 5, jax.random.key(0))
   assert images.shape == (5, 32, 32, 1) and 0 <= images.min() and images.max() <= 1
   if config.model.name != "beta_vae":  # the class × style sheet of 32 × 32 samples
-    run.task.start_figures(*loading.load_datasets(config.data), jax.random.key(0))
-    assert run.task.class_style_samples(run.state).shape == (NUM_CLASSES, 2, 1, 32, 32, 1)
+    fixed = run.task.figure_inputs(*loading.load_datasets(config.data), jax.random.key(0))
+    assert run.task.class_style_samples(run.state, fixed).shape == (NUM_CLASSES, 2, 1, 32, 32, 1)

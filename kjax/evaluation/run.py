@@ -212,7 +212,7 @@ def phase_estimates(config: ml_collections.ConfigDict, model: str, num_train: in
   family = tasks.TASKS[model]
   if family.has_encoder:
     n = min(ev.iwae_max_examples or num_eval, num_eval)
-    net = "mlp" if config.model.get("architecture", "conv").startswith("mlp") else "conv"
+    net = "conv" if family.has_convolutions(config.model) else "mlp"
     out["likelihood"] = (n * ev.iwae_samples / IWAE_CALLS_PER_TRAIN_IMAGE[net]
                          / max(train_images_per_s, 1e-9))
   conditional_generator = family.conditional and not family.is_classifier

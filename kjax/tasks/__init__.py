@@ -1,4 +1,11 @@
-"""The model families kjax trains, by ``config.model.name``."""
+"""The model families kjax trains, by ``config.model.name``.
+
+A new family is a ``Task`` subclass (its Flax module, pure ``init_state``, ``train_step``,
+``eval_sums`` and ``sample``, its config rows ``fields``) registered with ``register``:
+from then on ``kjax.train_and_evaluate``, sweeps, the evaluation and ``kjax.generate``
+take configs with its ``model.name`` (``tests/test_plugin_family.py`` defines one in a
+test file).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,36 @@ from kjax.tasks.vae import BetaVAETask
 
 TASKS = {"beta_vae": BetaVAETask, "cvae": CVAETask, "cgan": CGANTask,
          "classifier": ClassifierTask}
+BUILTIN = tuple(TASKS)
+
+
+def register(cls: type[Task]) -> type[Task]:
+  """Adds the model family ``cls`` under ``cls.name`` (usable as a class decorator).
+
+  Raises:
+    ConfigError: ``cls`` is not a ``Task`` subclass, has no ``name``, or its name is taken.
+  """
+  if not (isinstance(cls, type) and issubclass(cls, Task)):
+    raise errors.ConfigError(f"kjax.tasks.register({cls!r}): expected a subclass of "
+                             "kjax.tasks.Task")
+  if not cls.name or cls.name in TASKS:
+    raise errors.ConfigError(f"kjax.tasks.register: the name {cls.name!r} of {cls.__name__} is "
+                             f"{'taken' if cls.name else 'empty'}; the families are "
+                             f"{tuple(TASKS)}")
+  TASKS[cls.name] = cls
+  return cls
+
+
+def unregister(name: str) -> None:
+  """Removes the family ``name`` that ``register`` added (a test's clean-up).
+
+  Raises:
+    ConfigError: no such family, or one of kjax's own.
+  """
+  if name not in TASKS or name in BUILTIN:
+    raise errors.ConfigError(f"kjax.tasks.unregister({name!r}): not a registered family "
+                             f"(kjax's own {BUILTIN} stay)")
+  del TASKS[name]
 
 
 def get_task(config: ml_collections.ConfigDict, num_train_examples: int | None) -> Task:
@@ -61,4 +98,5 @@ def stackable_keys(model: Any) -> tuple[str, ...]:
 
 
 __all__ = ["TASKS", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
-           "ClassifierTask", "fields_of", "get_task", "has_convolutions", "stackable_keys", "task_class"]
+           "ClassifierTask", "fields_of", "get_task", "has_convolutions", "register", "stackable_keys",
+           "task_class", "unregister"]

@@ -7,6 +7,7 @@ index, PRNG streams, checkpoints, metrics, the workdir contract.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -150,7 +151,11 @@ class Task:
     self.config = config
     self.info = info
     self.num_train_examples = num_train_examples
-    self._fixed = None
+
+  @functools.cached_property
+  def jit_sample(self):
+    """``jax.jit(self.sample)``, compiled once per shape for the figures."""
+    return jax.jit(self.sample)
 
   # --- pure functions -----------------------------------------------------------------
 
@@ -209,13 +214,19 @@ class Task:
 
   # --- figures (host side) ------------------------------------------------------------
 
-  def start_figures(self, train_ds, eval_ds, key: jax.Array) -> None:
-    """Fixes the inputs of every preview and figure of the run, so that they are
-    comparable across epochs: the first 64 train images with their labels, and noise
-    drawn once from ``key``."""
+  # The figure methods take the run's fixed inputs (``figure_inputs``) as an argument: the
+  # Task keeps no state of a run's figures (the loop's RunSlot holds them).
+
+  def figure_inputs(self, train_ds, eval_ds, key: jax.Array) -> dict[str, Any]:
+    """The inputs of every preview and figure of the run, fixed so that they are comparable
+    across epochs: the first 64 train images with their labels (``images`` uint8
+    ``[n, H, W, 1]``, ``labels``, ``styles`` int ``[n]``), noise ``z`` float32
+    ``[n, latent_dim]`` and the sample sheet's ``sheet_z`` float32 ``[C, samples_per_style,
+    latent_dim]``, drawn from ``key`` (the run's ``figures`` stream): the same key gives the
+    same inputs."""
     n = min(64, len(train_ds))
     k_grid, k_sheet = jax.random.split(key)
-    self._fixed = {
+    return {
         "images": train_ds.images[:n], "labels": train_ds.labels[:n],
         "styles": train_ds.styles[:n],
         "z": jax.random.normal(k_grid, (n, self.latent_dim())),
@@ -223,46 +234,45 @@ class Task:
                                                self.config.figures.samples_per_style,
                                                self.latent_dim())),
     }
-    self._sample = jax.jit(self.sample)
 
-  def generated(self, state) -> np.ndarray:
+  def generated(self, state, fixed: dict[str, Any]) -> np.ndarray:
     """Samples for the fixed noise and the fixed train labels: float ``[64, H, W, 1]``."""
-    f = self._fixed
-    return np.asarray(self._sample(state, f["z"], jnp.asarray(f["labels"]),
-                                   jnp.asarray(f["styles"])))
+    return np.asarray(self.jit_sample(state, fixed["z"], jnp.asarray(fixed["labels"]),
+                                      jnp.asarray(fixed["styles"])))
 
-  def previews(self, state) -> dict[str, np.ndarray]:
+  def previews(self, state, fixed: dict[str, Any]) -> dict[str, np.ndarray]:
     """Images of fixed inputs after every epoch: name → uint8 ``[H, W]`` tile (ink = high
     values). They go to TensorBoard and to ``WORKDIR/frames/`` (the GIFs over training,
     as in the "Variational Autoencoder" project post of 2023). Here: ``samples``, the fixed
     noise and train labels decoded."""
-    return {"samples": figures.tile(self.generated(state), 8)}
+    return {"samples": figures.tile(self.generated(state, fixed), 8)}
 
-  def progress_figure(self, state, epoch: int, path: str) -> str:
+  def progress_figure(self, state, fixed: dict[str, Any], epoch: int, path: str) -> str:
     """Real vs generated grid for the fixed labels, captioned with the hyper-parameters."""
-    real = self._fixed["images"].astype(np.float32) / 255.0
+    real = fixed["images"].astype(np.float32) / 255.0
     return figures.plot_real_vs_generated(
-        path, real, self.generated(state), title=f"{self.describe()}: epoch {epoch}",
+        path, real, self.generated(state, fixed), title=f"{self.describe()}: epoch {epoch}",
         caption=f"{self.hyperparameters()}, epoch {epoch}")
 
-  def class_style_samples(self, state) -> np.ndarray:
+  def class_style_samples(self, state, fixed: dict[str, Any]) -> np.ndarray:
     """float ``[C, 2, n, H, W, 1]``: every class × (thin, thick) for the fixed sheet noise,
     the same ``z`` for both styles, so that only the style label differs."""
-    z = self._fixed["sheet_z"]
+    z = fixed["sheet_z"]
     c, n, d = z.shape
     labels = jnp.repeat(jnp.arange(c), 2 * n)
     styles = jnp.tile(jnp.repeat(jnp.arange(2), n), c)
     zz = jnp.broadcast_to(z[:, None], (c, 2, n, d)).reshape(-1, d)
-    out = np.concatenate([np.asarray(self._sample(state, zz[i:i + 1024], labels[i:i + 1024],
+    out = np.concatenate([np.asarray(self.jit_sample(state, zz[i:i + 1024], labels[i:i + 1024],
                                                   styles[i:i + 1024]))
                           for i in range(0, len(zz), 1024)])
     return out.reshape(c, 2, n, *out.shape[1:])
 
-  def final_figures(self, state, history: list[dict], fig_dir: str, train_ds, eval_ds
-                    ) -> list[str]:
-    """Writes the run's figures to ``fig_dir``; returns their paths."""
+  def final_figures(self, state, fixed: dict[str, Any], history: list[dict], fig_dir: str,
+                    train_ds, eval_ds) -> list[str]:
+    """Writes the run's figures to ``fig_dir`` (``fixed``: ``figure_inputs``); returns
+    their paths."""
     paths = [figures.plot_class_style_sheet(
-        os.path.join(fig_dir, "class_style_samples.png"), self.class_style_samples(state),
+        os.path.join(fig_dir, "class_style_samples.png"), self.class_style_samples(state, fixed),
         self.info, f"Samples per class: thin | thick (same z in both)\n{self.describe()}")]
     if history:
       paths.append(figures.plot_loss_curves(

@@ -139,13 +139,14 @@ class ClassifierTask(base.Task):
     c = self.config
     return f"CNN classifier on {c.data.name} {c.data.train_split}, seed={c.seed}"
 
-  def start_figures(self, train_ds, eval_ds, key):
+  def figure_inputs(self, train_ds, eval_ds, key):
     del train_ds, eval_ds, key
-
-  def previews(self, state):
     return {}
 
-  def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
+  def previews(self, state, fixed):
+    return {}
+
+  def final_figures(self, state, fixed, history, fig_dir, train_ds, eval_ds):
     if not history:
       return []
     return [figures.plot_loss_curves(os.path.join(fig_dir, "loss_curves.png"), history,

@@ -92,19 +92,18 @@ class CVAETask(BetaVAETask):
     return (f"CVAE ({c.model.architecture}) on {c.data.name} {c.data.train_split}, "
             f"{self.objective_caption()}, latent_dim={c.model.latent_dim}, seed={c.seed}")
 
-  def start_figures(self, train_ds, eval_ds, key):
-    base.Task.start_figures(self, train_ds, eval_ds, key)
-    self._eval = eval_ds
-    self._encode = jax.jit(self.encode)
+  def figure_inputs(self, train_ds, eval_ds, key):
+    """``base.Task.figure_inputs`` and the eval split (its first images reconstructed)."""
+    return {**base.Task.figure_inputs(self, train_ds, eval_ds, key), "eval": eval_ds}
 
-  def previews(self, state):
-    return {**base.Task.previews(self, state),
-            "reconstructions": self._reconstruction_tile(state)}
+  def previews(self, state, fixed):
+    return {**base.Task.previews(self, state, fixed),
+            "reconstructions": self._reconstruction_tile(state, fixed)}
 
-  def final_figures(self, state, history, fig_dir, train_ds, eval_ds):
-    paths = base.Task.final_figures(self, state, history, fig_dir, train_ds, eval_ds)
+  def final_figures(self, state, fixed, history, fig_dir, train_ds, eval_ds):
+    paths = base.Task.final_figures(self, state, fixed, history, fig_dir, train_ds, eval_ds)
     n = 16
-    x, recon = self._reconstruct(state, n)
+    x, recon = self._reconstruct(state, fixed, n)
     row = lambda a: [f"{eval_ds.info.label(int(k))}" for k in a]  # noqa: E731
     paths.append(figures.plot_image_grid(
         os.path.join(fig_dir, "reconstructions.png"),
@@ -114,7 +113,7 @@ class CVAETask(BetaVAETask):
         row_labels=["original", "reconstruction"]))
     xs = base.to_unit_interval(jnp.asarray(eval_ds.images))
     z_mean = np.concatenate([
-        np.asarray(self._encode(state, xs[i:i + 1000], jnp.asarray(eval_ds.labels[i:i + 1000]),
+        np.asarray(self.jit_encode(state, xs[i:i + 1000], jnp.asarray(eval_ds.labels[i:i + 1000]),
                                 jnp.asarray(eval_ds.styles[i:i + 1000])))
         for i in range(0, len(xs), 1000)])
     paths.append(figures.plot_latent_manifold(

@@ -214,7 +214,7 @@ class EpochEnd:
                                           program.num_runs)
     self.progress_every = config.figures.get("progress_every_epochs", 0)
     for run in runs:
-      run.task.start_figures(program.train_ds, eval_ds, run.keys["figures"])
+      run.figure_inputs = run.task.figure_inputs(program.train_ds, eval_ds, run.keys["figures"])
 
   def __call__(self, tick: Tick) -> None:
     if not tick.epoch_end:
@@ -237,13 +237,13 @@ class EpochEnd:
 
   def _figures(self, run: RunSlot, state: Any, tick: Tick) -> None:
     epoch, w = tick.epoch + 1, run.workdir
-    previews = run.task.previews(state)
+    previews = run.task.previews(state, run.figure_inputs)
     run.writer.write_images(tick.step, previews)
     kframes.save_frames(os.path.join(w, kframes.FRAMES_DIR), epoch, previews)
     every = self.progress_every
     if every and (epoch % every == 0 or epoch == 1 or tick.step == self.program.total_steps):
       os.makedirs(os.path.join(w, "figures", "progress"), exist_ok=True)
-      run.task.progress_figure(state, epoch, os.path.join(
+      run.task.progress_figure(state, run.figure_inputs, epoch, os.path.join(
           w, "figures", "progress", f"epoch_{epoch:04d}.png"))
 
 

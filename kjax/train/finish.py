@@ -38,9 +38,10 @@ def _final_figures_done(fig_dir: str, step: int) -> list[str] | None:
   return paths
 
 
-def finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step
-           ) -> tuple[dict[str, Any], dict[str, Any]]:
-  """``summary.json``, ``timing.json`` and the final figures of one run (process 0 only);
+def finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step,
+           figure_inputs) -> tuple[dict[str, Any], dict[str, Any]]:
+  """``summary.json``, ``timing.json`` and the final figures of one run (process 0 only;
+  ``figure_inputs``: ``task.figure_inputs`` of the run);
   returns the first two. A finished run launched again (no step trained) rewrites nothing
   that is intact: ``summary.json`` only if it disagrees with the checkpoint's history (one
   line), the figures only if one is missing."""
@@ -58,7 +59,8 @@ def finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step
   t0 = time.perf_counter()
   paths = None if timing.get("steps_run") else _final_figures_done(fig_dir, step)
   if paths is None:
-    paths = task.final_figures(state, writer.history, fig_dir, train_ds, eval_ds)
+    paths = task.final_figures(state, figure_inputs, writer.history, fig_dir, train_ds,
+                               eval_ds)
     paths.append(figures.plot_style_examples(
         os.path.join(fig_dir, "style_examples.png"), train_ds.images, train_ds.labels,
         train_ds.styles, train_ds.info,

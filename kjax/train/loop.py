@@ -223,7 +223,8 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   for r, run in enumerate(runs):
     s = program.run_state(local_state, r)
     results.append(TrainedRun(run.config, run.workdir, run.task, s, train_ds, eval_ds, *finish(
-        run.config, run.workdir, run.task, s, run.writer, timing, train_ds, eval_ds, step)))
+        run.config, run.workdir, run.task, s, run.writer, timing, train_ds, eval_ds, step,
+        run.figure_inputs)))
   return results
 
 

@@ -28,6 +28,8 @@ class RunSlot:
     config_history: the ``optim.*`` changes made on resume (``config_history.json``).
     restored_finite: whether the restored state held only finite values.
     writer: its ``kjax.metric_writers.MetricWriter`` (set once restored).
+    figure_inputs: the fixed inputs of its previews and figures (``Task.figure_inputs``,
+      from its ``figures`` stream; set by ``actions.EpochEnd``).
   """
 
   config: ml_collections.ConfigDict
@@ -40,6 +42,7 @@ class RunSlot:
   config_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
   restored_finite: bool = True
   writer: metric_writers.MetricWriter | None = None
+  figure_inputs: dict[str, Any] | None = None
 
   @classmethod
   def open(cls, config, workdir, task, keys) -> RunSlot:
