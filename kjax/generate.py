@@ -18,10 +18,8 @@ INFO logs are hidden unless ``--verbosity=0`` (absl's flag) is given. From Pytho
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from typing import Any
 
 from absl import app
 from absl import flags
@@ -38,34 +36,11 @@ from kjax import files
 from kjax import rng
 from kjax import workdir as kworkdir
 from kjax import tasks
+from kjax.trained import TrainedRun
 
 STYLES = ("thin", "thick")
 MAX_SAMPLES = 1024  # one PNG grid stays under matplotlib's 2**16-pixel limit per side
 _OUT_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
-
-
-@dataclasses.dataclass
-class TrainedRun:
-  """A run restored from its workdir.
-
-  Attributes:
-    workdir: the run's directory.
-    config: its config as a ``ConfigDict`` (``config.json``, or the one its newest
-      checkpoint recorded when that file is missing or damaged).
-    task: the model family (``kjax.tasks``), with the data set's class names in ``task.info``.
-    state: the train state of the newest checkpoint.
-    step: that checkpoint's step.
-    sample: ``jax.jit(task.sample)``, compiled once per run and shape.
-  """
-
-  workdir: str
-  config: ml_collections.ConfigDict
-  task: tasks.Task
-  state: Any
-  step: int
-
-  def __post_init__(self):
-    self.sample = jax.jit(self.task.sample)
 
 
 def read_run(workdir: str) -> tuple[ml_collections.ConfigDict, tasks.Task]:
@@ -98,7 +73,7 @@ def load_run(workdir: str) -> TrainedRun:
   compile_cache.enable()
   config, task = read_run(workdir)
   state = kworkdir.restore_state(task, config, workdir)
-  return TrainedRun(workdir, config, task, state, int(state.step))
+  return TrainedRun(config, workdir, task, state, int(state.step))
 
 
 def parse_label(run: TrainedRun | tasks.Task, label: str | int) -> int:
@@ -246,7 +221,7 @@ def generate_grid(workdir: str, label: str | int | None = None, style: str | int
   label_k = 0 if label is None else parse_label(task, label)
   style_k = 0 if style is None else style_k
   state = kworkdir.restore_state(task, config, workdir)  # the first slow step
-  run = TrainedRun(workdir, config, task, state, int(state.step))
+  run = TrainedRun(config, workdir, task, state, int(state.step))
   images = generate(run, label_k, style_k, num_samples, jax.random.key(seed))
   if task.conditional:
     name = f"{label_k}_{STYLES[style_k]}"

@@ -234,7 +234,7 @@ def test_k49_class_metrics_are_balanced_over_49_classes(synthetic_k49_dir, tmp_p
 
 def test_tsne_is_skipped_for_a_collapsed_posterior():
   """No active unit: no t-SNE (scikit-learn's PCA init divides by the zero spread)."""
-  run = base.Run(None, "", None, None, None, None,
+  run = base.Run(None, "", None, None, 0, None, None,
                  _cache={"posterior": (np.zeros((50, 10), np.float32),) * 2})
   out = latents.tsne(run)
   assert out.figures == [] and "collapsed" in out.protocol["tsne"]

@@ -20,7 +20,7 @@ LAYERS = (
     ("models", ("kjax.models",)),
     ("fields", ("kjax.config_fields", "kjax.rng")),
     ("tasks", ("kjax.tasks",)),
-    ("checks", ("kjax.validation", "kjax.evaluator", "kjax.workdir")),
+    ("checks", ("kjax.validation", "kjax.evaluator", "kjax.workdir", "kjax.trained")),
     ("loop", ("kjax.train", "kjax.evaluation", "kjax.generate")),
     ("experiment", ("kjax.experiment", "kjax.results")),
     ("studies", ("kjax.sweep", "kjax.benchmark")),

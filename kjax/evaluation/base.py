@@ -17,14 +17,12 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from kjax import data as kdata
 from kjax import files
 from kjax import rng
 from kjax import sharding
-from kjax import tasks
+from kjax import trained
 
 EVAL_DIR = "eval"
 
@@ -57,24 +55,18 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class Run:
-  """A trained run as the evaluations see it.
+class Run(trained.TrainedRun):
+  """A trained run as the evaluations see it: the run's record (``kjax.trained``), its
+  splits loaded, with the domain evaluator and the evaluations' shared caches.
 
-  Attributes:
-    config: the run's config (its ``eval`` section sets k, sample sizes, the evaluator).
-    workdir: the run's directory; figures go to ``WORKDIR/eval/``.
-    task, state: the model family and its restored or final train state.
-    train_ds, eval_ds: the run's splits (references come from ``train_ds``, every metric
-      is on ``eval_ds``).
+  Attributes (besides ``TrainedRun``'s):
+    config: its ``eval`` section sets k, sample sizes, the evaluator.
+    workdir: figures go to ``WORKDIR/eval/``.
+    train_ds, eval_ds: loaded (references come from ``train_ds``, every metric is on
+      ``eval_ds``).
     evaluator: the domain evaluator (``kjax.evaluation.domain.DomainClassifier``) or None.
   """
 
-  config: ml_collections.ConfigDict
-  workdir: str
-  task: tasks.Task
-  state: Any
-  train_ds: kdata.Dataset
-  eval_ds: kdata.Dataset
   evaluator: Any = None
   _cache: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 

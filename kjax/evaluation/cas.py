@@ -18,10 +18,10 @@ import os
 
 from absl import logging
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from kjax import autotune
 from kjax import errors
 from kjax import files
 from kjax import sharding
@@ -29,6 +29,7 @@ from kjax import tasks
 from kjax.data import loading
 from kjax.evaluation import base
 from kjax.evaluation import domain
+from kjax.train import program
 
 DEFAULT_EPOCHS = 5  # config.eval.cas_epochs of configs written before it existed
 
@@ -61,16 +62,23 @@ def train_and_test(clf_config: ml_collections.ConfigDict, images: np.ndarray,
   key_init, key_perm, key_train = jax.random.split(jax.random.key(clf_config.seed), 3)
   state = task.fresh_state(key_init)
   batch_size = min(clf_config.train.batch_size, len(images))
-  step = jax.jit(task.train_step)
+  steps_per_epoch = len(images) // batch_size
+  # The training loop's compiled chunks (kjax.train.program), as many steps per call as a
+  # run of the classifier takes here (autotune: one for a CNN on XLA:CPU): the same
+  # batches (rows of the epoch's permutation) and step keys as a run of it.
+  chunk = autotune.steps_per_call(clf_config.train.get("steps_per_call", "auto"),
+                                  steps_per_epoch,
+                                  convolutional=task.has_convolutions(clf_config.model))
+  sizes = [chunk] * (steps_per_epoch // chunk) + [steps_per_epoch % chunk] * bool(
+      steps_per_epoch % chunk)
+  chunks = {n: program.make_train_chunk(task.train_step, steps_per_epoch, batch_size, n)
+            for n in set(sizes)}
   data = {"images": jax.device_put(images), "labels": jax.device_put(labels.astype(np.int32))}
-  take = jax.jit(lambda rows: {k: jnp.take(v, rows, axis=0) for k, v in data.items()})
-  count = 0
   for epoch in range(clf_config.train.num_epochs):
     perm = jax.random.permutation(jax.random.fold_in(key_perm, epoch), len(images))
-    for i in range(len(images) // batch_size):
-      batch = take(perm[i * batch_size:(i + 1) * batch_size])
-      state, _ = step(state, batch, jax.random.fold_in(key_train, count))
-      count += 1
+    for n in sizes:
+      state, _ = chunks[n](state, program.zero_sums(task.train_metrics), data, perm,
+                           key_train)
   predict = sharding.split_batch(task.predict, (1,))
   predicted = base.batched(lambda x: predict(state, x), test_images.astype(np.float32) / 255.0)
   return float(np.mean(predicted == test_labels))

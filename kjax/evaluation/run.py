@@ -141,7 +141,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
   t0 = time.perf_counter()
   # Replicated on this process's devices: every batch below is split over them.
   state = sharding.put(state, sharding.local_mesh())
-  run = base.Run(config, workdir, task, state, train_ds, eval_ds, evaluator)
+  run = base.Run(config, workdir, task, state, int(state.step), train_ds, eval_ds,
+                 evaluator=evaluator)
   if _generates(run):  # drawn first (they are shared later): NaN samples score nothing
     errors.NonFiniteSamplesError.check(run.generated()[0], int(state.step), workdir)
   files.makedirs(os.path.join(workdir, EVAL_DIR))

@@ -10,7 +10,6 @@ the mesh), ``kjax.train.resume`` (restore, optimiser changes, set-aside),
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 from typing import Any, Sequence
@@ -34,21 +33,7 @@ from kjax.train.finish import finish
 from kjax.train.program import Program, stack, zero_sums
 from kjax.train.resume import resume
 from kjax.train.runs import RunSlot
-
-
-@dataclasses.dataclass
-class TrainedRun:
-  """A finished run: its config, workdir, task, final state, splits, ``summary.json`` and
-  ``timing.json``."""
-
-  config: ml_collections.ConfigDict
-  workdir: str
-  task: tasks.Task
-  state: Any
-  train_ds: kdata.Dataset
-  eval_ds: kdata.Dataset
-  summary: dict[str, Any]
-  timing: dict[str, Any]
+from kjax.trained import TrainedRun
 
 
 def prepare(config: ml_collections.ConfigDict, workdir: str,
@@ -222,9 +207,10 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   results = []
   for r, run in enumerate(runs):
     s = program.run_state(local_state, r)
-    results.append(TrainedRun(run.config, run.workdir, run.task, s, train_ds, eval_ds, *finish(
-        run.config, run.workdir, run.task, s, run.writer, timing, train_ds, eval_ds, step,
-        run.figure_inputs)))
+    summary, run_timing = finish(run.config, run.workdir, run.task, s, run.writer, timing,
+                                 train_ds, eval_ds, step, run.figure_inputs)
+    results.append(TrainedRun(run.config, run.workdir, run.task, s, step, train_ds, eval_ds,
+                              summary, run_timing))
   return results
 
 
