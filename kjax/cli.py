@@ -32,6 +32,7 @@ from typing import Sequence
 
 from absl import app
 from absl import flags
+import ml_collections
 from ml_collections import config_flags
 
 from kjax import config_fields
@@ -117,13 +118,17 @@ def load_config(value: str):
       raise UsageError(f"--config={shown!r}: not a config file (a .py file with get_config())")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
+    config = module.get_config(arg) if arg else module.get_config()
   except UsageError:
     raise
   except Exception as e:  # a user's file: name it, and the error, in one line
     message = (str(e).splitlines() or [""])[0]
     raise UsageError(f"--config={shown!r} could not be loaded: {type(e).__name__}: "
                      f"{message}") from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise UsageError(f"--config={shown!r}: get_config() returned a {type(config).__name__}; "
+                     "expected an ml_collections.ConfigDict")
+  return config  # its fields: kjax.launcher.dispatch (tasks.unknown_fields)
 
 
 def check_overrides(config, argv: Sequence[str]) -> None:

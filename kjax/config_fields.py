@@ -264,6 +264,32 @@ def keys_with(table: dict[str, Field], keys: Iterable[str], role: str) -> list[s
   return out
 
 
+ROLE_NAMES = {"resumable": "resumable", "eval_input": "eval input",
+              "final_eval_only": "final eval only", "stackable": "stackable"}
+
+
+def markdown(families: dict[str, dict[str, Field]]) -> str:
+  """The table of config fields as Markdown (``docs/configs.md``): one line per row, a key
+  that families read differently once per reading, with the families that have it.
+
+  Args:
+    families: family name → its table (``kjax.tasks.fields_of``).
+  """
+  readings: dict[tuple[str, Field], list[str]] = {}
+  for family, table in families.items():
+    for key, row in table.items():
+      readings.setdefault((key, row), []).append(family)
+  lines = ["| field | allowed | meaning | roles | families |", "|---|---|---|---|---|"]
+  everyone = list(families)
+  for (key, row), names in sorted(readings.items(), key=lambda item: item[0][0]):
+    roles = ", ".join(v for k, v in ROLE_NAMES.items() if getattr(row, k))
+    allowed = row.allowed() + (" or None" if row.none_ok else "")
+    lines.append(f"| `{key}` | {allowed.replace('|', '&#124;')} | "
+                 f"{row.meaning.replace('|', '&#124;')} | {roles} | "
+                 f"{'all' if names == everyone else ', '.join(names)} |")
+  return "\n".join(lines) + "\n"
+
+
 def check_all(table: dict[str, Field], config: Any, flat: dict[str, Any]) -> None:
   """Checks every field of ``config`` (``flat``: its dotted keys) that ``table`` has a row
   for, in the table's order.

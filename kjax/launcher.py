@@ -21,6 +21,7 @@ from kjax import preemption
 from kjax import progress
 from kjax import sharding
 from kjax import sweep
+from kjax import tasks
 from kjax import workdir as kworkdir
 
 
@@ -106,6 +107,13 @@ def dispatch(config: ml_collections.ConfigDict, workdir: str, mode: str = "train
   Raises:
     ConfigError: ``mode='results'`` without a sweep; whatever the branch raises.
   """
+  unknown = [] if config_from_workdir else tasks.unknown_fields(config)
+  if unknown and mode != "repair":  # a run's own config.json may predate a field
+    raise errors.ConfigError(
+        f"{len(unknown)} config field(s) that no row of the table of config fields describes: "
+        f"{', '.join('config.' + k for k in unknown[:5])}{' ...' if len(unknown) > 5 else ''}"
+        " (the table: kjax/config_fields.py and the family's Task.fields; --help lists a "
+        "config's fields)")
   if mode == "repair":
     lines = kworkdir.repair(workdir)  # each run under its lock
     for line in lines or [f"{workdir}: every record agrees with its newest checkpoint; "

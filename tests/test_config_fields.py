@@ -8,6 +8,8 @@ import sys
 import ml_collections
 import pytest
 
+import kjax
+
 from kjax import config_fields
 from kjax import configs
 from kjax import errors
@@ -36,6 +38,34 @@ def test_every_field_of_every_shipped_config_has_a_row(name, config):
   missing = [k for k in workdir_config.flatten(config)
              if config_fields.lookup(table, k) is None]
   assert not missing, f"configs/{name}: no row in the table of config fields for {missing}"
+  assert tasks.unknown_fields(config) == []
+
+
+def test_the_benchmark_config_is_checked_study_by_study():
+  config = configs.get_config("benchmark")
+  assert tasks.unknown_fields(config) == []
+  config.studies.cvae.model.widht = 3
+  config.typo = 1
+  assert tasks.unknown_fields(config) == ["typo", "studies.cvae.model.widht"]
+
+
+def test_a_config_with_a_field_no_row_describes_is_refused_before_anything_is_written(
+    tmp_path):
+  config = configs.get_config("cvae")
+  config.model.hiden = 8
+  with pytest.raises(errors.ConfigError, match=r"config\.model\.hiden"):
+    kjax.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_must_return_a_config_dict(tmp_path):
+  (tmp_path / "own.py").write_text("def get_config():\n  return {'seed': 0}\n")
+  result = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"),
+                           f"--config={tmp_path / 'own.py'}", f"--workdir={tmp_path / 'w'}"],
+                          capture_output=True, text=True)
+  assert result.returncode != 0
+  assert "get_config() returned a dict; expected an ml_collections.ConfigDict" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
 
 
 def test_the_benchmark_fields_have_rows():
@@ -119,3 +149,14 @@ def test_a_family_row_replaces_the_shared_row():
                                                  low_open=True)})
   assert not rows["optim.learning_rate"].stackable
   assert config_fields.SHARED["optim.learning_rate"].stackable
+
+
+def test_docs_configs_md_holds_the_table_the_code_reads():
+  with open(os.path.join(REPO, "docs", "configs.md"), encoding="utf-8") as f:
+    text = f.read()
+  start = text.index("<!-- generated: the table of config fields -->\n")
+  end = text.index("<!-- end of the generated table -->")
+  generated = text[start:end].split("\n", 1)[1]
+  expected = config_fields.markdown({n: tasks.TASKS[n].table() for n in tasks.BUILTIN})
+  assert generated == expected, ("docs/configs.md's table of config fields is out of date: "
+                                 "regenerate it (the command above the table)")

@@ -15,6 +15,7 @@ import ml_collections
 
 from kjax import config_fields
 from kjax import errors
+from kjax import workdir_config
 from kjax.data import catalog
 from kjax.tasks.base import Task, TrainState
 from kjax.tasks.cgan import CGANTask, GANState
@@ -91,6 +92,33 @@ def fields_of(model: Any) -> dict[str, config_fields.Field]:
   return task_class(model).table()
 
 
+def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
+  """The dotted fields of a run, sweep or benchmark ``config`` that no row of the table of
+  config fields describes (a run's: its family's ``fields_of``; a benchmark's:
+  ``config_fields.BENCHMARK`` and each study's family). A config of an unknown family has
+  none here (validation names the family).
+  """
+  flat = workdir_config.flatten(config)
+  if "studies" in config:
+    table = config_fields.merged(config_fields.SHARED, config_fields.BENCHMARK)
+    out = [k for k in flat if not k.startswith("studies.")
+           and config_fields.lookup(table, k) is None]
+    for name, study in config.studies.items():
+      out += [f"studies.{name}.{k}" for k in unknown_fields(study)]
+    return out
+  try:
+    table = fields_of(config.get("model") or {})
+  except errors.ConfigError:
+    return []
+  return [k for k in flat if config_fields.lookup(table, k) is None]
+
+
+def fields_markdown() -> str:
+  """The table of config fields of every registered family, as Markdown: the generated
+  part of ``docs/configs.md`` (``tests/test_config_fields.py`` keeps them equal)."""
+  return config_fields.markdown({name: cls.table() for name, cls in TASKS.items()})
+
+
 def stackable_keys(model: Any) -> tuple[str, ...]:
   """The config keys in which runs of ``config.model``'s family may differ and still share
   one compiled program: ``seed`` and the family's ``Task.stackable``."""
@@ -98,5 +126,5 @@ def stackable_keys(model: Any) -> tuple[str, ...]:
 
 
 __all__ = ["TASKS", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
-           "ClassifierTask", "fields_of", "get_task", "has_convolutions", "register", "stackable_keys",
-           "task_class", "unregister"]
+           "ClassifierTask", "fields_markdown", "fields_of", "get_task", "has_convolutions", "register", "stackable_keys",
+           "task_class", "unknown_fields", "unregister"]
