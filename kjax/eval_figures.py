@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.patches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from kjax import figures  # noqa: E402
-from kjax.data import catalog  # noqa: E402
+# kjax.figures chooses the backend once (Agg), before pyplot: a second matplotlib.use here
+# would undo a notebook's `%matplotlib inline` set after kjax.figures was imported.
+from kjax import figures
+from kjax.data import catalog
+import matplotlib.patches
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_kl_per_dimension(path: str, kl: np.ndarray, activity: np.ndarray, threshold: float,

@@ -107,8 +107,9 @@ def dispatch(config: ml_collections.ConfigDict, workdir: str, mode: str = "train
   Raises:
     ConfigError: ``mode='results'`` without a sweep; whatever the branch raises.
   """
-  unknown = [] if config_from_workdir else tasks.unknown_fields(config)
-  if unknown and mode != "repair":  # a run's own config.json may predate a field
+  unknown = ([] if config_from_workdir or config is None or mode == "repair"
+             else tasks.unknown_fields(config))  # a run's own config.json may predate a field
+  if unknown:
     raise errors.ConfigError(
         f"{len(unknown)} config field(s) that no row of the table of config fields describes: "
         f"{', '.join('config.' + k for k in unknown[:5])}{' ...' if len(unknown) > 5 else ''}"

@@ -35,6 +35,7 @@ that dies is re-submitted and resumes; ``--mode=results`` merges the finished ru
 joins (``RAY_ADDRESS``, or a local one), then writes the results.
 """
 
+from kjax import errors  # noqa: F401  (kjax.sweep.errors, as before the package)
 from kjax.sweep.grid import (DIVERGED, EXECUTORS, RUNS_DIR, SETTINGS, SHARING, Run, axes,
                              default_sharing, expand, group_key, groups, is_sweep, parse_shard,
                              resolve_axis, run_name, shard_runs)
