@@ -20,7 +20,7 @@ where it has one. Offline here, on the real KMNIST test split:
 ``--config.data.name=mnist`` (with its files) runs it on MNIST; ``k49`` on Kuzushiji-49
 where a user has the data (with ``--config.studies.<s>.eval.classifier_workdir`` set:
 no K49 evaluator is shipped). ``--config.max_epochs=N`` caps every study's epochs (the
-README's table says which cap it used); ``--config.studies.beta_vae.train.num_epochs=N``
+table in docs/results.md says which cap it used); ``--config.studies.beta_vae.train.num_epochs=N``
 sets one. ``--mode=results`` rebuilds ``results.md`` from finished runs.
 """
 

@@ -4,7 +4,7 @@ As in Midhun Shyam, "Conditional Generation with VAE and GAN" (Western Sydney Un
 2024), whose hyper-parameters are: latent 64, batch 128, Adam 1e-4 for both networks, one D
 update per G update, non-saturating BCE, 100 epochs (its architecture experiments). Two
 choices go beyond it, because on KMNIST here Shyam's own networks give speckled,
-unrecognisable samples after 18,600 steps (README, Results): the deeper MLP pair
+unrecognisable samples after 18,600 steps (docs/results.md): the deeper MLP pair
 ``mlp_large`` (G 256 → 512 → 1024, D mirrored, leaky ReLU) with a tanh output, and Adam's
 β₁ = 0.5 (Radford et al. 2016). Shyam's exact setup is
 

@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.optim = ml_collections.ConfigDict()
   # Adam at 3e-3 decayed to 0 by a cosine: 97.5% on KMNIST test[8000:] in 12 epochs, as
-  # the constant 1e-3 (dropout 0.5) of before issue 10 reached in 30 (README, Performance).
+  # the constant 1e-3 (dropout 0.5) of before issue 10 reached in 30 (docs/speed.md).
   config.optim.learning_rate = 3e-3
   config.optim.schedule = "cosine"   # or "constant"
 

@@ -21,7 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sweep.seed = (0, 1, 2)
   config.sweep.max_runs = 64
   config.sweep.sharing = "auto"
-  # Many machines (README "Scaling out"): 'i/n' trains the i-th of n parts of the grid;
+  # Many machines (docs/scaling.md): 'i/n' trains the i-th of n parts of the grid;
   # 'ray' runs the parts as Ray tasks (config.sweep.parts of them; 0: one per program).
   config.sweep.shard = ""
   config.sweep.executor = "local"

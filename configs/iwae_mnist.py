@@ -12,7 +12,7 @@ With the official MNIST training split (TFDS downloads it):
   python launch.py --config=configs/iwae_mnist.py
 
 Here (no training split offline): the first 8,000 test images to train, the last 2,000 to
-evaluate, and far fewer epochs (README, "A paper's table as an external check"):
+evaluate, and far fewer epochs (docs/results.md, "A paper's table as an external check"):
 
   python launch.py --config=configs/iwae_mnist.py --workdir=runs/iwae_mnist \
     --config.data.data_dir=../shared/data/mnist \

@@ -12,7 +12,7 @@ Measured (``benchmarks/train_step.py --steps_per_call=N``, same machine, same se
   against 123 ms outside. So 1.
 * XLA:CPU, MLP models (the CVAE's ``mlp``/``mlp_bn``, the CGAN's ``mlp``/``mlp_large``):
   a step is short enough that dispatch shows; a scan of 50 steps ran the seed-003 CVAE at
-  70,000 vs 59,600 images/s and its CGAN at 28,800 vs 25,300 (README, Speed). So many.
+  70,000 vs 59,600 images/s and its CGAN at 28,800 vs 25,300 (docs/speed.md). So many.
 * GPU/TPU: a step of these small models is dispatch-bound (microseconds of work per
   kernel), so many steps per call.
 

@@ -12,7 +12,7 @@ recorded instead. ``'none'`` skips the classifier-based metrics.
 
 Features are computed in float64 (``jax.enable_x64`` around the feature network only), so
 that the same images give the same features on any machine to ~1e-12 relative; what
-differs across machines is the run's own float32 samples (README, Benchmark).
+differs across machines is the run's own float32 samples (docs/results.md, the benchmark).
 
 Re-exporting a classifier run as a reference evaluator (what made the shipped files):
 

@@ -9,7 +9,7 @@ the same parameters; ``impl='xla'`` leaves every convolution and its autodiff gr
 XLA (cuDNN on GPUs). ``'auto'`` picks ``'matmul'`` on CPU and ``'xla'`` elsewhere.
 
 Measured on a 2-core CPU (jax 0.10.2, batch 128, one layer's forward + gradient in its
-input and kernel, ms, means of 20 calls; the README's Speed section has the whole-step
+input and kernel, ms, means of 20 calls; docs/speed.md has the whole-step
 numbers from ``benchmarks/compare.py``):
 
 =====================================  ======  ======  =========================
