@@ -89,6 +89,9 @@ class Task:
       the optimisers' ``inject_hyperparams``; never in the step's code), in which a sweep's
       runs may differ (with ``seed``) and share one compiled program (``kjax.sweep``;
       ``tests/test_tasks.py`` traces each family's step to check it).
+    optimizer_names: the names of its optimisers' learning rates under ``train_steps/``:
+      the path of an optimiser's owner in the train state (``''``: the state itself) → the
+      name (``kjax.train.program.learning_rates``).
     has_encoder: the family has q(z | x): the likelihood and latent evaluations apply.
     is_classifier: the family is the domain classifier (scored by its accuracy).
   """
@@ -99,6 +102,7 @@ class Task:
   eval_metrics: tuple[str, ...] = ()
   log_metrics: tuple[str, ...] = ()
   fields: dict[str, config_fields.Field] = {}
+  optimizer_names: dict[str, str] = {"": "learning_rate"}
   stackable: tuple[str, ...] = ("optim.learning_rate",)
   has_encoder = False
   is_classifier = False

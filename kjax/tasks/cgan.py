@@ -69,6 +69,7 @@ class CGANTask(base.Task):
       Field("optim.b1", "real", "Adam's β₁", 0, 1, high_open=True, stackable=True),
       Field("optim.b2", "real", "Adam's β₂", 0, 1, high_open=True, stackable=True))
   eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
+  optimizer_names = {"generator": "g_learning_rate", "discriminator": "d_learning_rate"}
   log_metrics = ("d_loss", "g_loss")
 
   @classmethod

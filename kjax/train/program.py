@@ -28,30 +28,33 @@ def zero_sums(names: tuple[str, ...]) -> dict[str, jax.Array]:
   return {k: jnp.zeros((), jnp.float32) for k in (*names, "count")}
 
 
-# The learning rate of a network's optimiser → its name under train_steps/ (config.optim's).
-_LR_NAMES = {"": "learning_rate", "generator": "g_learning_rate",
-             "discriminator": "d_learning_rate"}
-
-
-def learning_rates(state: Any) -> dict[str, jax.Array]:
+def learning_rates(state: Any, names: dict[str, str] | None = None) -> dict[str, jax.Array]:
   """The learning rates in ``state``'s optimisers, as logged under ``train_steps/``.
 
   Every optimiser is ``optax.inject_hyperparams`` (``kjax.tasks``), so its rate is the
   leaf ``opt_state.hyperparams['learning_rate']``: the constant ``config.optim`` rate, or
   a schedule's value at the last update (``optim.schedule='iwae'``, ``'cosine'``).
 
+  Args:
+    state: a train state (a stack's, with a leading run axis, too).
+    names: the family's names of its optimisers' rates (``Task.optimizer_names``: the path
+      of an optimiser's owner in the state → its name); default ``{'': 'learning_rate'}``
+      (one optimiser at the top of the state). An owner ``x`` not named gives
+      ``x_learning_rate``.
+
   Returns:
-    ``{'learning_rate': float32 []}`` for one optimiser (β-VAE, CVAE, classifier);
-    ``{'g_learning_rate', 'd_learning_rate'}`` for the CGAN's generator and discriminator
-    (another owner ``x`` gives ``x_learning_rate``). Leaves keep a stacked state's leading
-    run axis (``[R]``). The arrays are the state's own: no copy, no host sync.
+    name → float32 ``[]`` leaf, e.g. ``{'learning_rate'}`` for the β-VAE, CVAE and
+    classifier, ``{'g_learning_rate', 'd_learning_rate'}`` for the CGAN. Leaves keep a
+    stacked state's leading run axis (``[R]``). The arrays are the state's own: no copy, no
+    host sync.
   """
+  names = {"": "learning_rate"} if names is None else names
   rates = {}
   for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-    names = [getattr(k, "name", getattr(k, "key", None)) for k in path]
-    if names[-3:] == ["opt_state", "hyperparams", "learning_rate"]:
-      owner = ".".join(str(n) for n in names[:-3])
-      rates[_LR_NAMES.get(owner, f"{owner.replace('.', '_')}_learning_rate")] = leaf
+    parts = [getattr(k, "name", getattr(k, "key", None)) for k in path]
+    if parts[-3:] == ["opt_state", "hyperparams", "learning_rate"]:
+      owner = ".".join(str(n) for n in parts[:-3])
+      rates[names.get(owner, f"{owner.replace('.', '_')}_learning_rate")] = leaf
   return rates
 
 
@@ -67,7 +70,7 @@ def binarize_batch(images: jax.Array, key: jax.Array) -> jax.Array:
 
 def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, num_steps: int,
                      sharing: str | None = None, binarize: bool = False, mesh=None,
-                     marks: bool = False):
+                     marks: bool = False, lr_names: dict[str, str] | None = None):
   """A compiled function running ``num_steps`` train steps with batches drawn on the device.
 
   ``chunk(state, sums, data, perm, train_key) -> (state, sums)``: step ``s`` runs
@@ -80,7 +83,8 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
   ``benchmarks/``).
 
   With ``marks`` it returns ``(state, sums, marks)`` too: ``marks`` holds, after each of
-  the chunk's steps, the running ``sums`` and the ``learning_rates`` of the update
+  the chunk's steps, the running ``sums`` and the ``learning_rates`` (named by
+  ``lr_names``, the family's ``Task.optimizer_names``) of the update
   (float32 leaves ``[num_steps]``), so that the loop logs every log step inside a chunk
   from one host copy (``kjax.train.actions.LogSteps``).
 
@@ -111,7 +115,7 @@ def make_train_chunk(step_fn: Callable, steps_per_epoch: int, batch_size: int, n
                                          jax.random.fold_in(key, BINARIZE_STREAM))
       state, metrics = step_fn(state, batch, key)
       sums = {k: sums[k] + (metrics[k] if k != "count" else 1.0) for k in sums}
-      mark = {"sums": sums, "learning_rates": learning_rates(state)} if marks else None
+      mark = {"sums": sums, "learning_rates": learning_rates(state, lr_names)} if marks else None
       return (state, sums), mark
 
     if num_steps == 1:
@@ -211,7 +215,8 @@ class Program:
     step_fn = functools.partial(type(task).train_step, task)
     dynamic = config.data.get("binarize", "none") == "dynamic"
     self._chunks = {n: make_train_chunk(step_fn, self.steps_per_epoch, self.batch_size, n,
-                                        sharing, dynamic, self.mesh, marks=True)
+                                        sharing, dynamic, self.mesh, marks=True,
+                                        lr_names=task.optimizer_names)
                     for n in {self.chunk_size, 1}}
     self.timing = {"compile_s": None, "steady_images_per_s": None,
                    "runs_in_program": self.num_runs, "sharing": sharing or "single",
