@@ -1,4 +1,5 @@
-r"""kjax against an idiomatic PyTorch port of the same models, side by side, in one process.
+r"""kjax against an idiomatic PyTorch port of the same models: each framework in its own
+process, alternated, and (for reference) both in one process.
 
   pip install -e '.[bench]'                        # torch (the CPU build lies on disk here)
   PYTHONPATH=. python benchmarks/compare.py        # β-VAE, CVAE, CGAN; ~2 min on 2 cores
@@ -13,15 +14,22 @@ kjax's compiled train chunk (the program ``kjax.train`` runs, with
 platform (CPU, or CUDA when JAX's default backend is a GPU) and thread count. It prints one table:
 median images/s of each, and kjax's ratio over PyTorch eager (and ``torch.compile`` with
 ``--torch_compile``, where it works), with kjax's compile time and the process's peak RSS.
+
+Two thread pools in one process (XLA's and PyTorch's OpenMP, which spins after each call)
+can slow either side, so by default (``--mode=both``) each round also runs each framework
+in a fresh process of its own (``--worker``), the order alternating from round to round,
+and the table gives both ratios: *separate processes* (the fair one) and *one process*.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -30,8 +38,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
-import torch  # noqa: E402  (the optional 'bench' extra)
-import torch_reference  # noqa: E402
 import train_step  # noqa: E402
 
 from kjax import autotune  # noqa: E402
@@ -61,6 +67,9 @@ def kjax_config(model: str):
 def torch_runner(model: str, images: np.ndarray, labels: np.ndarray, styles: np.ndarray,
                  num_classes: int, device: str, compile: bool):
   """``run()`` = one PyTorch train step on the next batch of a shuffled epoch."""
+  import torch  # noqa: PLC0415  (the optional 'bench' extra; never in a kjax worker)
+  import torch_reference  # noqa: PLC0415
+  torch.set_num_threads(os.cpu_count())
   step = torch_reference.make_trainer(model, num_classes, device, compile)
   images_t = torch.from_numpy(images).to(device)
   labels_t = torch.from_numpy(labels.astype(np.int64)).to(device)
@@ -93,6 +102,48 @@ def timed(run, seconds: float) -> int:
   return calls, time.perf_counter() - t0
 
 
+def _runner(name: str, model: str, num_images: int, device: str, platform: str):
+  """``(run, images per call, compile_s)`` of ``name`` (``kjax``, ``torch eager`` or
+  ``torch.compile``) for ``model`` on the synthetic split."""
+  config = kjax_config(model)
+  batch_size = config.train.batch_size
+  num_classes = catalog.get_dataset_info(config.data.name).num_classes
+  split = train_step.synthetic_split(num_images, num_classes)
+  if name == "kjax":
+    steps_per_call = autotune.steps_per_call(config.train.steps_per_call,
+                                             num_images // batch_size, platform,
+                                             tasks.has_convolutions(config.model))
+    run, compile_s = train_step.kjax_runner(config, steps_per_call, split=split)
+    return run, steps_per_call * batch_size, compile_s
+  run = torch_runner(model, split["images"], split["labels"], split["styles"], num_classes,
+                     device, name == "torch.compile")
+  return run, batch_size, 0.0
+
+
+def worker(name: str, model: str, seconds: float, num_images: int) -> dict:
+  """One timing window of ``name`` alone in this process (``--worker``): images/s."""
+  platform = jax.default_backend()
+  run, per_call, compile_s = _runner(name, model, num_images,
+                                     "cuda" if platform == "gpu" else "cpu", platform)
+  calls, elapsed = timed(run, seconds)
+  return {"images_per_s": calls * per_call / elapsed, "compile_s": compile_s}
+
+
+def separate(model: str, names: list[str], rounds: int, seconds: float, num_images: int
+             ) -> dict[str, list[float]]:
+  """images/s of each framework in ``names``, one fresh process per window, the order
+  alternating from round to round."""
+  rates = {name: [] for name in names}
+  for r in range(rounds):
+    for name in (names if r % 2 == 0 else names[::-1]):
+      out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--worker={name}",
+                            f"--models={model}", f"--seconds={seconds}",
+                            f"--num_images={num_images}"],
+                           capture_output=True, text=True, check=True)
+      rates[name].append(json.loads(out.stdout.strip().splitlines()[-1])["images_per_s"])
+  return rates
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--models", default=",".join(MODELS))
@@ -101,14 +152,32 @@ def main():
   parser.add_argument("--num_images", type=int, default=8000)
   parser.add_argument("--torch_compile", action="store_true", help="add a torch.compile row")
   parser.add_argument("--markdown", default="", help="also write the table to this file")
+  parser.add_argument("--mode", default="both", choices=("both", "separate", "one_process"))
+  parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.worker:
+    print(json.dumps(worker(args.worker, args.models, args.seconds, args.num_images)))
+    return
 
+  import torch  # noqa: PLC0415  (for the header; the workers import it apart)
   platform = jax.default_backend()
   device = "cuda" if platform == "gpu" else "cpu"
   threads = os.cpu_count()
-  torch.set_num_threads(threads)
   rows = []
   for model in args.models.split(","):
+    if args.mode != "one_process":
+      names = ["kjax", "torch eager"] + (["torch.compile"] if args.torch_compile else [])
+      apart = separate(model, names, args.rounds, args.seconds, args.num_images)
+      med_apart = {name: statistics.median(r) for name, r in apart.items()}
+      print(f"{model} (separate processes): "
+            + ", ".join(f"{n} {[round(x) for x in r]}" for n, r in apart.items()), flush=True)
+      if args.mode == "separate":
+        rows.append({"model": model, "batch": kjax_config(model).train.batch_size,
+                     "steps_per_call": "", "kjax": med_apart["kjax"],
+                     "torch": med_apart["torch eager"], "ratio": med_apart["kjax"]
+                     / med_apart["torch eager"], "compile_s": 0.0,
+                     "ratio_separate": med_apart["kjax"] / med_apart["torch eager"]})
+        continue
     config = kjax_config(model)
     batch_size = config.train.batch_size
     steps_per_call = autotune.steps_per_call(config.train.steps_per_call,
@@ -139,6 +208,9 @@ def main():
     if "torch.compile" in med:
       row["torch_compile"] = med["torch.compile"]
       row["ratio_compile"] = med["kjax"] / med["torch.compile"]
+    if args.mode == "both":
+      row["kjax_separate"], row["torch_separate"] = med_apart["kjax"], med_apart["torch eager"]
+      row["ratio_separate"] = med_apart["kjax"] / med_apart["torch eager"]
     rows.append(row)
     print(f"{model}: " + ", ".join(f"{n} {[round(x) for x in r]}" for n, r in rates.items()),
           flush=True)
@@ -149,15 +221,20 @@ def main():
             f"{args.seconds:g} s; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
   with_compile = any("torch_compile" in r for r in rows)
   lines = [header, "",
-           "| model | batch | kjax images/s | PyTorch eager images/s | kjax / eager |"
+           "| model | batch | kjax images/s, separate | PyTorch eager images/s, separate | "
+           "kjax / eager, separate processes | kjax / eager, one process |"
            + (" torch.compile images/s | kjax / compile |" if with_compile else "")
            + " kjax steps/call | kjax compile s |",
-           "|---|---|---|---|---|" + ("---|---|" if with_compile else "") + "---|---|"]
+           "|---|---|---|---|---|---|" + ("---|---|" if with_compile else "") + "---|---|"]
   for r in rows:
     compiled = (f" {r['torch_compile']:,.0f} | {r['ratio_compile']:.2f}× |"
                 if "torch_compile" in r else (" – | – |" if with_compile else ""))
-    lines.append(f"| {r['model']} | {r['batch']} | {r['kjax']:,.0f} | {r['torch']:,.0f} | "
-                 f"{r['ratio']:.2f}× |{compiled} {r['steps_per_call']} | {r['compile_s']:.1f} |")
+    apart = (f"{r.get('kjax_separate', r['kjax']):,.0f} | "
+             f"{r.get('torch_separate', r['torch']):,.0f} | {r['ratio_separate']:.2f}×"
+             if "ratio_separate" in r else "– | – | –")
+    one = "–" if args.mode == "separate" else f"{r['ratio']:.2f}×"
+    lines.append(f"| {r['model']} | {r['batch']} | {apart} | {one} |{compiled} "
+                 f"{r['steps_per_call']} | {r['compile_s']:.1f} |")
   table = "\n".join(lines)
   print(table)
   if args.markdown:
