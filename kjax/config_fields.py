@@ -27,6 +27,7 @@ import dataclasses
 from typing import Any, Callable, Iterable
 
 from kjax import config_checks as checks
+from kjax import errors
 from kjax.data import catalog, loading, style
 
 # Light on purpose (no JAX): ``--help`` reads this table. Values owned by JAX-side modules
@@ -122,7 +123,7 @@ class Field:
       value = checks.value_of(config, key)
       try:
         autotune.steps_per_call(value, 1, "cpu")
-      except Exception:  # noqa: BLE001  (its own message names the value; ours the field)
+      except errors.ConfigError:  # its message names the value; ours names the field
         checks.check(False, key, value, "expected 'auto' or an integer >= 1")
 
 
@@ -136,7 +137,7 @@ def rows(*fields: Field) -> dict[str, Field]:
   return {f.key: f for f in fields}
 
 
-def _logistic(key, kind, meaning, **kw) -> Field:
+def logistic(key, kind, meaning, **kw) -> Field:
   """A field that changes neither the trajectory nor the evaluation's numbers."""
   return Field(key, kind, meaning, resumable=True, eval_input=False, **kw)
 
@@ -178,11 +179,11 @@ SHARED: dict[str, Field] = rows(
           stackable=True),
     # training
     Field("train.batch_size", "int", "examples per train step", 1),
-    _logistic("train.num_epochs", "int", "epochs of training", low=1),
-    _logistic("train.log_every_steps", "int", "steps between metric points", low=1),
-    _logistic("train.checkpoint_every_steps", "int", "steps between checkpoints", low=1),
-    _logistic("train.keep_checkpoints", "int", "checkpoints kept", low=1),
-    _logistic("train.steps_per_call", "steps", "train steps per compiled call"),
+    logistic("train.num_epochs", "int", "epochs of training", low=1),
+    logistic("train.log_every_steps", "int", "steps between metric points", low=1),
+    logistic("train.checkpoint_every_steps", "int", "steps between checkpoints", low=1),
+    logistic("train.keep_checkpoints", "int", "checkpoints kept", low=1),
+    logistic("train.steps_per_call", "steps", "train steps per compiled call"),
     Field("train.eval_batch_size", "int", "examples per evaluation call", 1, resumable=True),
     # evaluation
     _eval("eval.at_end_of_training", "bool", "evaluate when training ends"),
@@ -205,23 +206,18 @@ SHARED: dict[str, Field] = rows(
     _eval("eval.cas_epochs", "int", "epochs of the CAS classifier trained on samples; "
           "0 = no CAS", low=0, high=1000),
     # devices, figures, sweeps
-    _logistic("mesh.runs", "int", "devices along a sweep group's runs; 0 = automatic", low=0),
-    _logistic("mesh.data", "int", "devices along each batch; 0 = automatic", low=0),
-    _logistic("figures.grid_size", "int", "rows and columns of the latent-space grid", low=2),
-    _logistic("figures.interpolate_classes", "any", "the two classes of the interpolation "
+    logistic("mesh.runs", "int", "devices along a sweep group's runs; 0 = automatic", low=0),
+    logistic("mesh.data", "int", "devices along each batch; 0 = automatic", low=0),
+    # Every generator's interpolation figure (a family's own figures: its Task.fields).
+    logistic("figures.interpolate_classes", "any", "the two classes of the interpolation "
               "figure"),
-    _logistic("figures.interpolation_steps", "int", "images along an interpolation", low=2),
-    _logistic("figures.samples_per_style", "int", "samples per class and style in the "
-              "sample sheet", low=1),
-    _logistic("figures.progress_every_epochs", "int", "real vs generated grids every N "
-              "epochs; 0 = none", low=0),
-    _logistic("sweep.max_runs", "int", "refuse a grid of more runs", low=1),
-    _logistic("sweep.sharing", "any", "how a group's runs share a program: auto | vmap | "
+    logistic("sweep.max_runs", "int", "refuse a grid of more runs", low=1),
+    logistic("sweep.sharing", "any", "how a group's runs share a program: auto | vmap | "
               "map | sequential"),
-    _logistic("sweep.shard", "any", "'I/N': this launch trains every N-th group from I"),
-    _logistic("sweep.executor", "any", "local | ray"),
-    _logistic("sweep.parts", "int", "training of each group in N parts", low=1),
-    _logistic("sweep.*", "any", "an axis of the grid: a tuple of values of the run field of "
+    logistic("sweep.shard", "any", "'I/N': this launch trains every N-th group from I"),
+    logistic("sweep.executor", "any", "local | ray"),
+    logistic("sweep.parts", "int", "training of each group in N parts", low=1),
+    logistic("sweep.*", "any", "an axis of the grid: a tuple of values of the run field of "
               "that name"),
 )
 
@@ -230,7 +226,7 @@ SHARED: dict[str, Field] = rows(
 # are ``SHARED``'s and each study is a run config checked against its family's table.
 BENCHMARK: dict[str, Field] = rows(
     Field("seeds", "any", "the seeds of every study: a non-empty tuple of integers >= 0"),
-    _logistic("max_epochs", "int", "caps each study's train.num_epochs; 0 = each study's "
+    logistic("max_epochs", "int", "caps each study's train.num_epochs; 0 = each study's "
               "own", low=0),
     Field("studies.*", "any", "name: a model config with a sweep section"),
 )

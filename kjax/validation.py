@@ -8,6 +8,8 @@ themselves: ``kjax.config_checks``.
 
 from __future__ import annotations
 
+from numbers import Integral
+
 from absl import logging
 import ml_collections
 
@@ -36,6 +38,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   config_fields.check_all(table, config, workdir_config.flatten(config))
   if "eval" in config:
     _check(config.eval.num_generated != 1, "eval.num_generated", 1, "expected 0 or >= 2")
+  value = config.get("figures", {}).get("interpolate_classes", (0, 1))
+  classes = tuple(value)
+  _check(len(classes) == 2 and all(isinstance(c, Integral) and not isinstance(c, bool)
+                                   and 0 <= c < info.num_classes for c in classes),
+         "figures.interpolate_classes", value,
+         f"expected two class indices in [0, {info.num_classes - 1}]")
   family = tasks.task_class(config.model)
   if "conv_impl" in config.model:
     if config.model.conv_impl != "auto" and not family.has_convolutions(config.model):

@@ -160,3 +160,13 @@ def test_docs_configs_md_holds_the_table_the_code_reads():
   expected = config_fields.markdown({n: tasks.TASKS[n].table() for n in tasks.BUILTIN})
   assert generated == expected, ("docs/configs.md's table of config fields is out of date: "
                                  "regenerate it (the command above the table)")
+
+
+def test_a_figure_setting_of_another_family_is_refused_not_ignored():
+  config = configs.get_config("cgan")
+  config.figures.grid_size = 8  # the β-VAE's latent grid: the CGAN draws none
+  assert tasks.unknown_fields(config) == ["figures.grid_size"]
+  config = configs.get_config("cgan")
+  config.figures.interpolate_classes = (0, 99)  # every generator's interpolation figure
+  with pytest.raises(errors.ConfigError, match=r"figures\.interpolate_classes=\(0, 99\)"):
+    validation.validate_config(config)

@@ -58,8 +58,9 @@ class AutoencoderTask(tasks.Task):
   name = "autoencoder"
   conditional = False
   train_metrics = eval_metrics = log_metrics = ("bce",)
-  fields = config_fields.rows(
-      config_fields.Field("model.latent_dim", "int", "dimension of the code z", 1))
+  # its own field, and those of the figures it keeps from tasks.Task
+  fields = {**tasks.FIGURE_FIELDS, **config_fields.rows(
+      config_fields.Field("model.latent_dim", "int", "dimension of the code z", 1))}
 
   def __init__(self, config, info, num_train_examples):
     super().__init__(config, info, num_train_examples)

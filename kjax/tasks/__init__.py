@@ -17,7 +17,7 @@ from kjax import config_fields
 from kjax import errors
 from kjax import workdir_config
 from kjax.data import catalog
-from kjax.tasks.base import Task, TrainState
+from kjax.tasks.base import FIGURE_FIELDS, Task, TrainState
 from kjax.tasks.cgan import CGANTask, GANState
 from kjax.tasks.classifier import ClassifierTask
 from kjax.tasks.cvae import CVAETask
@@ -125,6 +125,7 @@ def stackable_keys(model: Any) -> tuple[str, ...]:
   return ("seed", *task_class(model).stackable)
 
 
-__all__ = ["TASKS", "Task", "TrainState", "GANState", "BetaVAETask", "CVAETask", "CGANTask",
-           "ClassifierTask", "fields_markdown", "fields_of", "get_task", "has_convolutions", "register", "stackable_keys",
-           "task_class", "unknown_fields", "unregister"]
+__all__ = ["FIGURE_FIELDS", "TASKS", "Task", "TrainState", "GANState", "BetaVAETask",
+           "CVAETask", "CGANTask", "ClassifierTask", "fields_markdown", "fields_of", "get_task",
+           "has_convolutions", "register", "stackable_keys", "task_class", "unknown_fields",
+           "unregister"]

@@ -68,6 +68,14 @@ def check_conv_image_shape(config: ml_collections.ConfigDict, info: catalog.Data
         f"networks need a height and width divisible by {CONV_DIVISOR} (e.g. 28×28, 32×32)")
 
 
+# The figures of a family that keeps base.Task's (the class × style sheet, the progress grids).
+FIGURE_FIELDS = config_fields.rows(
+    config_fields.logistic("figures.samples_per_style", "int", "samples per class and style "
+                           "in the sample sheet", low=1),
+    config_fields.logistic("figures.progress_every_epochs", "int", "real vs generated grids "
+                           "every N epochs; 0 = none", low=0))
+
+
 class Task:
   """One model family: ``beta_vae``, ``cvae`` or ``cgan`` (``kjax.tasks.get_task``).
 
@@ -83,7 +91,8 @@ class Task:
     log_metrics: the train metrics shown on the progress line.
     fields: the family's own rows of the table of config fields (``kjax.config_fields``):
       its sections' fields with their kind, what is allowed, meaning and roles; a row of a
-      shared key replaces the shared row (the classifier's ``optim.learning_rate``).
+      shared key replaces the shared row (the classifier's ``optim.learning_rate``);
+      default ``FIGURE_FIELDS``, the settings of the figures this base class draws.
     stackable: derived from the table, not declared: the keys whose rows are
       ``stackable`` (their values live in arrays of the train state: ``state.hparams``,
       the optimisers' ``inject_hyperparams``; never in the step's code), in which a sweep's
@@ -101,7 +110,7 @@ class Task:
   train_metrics: tuple[str, ...] = ()
   eval_metrics: tuple[str, ...] = ()
   log_metrics: tuple[str, ...] = ()
-  fields: dict[str, config_fields.Field] = {}
+  fields: dict[str, config_fields.Field] = FIGURE_FIELDS
   optimizer_names: dict[str, str] = {"": "learning_rate"}
   stackable: tuple[str, ...] = ("optim.learning_rate",)
   has_encoder = False

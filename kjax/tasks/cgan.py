@@ -50,7 +50,7 @@ class CGANTask(base.Task):
 
   name = "cgan"
   conditional = True
-  fields = config_fields.rows(
+  fields = {**base.FIGURE_FIELDS, **config_fields.rows(
       Field("model.latent_dim", "int", "dimension of the generator's noise z", 1),
       Field("model.architecture", "choice", "mlp (Shyam 2024), mlp_large (three hidden "
             "layers) or dcgan (conv G and D)", choices=cgan.ARCHITECTURES),
@@ -67,7 +67,7 @@ class CGANTask(base.Task):
       Field("optim.d_learning_rate", "real", "D's Adam rate; None = optim.learning_rate",
             0, low_open=True, none_ok=True, stackable=True),
       Field("optim.b1", "real", "Adam's β₁", 0, 1, high_open=True, stackable=True),
-      Field("optim.b2", "real", "Adam's β₂", 0, 1, high_open=True, stackable=True))
+      Field("optim.b2", "real", "Adam's β₂", 0, 1, high_open=True, stackable=True))}
   eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
   optimizer_names = {"generator": "g_learning_rate", "discriminator": "d_learning_rate"}
   log_metrics = ("d_loss", "g_loss")

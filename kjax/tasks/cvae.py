@@ -26,7 +26,7 @@ class CVAETask(BetaVAETask):
 
   name = "cvae"
   conditional = True
-  fields = {**VAE_FIELDS, **config_fields.rows(
+  fields = {**VAE_FIELDS, **base.FIGURE_FIELDS, **config_fields.rows(
       config_fields.Field("model.architecture", "choice", "mlp (Shyam 2024), mlp_bn (its "
                           "Architecture 3) or conv (the β-VAE's trunk with label planes)",
                           choices=cvae.ARCHITECTURES))}

@@ -16,8 +16,6 @@ Generation with VAE and GAN".
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -118,7 +116,11 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
             "and parameters)", choices=vae.UPSAMPLE_METHODS),
       Field("optim.schedule", "choice", "constant, or iwae: the IWAE paper's 3^i epochs at "
             "0.001 · 10^(-i/7)", choices=("constant", "iwae")),
-      Field("optim.eps", "real", "Adam's ε", 0, low_open=True))}
+      Field("optim.eps", "real", "Adam's ε", 0, low_open=True),
+      config_fields.logistic("figures.grid_size", "int", "rows and columns of the decoded "
+                             "latent grid (2-D latent)", low=2),
+      config_fields.logistic("figures.interpolation_steps", "int", "images along an "
+                             "interpolation", low=2))}
   has_encoder = True
 
   @classmethod
@@ -129,8 +131,7 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
   @classmethod
   def validate_config(cls, config, info) -> None:
     """The rules no row states: the objective's (``validate_vae_objective``), the conv
-    networks' image height and width divisible by 4 (``base.check_conv_image_shape``), the
-    interpolation figure's classes among the data set's.
+    networks' image height and width divisible by 4 (``base.check_conv_image_shape``).
 
     Raises:
       ConfigError: the first bad value.
@@ -138,11 +139,6 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
     validate_vae_objective(config)
     if cls.has_convolutions(config.model):
       base.check_conv_image_shape(config, info)
-    classes = tuple(config.figures.interpolate_classes)
-    checks.check(len(classes) == 2 and all(isinstance(c, Integral) and 0 <= c < info.num_classes
-                                           for c in classes),
-                 "figures.interpolate_classes", config.figures.interpolate_classes,
-                 f"expected two class indices in [0, {info.num_classes - 1}]")
   log_metrics = ("loss",)
 
   def __init__(self, config, info, num_train_examples):
