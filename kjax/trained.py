@@ -5,10 +5,8 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
-import jax
 import ml_collections
 
 from kjax import tasks
@@ -41,8 +39,9 @@ class TrainedRun:
   summary: dict[str, Any] = dataclasses.field(default_factory=dict)
   timing: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-  @functools.cached_property
+  @property
   def sample(self):
-    """``jax.jit(task.sample)``: float ``[B, latent_dim]`` noise, int ``[B]`` classes and
-    styles → float ``[B, H, W, 1]`` images in [0, 1]; compiled once per run and shape."""
-    return jax.jit(self.task.sample)
+    """The task's compiled ``sample`` (``Task.jit_sample``, shared with its figures): float
+    ``[B, latent_dim]`` noise, int ``[B]`` classes and styles → float ``[B, H, W, 1]``
+    images in [0, 1]; compiled once per run and shape."""
+    return self.task.jit_sample
