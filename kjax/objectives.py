@@ -33,8 +33,28 @@ def bernoulli_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
   Returns:
     float ``[...]``, nats per image.
   """
-  per_pixel = jax.nn.softplus(logits) - x * logits
-  return per_pixel.reshape(*per_pixel.shape[:-3], -1).sum(-1)
+  logits = logits.reshape(*logits.shape[:-3], -1)  # one pixel axis: XLA:CPU reduces [..., H,
+  x = x.reshape(*x.shape[:-3], -1)                 # W, 1] 3x slower than [..., H·W]
+  return (softplus(logits) - x * logits).sum(-1)
+
+
+@jax.custom_jvp
+def softplus(logits: jax.Array) -> jax.Array:
+  """``log(1 + exp(l))``, float ``[...]`` → float ``[...]``: ``jax.nn.softplus`` bit for bit
+  on finite inputs, values and gradients, at ~2.5× its speed on XLA:CPU (measured for issue
+  27: 0.65 against 1.63 ns per element), since it leaves out ``jnp.logaddexp``'s NaN select.
+
+  ``max(l, 0) + log1p(exp(−|l|))``; the tangent is ``jnp.logaddexp(l, 0)``'s,
+  ``t · exp(l − softplus(l))`` = σ(l) t.
+  """
+  return jnp.maximum(logits, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+  (logits,), (tangent,) = primals, tangents
+  out = softplus(logits)
+  return out, tangent * jnp.exp(logits - out) + 0.0 * jnp.exp(-out)
 
 
 def gaussian_nll(logits: jax.Array, x: jax.Array, variance: float | jax.Array) -> jax.Array:
@@ -53,8 +73,8 @@ def gaussian_nll(logits: jax.Array, x: jax.Array, variance: float | jax.Array) -
   Returns:
     float ``[...]``, nats per image (a density: it can be negative).
   """
-  sq = jnp.square(x - jax.nn.sigmoid(logits))
-  sq = sq.reshape(*sq.shape[:-3], -1)
+  logits, x = logits.reshape(*logits.shape[:-3], -1), x.reshape(*x.shape[:-3], -1)
+  sq = jnp.square(x - jax.nn.sigmoid(logits))  # on one pixel axis, as bernoulli_nll
   return sq.sum(-1) / (2 * variance) + sq.shape[-1] * 0.5 * jnp.log(2 * math.pi * variance)
 
 
