@@ -82,4 +82,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.figures.interpolate_classes = (1, 8)  # Islam's tutorial, Fig. 2
   config.figures.interpolation_steps = 10
   config.figures.grid_size = 15                 # decoded 2-D latent grid, per side
+  config.figures.preview_every_epochs = 1       # TensorBoard images, frames/ (the GIFs)
   return config

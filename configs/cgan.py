@@ -71,4 +71,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.figures = ml_collections.ConfigDict()
   config.figures.samples_per_style = 6      # per class and style in class_style_samples.png
   config.figures.progress_every_epochs = 10  # real vs generated grids; 0: none
+  config.figures.preview_every_epochs = 10  # TensorBoard images, frames/ (the MLP: 0.26 s epochs)
   return config

@@ -46,4 +46,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.iwae_max_examples = 0   # every eval image, as the paper
   config.eval.iwae_batch_size = 10
   config.figures.interpolate_classes = (1, 7)
+  config.figures.preview_every_epochs = 20  # 0.5 s epochs: previews every epoch were 17% of them
   return config

@@ -273,22 +273,37 @@ def plot_class_style_sheet(path: str, samples: np.ndarray, info: catalog.Dataset
 
 
 def plot_real_vs_generated(path: str, real: np.ndarray, generated: np.ndarray, title: str,
-                           caption: str, ncols: int = 8) -> str:
-  """Real images beside generated ones for the same labels (Shyam 2024, Figs. 12–14).
+                           caption: str, ncols: int = 8, scale: int = 2) -> str:
+  """Real images beside generated ones for the same labels (Shyam 2024, Figs. 12–14), a
+  PNG of ``scale``-times enlarged grids with the title above and the caption below.
+
+  Drawn with PIL, not matplotlib: the loop draws one every ``progress_every_epochs``
+  epochs, and matplotlib took 130 ms a figure against 7 ms here (issue 27: per-epoch
+  work ≤ 15% of the CVAE's 0.1 s epochs).
 
   Args:
     real, generated: float ``[N, H, W(, 1)]`` in [0, 1], the same N.
     caption: the hyper-parameters, written under the panels (Shyam 2024, §4.3.4).
+
+  Raises:
+    WriteError: the file cannot be written (``kjax.files.save_image``).
   """
-  fig, axes = plt.subplots(1, 2, figsize=(10, 5.0))
-  for ax, images, name in ((axes[0], real, "Real images"), (axes[1], generated, "Generated images")):
-    ax.imshow(tile(images, ncols), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
-    ax.set_title(name)
-    ax.axis("off")
-  fig.subplots_adjust(left=0.02, right=0.98, top=0.88, bottom=0.07, wspace=0.08)
-  fig.suptitle(title)
-  fig.text(0.5, 0.02, caption, ha="center", fontsize=10, wrap=True)
-  return _save(fig, path)
+  from PIL import ImageDraw, ImageFont  # noqa: PLC0415
+
+  font = ImageFont.load_default(size=14)
+  grids = [Image.fromarray(255 - tile(images, ncols)).resize(
+      (scale * tile(images, ncols).shape[1], scale * tile(images, ncols).shape[0]),
+      Image.NEAREST) for images in (real, generated)]
+  width, height, gap, line = grids[0].width, grids[0].height, 24, 20
+  canvas = Image.new("L", (2 * width + 3 * gap, height + 4 * line + 2 * gap), 255)
+  draw = ImageDraw.Draw(canvas)
+  draw.text((gap, gap // 2), title, font=font, fill=0)
+  for k, (grid, name) in enumerate(zip(grids, ("Real images", "Generated images"))):
+    x = gap + k * (width + gap)
+    draw.text((x, gap // 2 + 1.5 * line), name, font=font, fill=0)
+    canvas.paste(grid, (x, gap // 2 + 3 * line))
+  draw.text((gap, height + 3 * line + gap), caption, font=font, fill=0)
+  return files.save_image(canvas, path, compress_level=1)
 
 
 def normal_quantile_grid(size: int) -> np.ndarray:

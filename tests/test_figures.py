@@ -74,7 +74,10 @@ def test_class_style_sheet_and_progress_figures(tmp_path):
                                         rng.uniform(size=(16, 28, 28, 1)),
                                         rng.uniform(size=(16, 28, 28, 1)), "epoch 3",
                                         "Learning Rate: 0.0001, Latent Dim: 64")
-  assert os.path.getsize(path) > 10_000
+  with Image.open(path) as image:  # two 8-wide grids of 2× tiles side by side
+    assert image.size[0] > 2 * 8 * 2 * 28 and image.size[1] > 2 * 2 * 2 * 28
+    pixels = np.asarray(image)
+  assert pixels.min() == 0 and pixels.max() == 255 and len(np.unique(pixels)) > 100
   history = [{"epoch": e, "train/d_loss": 0.5, "train/g_loss": 1.0 + e, "eval/d_loss": 0.6}
              for e in (1, 2)]
   path = figures.plot_loss_curves(str(tmp_path / "gan.png"), history, "GAN",

@@ -40,3 +40,29 @@ def test_window_means_difference_the_running_sums():
   assert means[0] == {"loss": 2.0}  # (8 - 2) / (5 - 2)
   assert math.isnan(means[1]["loss"])  # no step in the window
   assert actions.window_means(("loss",), host) == [{"loss": 1.6}, {"loss": 2.0}]
+
+
+def test_previews_and_progress_figures_on_their_own_cadences(kmnist_dir, tmp_path):
+  """``figures.preview_every_epochs`` (frames/, TensorBoard images) and ``figures.
+  progress_every_epochs`` (figures/progress/): every N-th epoch, the first and the last;
+  the evaluation row every epoch."""
+  import json  # noqa: PLC0415
+  import os  # noqa: PLC0415
+
+  from configs import cgan as cgan_config  # noqa: PLC0415
+  from kjax import frames, train  # noqa: PLC0415
+  from tests.conftest import on_real_kmnist  # noqa: PLC0415
+
+  config = on_real_kmnist(cgan_config.get_config(), kmnist_dir, tmp_path,
+                          train_split="test[:64]", num_epochs=5)
+  config.model.architecture, config.model.hidden = "mlp", 16
+  config.train.steps_per_call = "auto"
+  config.figures.samples_per_style = 1
+  config.figures.preview_every_epochs, config.figures.progress_every_epochs = 2, 3
+  workdir = str(tmp_path / "run")
+  run = train.train(config, workdir)
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    assert run.step == 10 and [json.loads(line)["epoch"] for line in f] == [1, 2, 3, 4, 5]
+  assert frames.load_frames(os.path.join(workdir, frames.FRAMES_DIR))[0] == [1, 2, 4, 5]
+  assert sorted(os.listdir(os.path.join(workdir, "figures", "progress"))) == [
+      "epoch_0001.png", "epoch_0003.png", "epoch_0005.png"]

@@ -83,7 +83,9 @@ def train(config: ml_collections.ConfigDict, workdir: str,
 
   * every epoch (as ``metrics.jsonl``): ``train/<metric>``, the epoch's mean of each
     train metric, and ``eval/<metric>``, the evaluation split's mean (nats per image for
-    ``loss``, ``rec``, ``kl``, ``nelbo``); the ``samples`` (and task-specific) previews.
+    ``loss``, ``rec``, ``kl``, ``nelbo``); the ``samples`` (and task-specific) previews
+    every ``figures.preview_every_epochs`` epochs (default 1), the first and the last, as
+    ``frames/``.
   * every log step (``config.train.log_every_steps``, every epoch end and every
     checkpoint step): ``train_steps/<metric>``, the mean of each train metric over the
     steps since the previous log step; ``train_steps/learning_rate`` (the CGAN:
