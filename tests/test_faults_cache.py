@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kjax.data import style
-from kjax.evaluation import cas
+from kjax.evaluation import base, cas
 
 _RNG = np.random.default_rng(0)
 _IMAGES = _RNG.integers(0, 256, (40, 28, 28, 1), dtype=np.uint8)
@@ -126,3 +126,52 @@ def test_a_bad_cas_cache_entry_is_recomputed_and_replaced(text, why, tmp_path, m
   with caplog.at_level(logging.WARNING):
     assert cas._cached_reference(clf, run) == 0.5
   assert len(calls) == 2 and not caplog.records
+
+
+def _feature_run(cache_dir, sha="a" * 64):
+  split = types.SimpleNamespace(images=_IMAGES, labels=_LABELS)
+  calls = []
+
+  def features(x):
+    calls.append(len(x))
+    return np.abs(x.reshape(len(x), -1)[:, :8]).astype(np.float64) * (1 + (sha[0] == "b"))
+
+  run = base.Run.__new__(base.Run)
+  run.config = types.SimpleNamespace(data={"cache_dir": cache_dir})
+  run.train_ds = run.eval_ds = split
+  run.evaluator = types.SimpleNamespace(params_sha256=sha, features=features)
+  run._cache = {}
+  return run, calls
+
+
+@pytest.mark.parametrize("damage, why", [
+    (_truncated, "not a readable .npy file"),
+    (_npy(np.zeros((40, 8), np.float32)), "dtype float32, expected float64"),
+    (_npy(np.zeros((39, 8))), "shape (39, 8), expected (40, N)"),
+    (_npy(np.full((40, 8), np.nan)), "NaN or infinite"),
+    (_npy(np.full((40, 8), -1.0)), "negative values (min -1)"),
+    (_bytes(pickle.dumps(np.zeros(2))), "not a .npy file: a pickle"),
+], ids=["truncated", "float32", "rows", "nan", "negative", "pickle"])
+def test_the_real_splits_features_are_cached_by_content(damage, why, tmp_path, caplog):
+  """Issue 27: a real split's evaluator features are computed once per data, evaluator and
+  JAX build (``base.Run.on_disk``); another evaluator computes its own; a bad entry is
+  recomputed and replaced with one warning line."""
+  run, calls = _feature_run(str(tmp_path))
+  expected = run.features("train")
+  assert calls == [40] and expected.shape == (40, 8)
+  again, calls = _feature_run(str(tmp_path))
+  np.testing.assert_array_equal(again.features("train"), expected)
+  assert calls == []  # from the cache
+  other, calls = _feature_run(str(tmp_path), sha="b" * 64)
+  other.features("train")
+  assert calls == [40]  # another evaluator: another entry
+  paths = sorted((tmp_path / "features").iterdir())
+  assert len(paths) == 2
+  path = [p for p in paths if np.array_equal(np.load(p), expected)][0]
+  damage(str(path))
+  run, calls = _feature_run(str(tmp_path))
+  with caplog.at_level(logging.WARNING):
+    np.testing.assert_array_equal(run.features("train"), expected)
+  assert calls == [40]
+  _one_warning(caplog, path, why)
+  np.testing.assert_array_equal(np.load(path, allow_pickle=False), expected)

@@ -9,14 +9,10 @@ statistic on the training split (Shyam's default) or its mean (Shyam's
 
 from __future__ import annotations
 
-import hashlib
-import os
-
-from absl import logging
 import numpy as np
 
+from kjax import content_cache
 from kjax import errors
-from kjax import files
 
 STYLE_NAMES = ("thin", "thick")
 REDUCTIONS = ("median", "mean")
@@ -90,25 +86,6 @@ def check_thresholds(thresholds, num_classes: int, max_count: int) -> str | None
   return None
 
 
-def _load_entry(path: str, num_classes: int, max_count: int) -> tuple[np.ndarray | None, str]:
-  """``(thresholds, '')`` of a valid cache entry at ``path``, else ``(None, why)``."""
-  try:
-    with open(path, "rb") as f:
-      magic = f.read(6)
-    if magic != b"\x93NUMPY":
-      what = ("empty" if not magic else "a pickle" if magic[:1] == b"\x80" else
-              f"it starts with {magic!r}")
-      return None, f"not a .npy file: {what}"
-    loaded = np.load(path, allow_pickle=False)
-  except (OSError, ValueError, EOFError) as e:  # truncated, an object array, a bad header
-    reason = " ".join(str(e).split()) or type(e).__name__
-    if "pickle" in reason:
-      return None, "an array of pickled objects, which kjax never loads"
-    return None, f"not a readable .npy file: {reason}"
-  why = check_thresholds(loaded, num_classes, max_count)
-  return (None, why) if why else (loaded, "")
-
-
 def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes: int,
                             pixel_threshold: int, reduction: str,
                             cache_dir: str | None) -> np.ndarray:
@@ -135,24 +112,9 @@ def cached_class_thresholds(images: np.ndarray, labels: np.ndarray, num_classes:
     ConfigError: unknown ``reduction``.
   """
   counts = foreground_pixel_count(images, pixel_threshold)
-  if cache_dir is None:
-    return class_thresholds(counts, labels, num_classes, reduction)
-  key = hashlib.sha256()
-  for part in (images, labels):
-    key.update(np.ascontiguousarray(part).tobytes())
-  key.update(f"{num_classes}/{pixel_threshold}/{reduction}".encode())
-  path = os.path.join(cache_dir, "style", key.hexdigest()[:32] + ".npy")
-  if os.path.isfile(path):
-    max_count = int(np.prod(images.shape[1:])) if images.ndim > 1 else 0
-    cached, why = _load_entry(path, num_classes, max_count)
-    if cached is not None:
-      return cached
-    logging.warning("kjax: the style cache entry %s is bad (%s); recomputing and replacing it",
-                    path, why)
-  thresholds = class_thresholds(counts, labels, num_classes, reduction)
-  try:  # atomic: concurrent runs never read a partial file
-    files.makedirs(os.path.dirname(path))
-    files.save_npy(path, thresholds)
-  except errors.WriteError as e:  # a cache: the thresholds are known, the run goes on
-    logging.warning("kjax: style thresholds are not cached: %s", e)
-  return thresholds
+  max_count = int(np.prod(images.shape[1:])) if images.ndim > 1 else 0
+  return content_cache.cached_npy(
+      cache_dir, "style",
+      content_cache.digest(images, labels, f"{num_classes}/{pixel_threshold}/{reduction}"),
+      lambda: class_thresholds(counts, labels, num_classes, reduction),
+      lambda cached: check_thresholds(cached, num_classes, max_count), "style thresholds")

@@ -19,10 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from kjax import content_cache
 from kjax import files
 from kjax import rng
 from kjax import sharding
 from kjax import trained
+from kjax.data import loading
 
 EVAL_DIR = "eval"
 
@@ -144,10 +146,29 @@ class Run(trained.TrainedRun):
     (the eval split) or ``'train'`` (the train split), each computed once."""
     cache_key = f"features/{name}"
     if cache_key not in self._cache:
-      images = {"generated": lambda: self.generated()[0], "eval": lambda: self.x_eval,
-                "train": lambda: self.train_ds.images.astype(np.float32) / 255.0}[name]()
-      self._cache[cache_key] = self.evaluator.features(images)
+      if name == "generated":
+        self._cache[cache_key] = self.evaluator.features(self.generated()[0])
+      else:  # a real split's: the same for every run on this data and evaluator
+        uint8 = (self.eval_ds if name == "eval" else self.train_ds).images
+        self._cache[cache_key] = self.on_disk(
+            "features", (uint8, "float64 penultimate features"),
+            lambda: self.evaluator.features(uint8.astype(np.float32) / 255.0),
+            (len(uint8), None), f"the evaluator's features of the {name} split")
     return self._cache[cache_key]
+
+  def on_disk(self, kind: str, inputs: tuple, compute: Callable[[], np.ndarray],
+              shape: tuple, what: str) -> np.ndarray:
+    """``compute()``, a non-negative float64 array of ``shape`` computed from ``inputs`` (the
+    real splits' arrays, settings) and the domain evaluator alone, cached on disk by
+    content (``kjax.content_cache``, ``<cache_dir>/<kind>/``; the key adds the evaluator's
+    parameter hash, the JAX version and platform): every run on the same data shares it.
+    Measured for issue 27: the train split's features were 3.7 s of a CVAE's 7.2 s
+    ``sample_quality``."""
+    cache_dir = self.config.data.get("cache_dir") or loading.default_cache_dir()
+    sha = self.evaluator.params_sha256 if self.evaluator is not None else "no evaluator"
+    key = content_cache.digest(*inputs, sha, jax.__version__, jax.devices()[0].platform)
+    return content_cache.cached_npy(cache_dir, kind, key, compute,
+                                    lambda a: content_cache.check_array(a, shape), what)
 
   def posterior(self) -> tuple[np.ndarray, np.ndarray]:
     """``(z_mean, z_logvar)`` float32 ``[N, D]`` of the eval images under q(z | x), once."""

@@ -62,7 +62,10 @@ def memorisation(run: base.Run) -> base.Output:
   dists = {}
   for space, (samples, real, train) in spaces.items():
     d_samples, index = kmetrics.nearest_neighbours(samples, train)
-    d_real, _ = kmetrics.nearest_neighbours(real, train)
+    d_real = run.on_disk(  # the real images': the same for every run on this data
+        "nearest_train", (run.eval_ds.images, run.train_ds.images, space),
+        lambda real=real, train=train: kmetrics.nearest_neighbours(real, train)[0],
+        (len(real),), f"the eval images' nearest-train distances ({space})")
     dists[space] = (d_samples, d_real, index)
     ratio, fraction = copy_statistics(d_samples, d_real)
     out.metrics[f"memorisation_{space}_ratio"] = ratio
