@@ -67,8 +67,9 @@ CHUNK = 16
 MAX_CHUNKS = 16
 # A larger batch (evaluation, IWAE, sampling: forward only) is a lax.map over chunks of
 # MAP_CHUNK (the conv decoder's forward at batch 2000 ran at 1,970 images/s whole and at
-# 5,720 / 5,410 / 5,030 / 3,030 images/s in chunks of 32 / 64 / 128 / 256).
-MAP_CHUNK = 32
+# 5,720 / 5,410 / 5,030 / 3,030 images/s in chunks of 32 / 64 / 128 / 256; issue 27,
+# medians of 5 alternated: 8,470 / 9,390 / 8,910 in chunks of 32 / 16 / 8).
+MAP_CHUNK = 16
 
 
 def over_batch_chunks(fn, x: jax.Array, impl: str):
