@@ -184,14 +184,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
 
 
 # The evaluation's cost model for the ETAs (``phase_estimates``), measured on the 2-core CPU
-# of the README's quick start: an IWAE decoder call of the conv β-VAE costs about 1/4 of a
-# training image (500,000 calls in 97 s against 1,450 training images/s: 3.6; 4.8 and 7.7 in
-# other sessions), of the MLP CVAE about 1/2 (10M calls in 103 s against 41,000: 2.4); the
-# CAS classifier trains at about 1,000 images/s there; the other evaluations (sample
-# quality, memorisation, figures, report) take about 10 ms per eval image.
-IWAE_CALLS_PER_TRAIN_IMAGE = {"conv": 4.0, "mlp": 2.0}
-CAS_IMAGES_PER_S = 1_000.0
-OTHER_S_PER_EVAL_IMAGE = 0.01
+# of the README's quick start (issue 27, ``benchmarks/jobs.py``, cold caches): an IWAE
+# decoder call of the conv β-VAE costs about 1/6 of a training image (500,000 calls in 65 s
+# against about 1,300 training images/s), of the MLP CVAE about 1/5 (10M calls in 23.5 s
+# against 86,000); the CAS classifier trains at about 1,500 images/s there; the other
+# evaluations (sample quality, memorisation, figures, report) take about 6 ms per eval image.
+IWAE_CALLS_PER_TRAIN_IMAGE = {"conv": 6.0, "mlp": 5.0}
+CAS_IMAGES_PER_S = 1_500.0
+OTHER_S_PER_EVAL_IMAGE = 0.006
 ACCELERATOR_SPEEDUP = 20.0  # the fixed-cost parts on a GPU/TPU (rough; only for the ETA)
 
 
