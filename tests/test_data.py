@@ -459,3 +459,34 @@ def test_online_download_unchanged_and_its_cache_needs_no_network(tmp_path, monk
   images, _ = tfds_builders.load_split_arrays(info, "train", tfds_dir)
   np.testing.assert_array_equal(images, arrays["train"][0])
   assert len(probed) == 1 and len(fetched) == len(files)  # no probe, no fetch
+
+
+@pytest.mark.parametrize("a, b, shared", [
+    ("test", "test[:8000]", 8000), ("test[:8000]", "test[8000:]", 0), ("train", "test", 0),
+    ("test[:10%]+train[:5]", "test[900:1100]+train", 105), ("test[-5:]", "test[9990:]", 5)])
+def test_shared_examples_of_two_split_specs(a, b, shared):
+  assert splits.shared_examples(a, b, catalog.KMNIST.split_sizes) == shared
+  assert splits.shared_examples(b, a, catalog.KMNIST.split_sizes) == shared
+
+
+def test_eval_images_the_run_or_its_evaluator_trained_on_are_named(kmnist_dir, caplog):
+  """Issue 28: an eval split that overlaps the train split gets one warning line when it
+  loads; the evaluator's overlap is counted for metrics.json (same data set only)."""
+  import logging  # noqa: PLC0415
+  sizes = catalog.KMNIST.split_sizes
+  assert splits.eval_images_seen("kmnist", "test", sizes, "train",
+                                 ("kmnist", "test[:8000]")) == {"run": 0, "evaluator": 8000}
+  assert splits.eval_images_seen("kmnist", "test[8000:]", sizes, "test[:8000]",
+                                 ("mnist", "test[:8000]")) == {"run": 0}
+  config = _data_config(kmnist_dir)
+  config.train_split, config.eval_split = "test[:300]", "test[200:400]"
+  with caplog.at_level(logging.WARNING):
+    kdata.load_datasets(config)
+  lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert len(lines) == 1 and "'test[200:400]' shares 100 images with the train split " \
+      "'test[:300]'" in lines[0]
+  caplog.clear()
+  config.eval_split = "test[300:400]"
+  with caplog.at_level(logging.WARNING):
+    kdata.load_datasets(config)
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

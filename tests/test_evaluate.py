@@ -137,6 +137,8 @@ def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_conf
     result = json.load(f)
   metrics = result["metrics"]
   assert VAE_METRICS <= set(metrics) and result["protocol"]["iwae_examples"] == 50
+  # test[9800:] against the run's test[:256] and the shipped evaluator's test[:8000]
+  assert result["protocol"]["eval_images_seen_in_training"] == {"run": 0, "evaluator": 0}
   assert metrics["iwae_nll"] < metrics["nelbo_iwae_examples"]  # on the same 50 images
   # No classifier given: the shipped reference evaluator gives the sample metrics.
   assert SAMPLE_METRICS | MEMORISATION_METRICS <= set(metrics)
@@ -238,3 +240,21 @@ def test_tsne_is_skipped_for_a_collapsed_posterior():
                  _cache={"posterior": (np.zeros((50, 10), np.float32),) * 2})
   out = latents.tsne(run)
   assert out.figures == [] and "collapsed" in out.protocol["tsne"]
+
+
+def test_eval_images_the_evaluator_trained_on_are_recorded_with_a_warning(caplog):
+  """Issue 28: the official-split protocol (eval on ``test``) with the shipped KMNIST
+  evaluator (trained on ``test[:8000]``): 8,000 eval images it trained on, one warning."""
+  import logging  # noqa: PLC0415
+  import types  # noqa: PLC0415
+  from kjax.evaluation import run as evaluation_run  # noqa: PLC0415
+  config = beta_vae_config.get_config()
+  config.data.name, config.data.train_split, config.data.eval_split = "kmnist", "train", "test"
+  evaluator = types.SimpleNamespace(config=types.SimpleNamespace(
+      data=types.SimpleNamespace(name="kmnist", train_split="test[:8000]")))
+  with caplog.at_level(logging.WARNING):
+    assert evaluation_run._seen(config, evaluator) == {"run": 0, "evaluator": 8000}
+  lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+  assert len(lines) == 1 and "'test[:8000]', which holds 8000 images of the eval split " \
+      "'test'" in lines[0]
+  assert evaluation_run._seen(config, None) == {"run": 0}

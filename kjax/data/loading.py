@@ -104,6 +104,9 @@ def load_datasets(data_config: ml_collections.ConfigDict) -> tuple[Dataset, Data
       splits.resolve_split(spec, info.split_sizes)
     else:
       splits.split_names(spec, tuple(info.split_sizes))
+  splits.warn_if_seen(splits.eval_images_seen(
+      data_config.name, data_config.eval_split, info.split_sizes, data_config.train_split),
+      data_config.eval_split, data_config.train_split)
   files = {}  # each official file is read and verified once
   train_images, train_labels = load_split_arrays(data_config, data_config.train_split, files)
   eval_images, eval_labels = load_split_arrays(data_config, data_config.eval_split, files)

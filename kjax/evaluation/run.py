@@ -28,6 +28,7 @@ from kjax import tasks
 from kjax import validation
 from kjax import workdir as kworkdir
 from kjax.version import __version__
+from kjax.data import splits
 from kjax.evaluation import base
 from kjax.evaluation import cas
 from kjax.evaluation import classifier
@@ -163,6 +164,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
       "timing_s": {**timing, "total": round(time.perf_counter() - t0, 2)},
       "inputs": inputs(config, step, evaluator),
   }
+  result["protocol"]["eval_images_seen_in_training"] = _seen(config, evaluator)
   if evaluator is None and not task.is_classifier:
     result["protocol"]["classifier_metrics"] = (
         "not computed: config.eval.classifier_workdir='none'"
@@ -181,6 +183,20 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
                os.path.join(workdir, EVAL_DIR, "metrics.json"),
                os.path.join(workdir, "report.html"), result["timing_s"]["total"])
   return result
+
+
+def _seen(config: ml_collections.ConfigDict, evaluator) -> dict[str, int]:
+  """``kjax.data.splits.eval_images_seen`` of the run and its evaluator (issue 28), with a
+  warning line if the evaluator trained on eval images (the run's own overlap is warned
+  when the data loads)."""
+  data = config.data
+  sizes = kdata.get_dataset_info(data.name).split_sizes
+  clf = None if evaluator is None else (evaluator.config.data.name,
+                                        evaluator.config.data.train_split)
+  seen = splits.eval_images_seen(data.name, data.eval_split, sizes, data.train_split, clf)
+  splits.warn_if_seen({"evaluator": seen.get("evaluator", 0)}, data.eval_split,
+                      data.train_split, clf and clf[1])
+  return seen
 
 
 # The evaluation's cost model for the ETAs (``phase_estimates``), measured on the 2-core CPU
