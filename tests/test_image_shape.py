@@ -86,6 +86,7 @@ def _config(module, data_dir, cache_dir, **model):
   config = quick_eval(module.get_config())
   config.data.name = NAME
   config.data.data_dir = data_dir
+  config.data.eval_split = "test"  # its own test split (KMNIST's default is test[8000:])
   config.data.verify_checksums = False
   config.data.cache_dir = cache_dir
   config.train.num_epochs = 1
@@ -122,7 +123,7 @@ def test_register_refuses_a_used_name_and_a_bad_entry(data_dir):
 
 def test_both_official_formats_load_with_the_registered_shape(data_dir, tmp_path):
   data = quick_eval(beta_vae_config.get_config()).data
-  data.update(name=NAME, data_dir=data_dir, verify_checksums=False,
+  data.update(name=NAME, data_dir=data_dir, verify_checksums=False, eval_split="test",
               cache_dir=str(tmp_path / "cache"))
   train, evaluation = loading.load_datasets(data)
   assert train.images.shape == (256, 32, 32, 1) and evaluation.images.shape == (128, 32, 32, 1)
