@@ -211,8 +211,6 @@ SHARED: dict[str, Field] = rows(
     # Every generator's interpolation figure (a family's own figures: its Task.fields).
     logistic("figures.interpolate_classes", "any", "the two classes of the interpolation "
               "figure"),
-    logistic("figures.preview_every_epochs", "int", "previews (TensorBoard images, frames/) "
-             "every N epochs, the first and the last; unset = 1", low=1),
     logistic("sweep.max_runs", "int", "refuse a grid of more runs", low=1),
     logistic("sweep.sharing", "any", "how a group's runs share a program: auto | vmap | "
               "map | sequential"),

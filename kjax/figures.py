@@ -291,9 +291,8 @@ def plot_real_vs_generated(path: str, real: np.ndarray, generated: np.ndarray, t
   from PIL import ImageDraw, ImageFont  # noqa: PLC0415
 
   font = ImageFont.load_default(size=14)
-  grids = [Image.fromarray(255 - tile(images, ncols)).resize(
-      (scale * tile(images, ncols).shape[1], scale * tile(images, ncols).shape[0]),
-      Image.NEAREST) for images in (real, generated)]
+  grids = [Image.fromarray(255 - tile(images, ncols)) for images in (real, generated)]
+  grids = [g.resize((scale * g.width, scale * g.height), Image.NEAREST) for g in grids]
   width, height, gap, line = grids[0].width, grids[0].height, 24, 20
   canvas = Image.new("L", (2 * width + 3 * gap, height + 4 * line + 2 * gap), 255)
   draw = ImageDraw.Draw(canvas)

@@ -54,7 +54,7 @@ def softplus(logits: jax.Array) -> jax.Array:
 def _softplus_jvp(primals, tangents):
   (logits,), (tangent,) = primals, tangents
   out = softplus(logits)
-  return out, tangent * jnp.exp(logits - out) + 0.0 * jnp.exp(-out)
+  return out, tangent * jnp.exp(logits - out)
 
 
 def gaussian_nll(logits: jax.Array, x: jax.Array, variance: float | jax.Array) -> jax.Array:

@@ -39,7 +39,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if "eval" in config:
     _check(config.eval.num_generated != 1, "eval.num_generated", 1, "expected 0 or >= 2")
   value = config.get("figures", {}).get("interpolate_classes", (0, 1))
-  classes = tuple(value)
+  classes = tuple(value) if isinstance(value, (tuple, list)) else ()
   _check(len(classes) == 2 and all(isinstance(c, Integral) and not isinstance(c, bool)
                                    and 0 <= c < info.num_classes for c in classes),
          "figures.interpolate_classes", value,

@@ -170,3 +170,11 @@ def test_a_figure_setting_of_another_family_is_refused_not_ignored():
   config.figures.interpolate_classes = (0, 99)  # every generator's interpolation figure
   with pytest.raises(errors.ConfigError, match=r"figures\.interpolate_classes=\(0, 99\)"):
     validation.validate_config(config)
+  with config.figures.ignore_type():  # a config file's value: not a pair
+    config.figures.interpolate_classes = 5
+  with pytest.raises(errors.ConfigError, match=r"figures\.interpolate_classes=5 .*two class"):
+    validation.validate_config(config)
+  config = configs.get_config("classifier")
+  config.figures.preview_every_epochs = 5  # the classifier has no previews
+  assert tasks.unknown_fields(config) == ["figures.preview_every_epochs"]
+  assert tasks.unknown_fields(configs.get_config("beta_vae")) == []

@@ -68,12 +68,18 @@ def check_conv_image_shape(config: ml_collections.ConfigDict, info: catalog.Data
         f"networks need a height and width divisible by {CONV_DIVISOR} (e.g. 28×28, 32×32)")
 
 
+# The loop's previews of a generator's figure inputs (``Task.previews``): TensorBoard images
+# and ``frames/``, the GIFs' frames.
+PREVIEW_FIELDS = config_fields.rows(
+    config_fields.logistic("figures.preview_every_epochs", "int", "previews (TensorBoard "
+                           "images, frames/) every N epochs, the first and the last; unset "
+                           "= 1", low=1))
 # The figures of a family that keeps base.Task's (the class × style sheet, the progress grids).
-FIGURE_FIELDS = config_fields.rows(
+FIGURE_FIELDS = {**PREVIEW_FIELDS, **config_fields.rows(
     config_fields.logistic("figures.samples_per_style", "int", "samples per class and style "
                            "in the sample sheet", low=1),
     config_fields.logistic("figures.progress_every_epochs", "int", "real vs generated grids "
-                           "every N epochs; 0 = none", low=0))
+                           "every N epochs; 0 = none", low=0))}
 
 
 class Task:

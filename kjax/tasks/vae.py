@@ -108,7 +108,7 @@ class BetaVAETask(vae_figures.VAEFigures, base.Task):
   name = "beta_vae"
   conditional = False
   train_metrics = eval_metrics = METRICS
-  fields = {**VAE_FIELDS, **config_fields.rows(
+  fields = {**VAE_FIELDS, **base.PREVIEW_FIELDS, **config_fields.rows(
       Field("model.architecture", "choice", "conv (the Keras example's networks) or mlp "
             "(tanh MLPs of mlp_widths: the IWAE paper's)", choices=vae.ARCHITECTURES),
       Field("model.mlp_widths", "ints", "hidden widths of the mlp architecture"),

@@ -49,11 +49,11 @@ class VAEFigures:
   def _reconstruct(self, state, fixed, n):
     """``(x, reconstruction)``: the first ``n`` eval images float ``[n, H, W, 1]`` in [0, 1]
     and their decoder means from ``z_mean``, the same shape."""
-    if fixed.get("reconstructed", (None,))[0] is None or len(fixed["reconstructed"][0]) != n:
-      ev = fixed["eval"]  # on the device once, not every epoch
-      fixed["reconstructed"] = (base.to_unit_interval(jnp.asarray(ev.images[:n])),
-                                jnp.asarray(ev.labels[:n]), jnp.asarray(ev.styles[:n]))
-    x, labels, styles = fixed["reconstructed"]
+    if ("reconstructed", n) not in fixed:  # on the device once, not every epoch
+      ev = fixed["eval"]
+      fixed["reconstructed", n] = (base.to_unit_interval(jnp.asarray(ev.images[:n])),
+                                   jnp.asarray(ev.labels[:n]), jnp.asarray(ev.styles[:n]))
+    x, labels, styles = fixed["reconstructed", n]
     return x, self.jit_sample(state, self.jit_encode(state, x, labels, styles), labels, styles)
 
   def previews(self, state, fixed):
