@@ -72,7 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = common.train(num_epochs=25, batch_size=128, log_every_steps=50,
                               checkpoint_every_steps=200)
 
-  config.eval = common.evaluation()
+  config.eval = common.evaluation(encoder=True)
   config.mesh = common.mesh()
   # k = 5000 decoder calls per image, ~5,700 images/s on a 2-core CPU: the IWAE bound uses
   # the first 100 eval images (~90 s there, seconds on a GPU); 0 uses them all.

@@ -39,8 +39,9 @@ def train(num_epochs: int, batch_size: int, log_every_steps: int,
   return section
 
 
-def evaluation(iwae_samples: int = 5000) -> ml_collections.ConfigDict:
-  """``config.eval``: what ``kjax.evaluation`` measures after training or with ``--mode=evaluate``."""
+def evaluation(iwae_samples: int = 5000, encoder: bool = False) -> ml_collections.ConfigDict:
+  """``config.eval``: what ``kjax.evaluation`` measures after training or with ``--mode=evaluate``;
+  ``encoder``: a VAE's, with the latent sampler of its sample metrics."""
   section = ml_collections.ConfigDict()
   section.at_end_of_training = True  # evaluate and write report.html when training ends
   # The domain evaluator of FD, KID, precision/recall, density/coverage, class accuracy:
@@ -58,6 +59,11 @@ def evaluation(iwae_samples: int = 5000) -> ml_collections.ConfigDict:
   section.kid_subsets = 10
   section.kid_subset_size = 1000
   section.tsne_max_points = 2000
+  if encoder:
+    # The latents of the sample metrics: 'prior' N(0, I) | 'gmm' a Gaussian mixture fitted
+    # to the train split's z_mean (Ghosh et al. 2020), with the prior's metrics beside it.
+    section.sampler = "prior"
+    section.gmm_components = 10
   return section
 
 

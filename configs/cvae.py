@@ -60,7 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train = common.train(num_epochs=100, batch_size=100, log_every_steps=500,
                               checkpoint_every_steps=2000)
 
-  config.eval = common.evaluation()
+  config.eval = common.evaluation(encoder=True)
   config.mesh = common.mesh()
 
   config.figures = ml_collections.ConfigDict()

@@ -31,7 +31,8 @@ from kjax import sweep
 HEADLINE = ("eval/nelbo", "eval/iwae_nll", "eval/kl", "eval/active_units", "eval/fd",
             "eval/kid", "eval/precision", "eval/recall", "eval/density", "eval/coverage",
             "eval/class_accuracy", "eval/cas", "eval/style_accuracy_ink",
-            "eval/memorisation_pixel_ratio", "eval/memorised_fraction_pixel")
+            "eval/memorisation_pixel_ratio", "eval/memorised_fraction_pixel", "eval/mig",
+            "eval/dci_disentanglement", "eval/sap", "eval/factor_vae_score")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "scikit-learn",
             "kjax")
 

@@ -41,7 +41,8 @@ def plot_kl_per_dimension(path: str, kl: np.ndarray, activity: np.ndarray, thres
 
 
 def plot_traversals(path: str, images: np.ndarray, dims: Sequence[int], kl: np.ndarray,
-                    values: np.ndarray, title: str) -> str:
+                    values: np.ndarray, title: str,
+                    captured: Sequence[str] | None = None) -> str:
   """Latent traversals: row r varies dimension ``dims[r]`` over ``values``, all other
   dimensions fixed at one encoded image's ``z_mean`` (Higgins et al. 2017, Fig. 1–2).
 
@@ -49,6 +50,8 @@ def plot_traversals(path: str, images: np.ndarray, dims: Sequence[int], kl: np.n
     images: float ``[R, V, H, W(, 1)]`` decoder means in [0, 1].
     dims: the dimension of each row (ordered by KL, largest first); kl: float ``[D]``.
     values: float ``[V]``, the values given to the row's dimension.
+    captured: per latent dimension ``[D]``, the factor it captures most
+      (``kjax.evaluation.factors.captured``), shown beside its KL; None: KL only.
   """
   r, v = images.shape[:2]
   tiles = figures.grey(np.reshape(images, (r * v, *images.shape[2:])))
@@ -58,7 +61,8 @@ def plot_traversals(path: str, images: np.ndarray, dims: Sequence[int], kl: np.n
   ax.set_xticks(figures.tile_centres(v, w))
   ax.set_xticklabels([f"{x:+.1f}" for x in values], fontsize=8)
   ax.set_yticks(figures.tile_centres(r, h))
-  ax.set_yticklabels([f"z{d} ({kl[d]:.2f} nats)" for d in dims], fontsize=8)
+  ax.set_yticklabels([f"z{d} ({kl[d]:.2f} nats" + (f"; {captured[d]})" if captured else ")")
+                      for d in dims], fontsize=8)
   ax.set_xlabel("value of the traversed dimension")
   ax.set_title(title)
   return figures._save(fig, path)

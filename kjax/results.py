@@ -10,8 +10,8 @@ the runs by their settings without the seed, and writes to the study's workdir:
   byte-identical files;
 * ``results.md``: the same as mean ± std;
 * ``figures/``: the rate–distortion plane (Alemi et al. 2018, "Fixing a Broken ELBO"; the
-  trade-off of Islam's "Beyond Pixels" tutorial), headline metrics against each swept value
-  with ±std error bars, every run's eval curve overlaid, the settings' samples side by side;
+  trade-off of Islam's "Beyond Pixels" tutorial), headline metrics and the disentanglement
+  scores against each swept value with ±std error bars, every run's eval curve overlaid, the settings' samples side by side;
 * ``report.html``: the table, these figures and a link to each run's ``report.html``.
 
 It trains nothing: ``python launch.py --config=... --workdir=W --mode=results`` rebuilds them.
@@ -39,6 +39,9 @@ plt = figures.plt
 HEADLINE = ("eval/nelbo", "eval/iwae_nll", "eval/rec", "eval/kl", "eval/active_units",
             "eval/fd", "eval/kid", "eval/class_accuracy", "eval/style_accuracy_ink",
             "eval/d_loss", "eval/g_loss")
+# The disentanglement scores (``kjax.evaluation.mig``, ``dci``, ``sap``, ``factor_vae``).
+DISENTANGLEMENT = ("eval/mig", "eval/dci_disentanglement", "eval/dci_completeness",
+                   "eval/dci_informativeness", "eval/sap", "eval/factor_vae_score")
 
 
 def _scalars(path: str, prefix: str = "") -> dict[str, float]:
@@ -188,13 +191,16 @@ def plot_rate_distortion(path: str, runs, keys) -> str | None:
   return figures._save(fig, path)
 
 
-def plot_metric_vs_setting(path: str, rows, key: str, keys) -> str | None:
-  """The headline metrics against the swept ``key`` (mean ± std error bars), one line per
-  setting of the other keys."""
+def plot_metric_vs_setting(path: str, rows, key: str, keys,
+                           metrics: Sequence[str] = HEADLINE,
+                           what: str = "Headline metrics") -> str | None:
+  """The first 6 of ``metrics`` that the rows have against the swept ``key`` (mean ± std
+  error bars), one line per setting of the other keys; None when no row has one or ``key``
+  is not numeric."""
   values = [row["settings"][key] for row in rows]
   if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
     return None
-  metrics = [m for m in HEADLINE if any(m in row["stats"] for row in rows)][:6]
+  metrics = [m for m in metrics if any(m in row["stats"] for row in rows)][:6]
   if not metrics:
     return None
   others = [k for k in keys if k != key]
@@ -219,7 +225,7 @@ def plot_metric_vs_setting(path: str, rows, key: str, keys) -> str | None:
     ax.set_title(m)
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7)
-  fig.suptitle(f"Headline metrics against {key} (mean ± sample std over seeds)")
+  fig.suptitle(f"{what} against {key} (mean ± sample std over seeds)")
   return figures._save(fig, path)
 
 
@@ -303,15 +309,18 @@ def write_results(workdir: str, runs: Sequence[dict[str, Any]]) -> list[dict[str
       finished.append({**r, "metrics": m})
   keys, names, rows = table(finished)
   write_csv(os.path.join(workdir, "results.csv"), keys, names, rows)
-  text = markdown(keys, names, rows)
+  text = markdown(keys, names, rows, HEADLINE + DISENTANGLEMENT)
   if missing:
     text += "\nNot in the table: " + ", ".join(missing) + "\n"
   _write(os.path.join(workdir, "results.md"), text)
   fig_dir = files.makedirs(os.path.join(workdir, "figures"))
   paths = [plot_rate_distortion(os.path.join(fig_dir, "rate_distortion.png"), finished, keys)]
+  swept = [k for k in keys if len({repr(row["settings"][k]) for row in rows}) > 1]
   paths += [plot_metric_vs_setting(os.path.join(fig_dir, f"metrics_vs_{_short(k)}.png"), rows,
-                                   k, keys) for k in keys
-            if len({repr(row["settings"][k]) for row in rows}) > 1]
+                                   k, keys) for k in swept]
+  paths += [plot_metric_vs_setting(os.path.join(fig_dir, f"disentanglement_vs_{_short(k)}.png"),
+                                   rows, k, keys, DISENTANGLEMENT, "Disentanglement scores")
+            for k in swept]
   paths += [plot_eval_curves(os.path.join(fig_dir, "eval_curves.png"), finished),
             plot_samples(os.path.join(fig_dir, "samples.png"), rows, finished)]
   write_report(workdir, keys, names, rows, finished, missing, [p for p in paths if p])

@@ -13,7 +13,7 @@ from configs import beta_vae as beta_vae_config
 from configs import cgan as cgan_config
 from configs import cvae as cvae_config
 from kjax import errors, evaluation, experiment, launcher
-from kjax.evaluation import base, domain, latents
+from kjax.evaluation import base, domain, factors, latents
 from kjax import frames as kframes
 from kjax import data as kdata
 from kjax.data import style
@@ -27,6 +27,9 @@ SAMPLE_METRICS = {"fd", "kid", "kid_std", "fd_real_train_vs_eval", "kid_real_tra
                   "coverage_real_train_vs_eval"}
 MEMORISATION_METRICS = {"memorisation_pixel_ratio", "memorised_fraction_pixel",
                         "memorisation_feature_ratio", "memorised_fraction_feature"}
+DISENTANGLEMENT_METRICS = {"mig", "mig_per_factor", "dci_disentanglement", "dci_completeness",
+                           "dci_informativeness", "dci_informativeness_per_factor", "sap",
+                           "sap_per_factor", "factor_vae_score", "factor_vae_active_dims"}
 CONDITIONAL_METRICS = {"class_accuracy", "class_balanced_accuracy", "class_accuracy_per_class",
                        "style_accuracy",
                        "thickness_shift_pixels", "real_thickness_gap_pixels",
@@ -127,6 +130,18 @@ def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
     again = json.load(f)
   assert again["metrics"] == metrics  # bit for bit: same state, same keys
 
+  # The ex-post sampler of a conditional VAE: one mixture per class; the prior's metrics
+  # beside it are the prior evaluation's.
+  config.eval.sampler = "gmm"
+  config.eval.cas_epochs = 0
+  assert launcher.run(config, workdir, mode="evaluate") == 0
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    gmm = json.load(f)
+  assert "one per class" in gmm["protocol"]["sampler"]
+  for name in ("class_accuracy", "recall", "fd"):
+    assert gmm["metrics"][f"{name}_prior"] == metrics[name], name
+  assert 0 <= gmm["metrics"]["class_accuracy"] <= 1
+
 
 def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_config, tmp_path):
   tiny_config.model.latent_dim = 3
@@ -136,7 +151,13 @@ def test_beta_vae_with_a_wider_latent_gets_a_tsne_and_traversals_by_kl(tiny_conf
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     result = json.load(f)
   metrics = result["metrics"]
-  assert VAE_METRICS <= set(metrics) and result["protocol"]["iwae_examples"] == 50
+  assert VAE_METRICS | DISENTANGLEMENT_METRICS <= set(metrics)
+  assert result["protocol"]["iwae_examples"] == 50
+  for name in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap",
+               "factor_vae_score"):
+    assert 0 <= metrics[name] <= 1, name
+  assert len(metrics["mig_per_factor"]) == len(metrics["sap_per_factor"]) == 6
+  assert result["protocol"]["disentanglement_factors"] == list(factors.FACTORS)
   # test[9800:] against the run's test[:256] and the shipped evaluator's test[:8000]
   assert result["protocol"]["eval_images_seen_in_training"] == {"run": 0, "evaluator": 0}
   assert metrics["iwae_nll"] < metrics["nelbo_iwae_examples"]  # on the same 50 images

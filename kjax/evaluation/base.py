@@ -25,6 +25,7 @@ from kjax import rng
 from kjax import sharding
 from kjax import trained
 from kjax.data import loading
+from kjax.evaluation import ex_post
 
 EVAL_DIR = "eval"
 
@@ -130,24 +131,64 @@ class Run(trained.TrainedRun):
     """Samples for the sample-quality metrics: ``eval.num_generated`` or the eval size."""
     return self.config.eval.num_generated or len(self.eval_ds)
 
-  def generated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(images float32 [n, H, W, 1], labels int32 [n], styles int32 [n])``: samples
-    from the prior with the eval images' conditioning (``num_generated``), drawn once with
-    the key of ``'fd'`` and shared by FD/KID, precision/recall and memorisation."""
-    if "generated" not in self._cache:
-      n = self.num_generated()
-      labels, styles = self.conditioning(n)
-      z = np.asarray(jax.random.normal(self.key("fd"), (n, self.task.latent_dim())))
-      self._cache["generated"] = (self.decode(z, labels, styles), labels, styles)
-    return self._cache["generated"]
+  def sampler(self) -> str:
+    """The latent sampler of the sample metrics: ``config.eval.sampler`` (``'prior'`` |
+    ``'gmm'``, ``kjax.evaluation.ex_post``) for a VAE, ``'prior'`` otherwise."""
+    return self.config.eval.get("sampler", "prior") if self.task.has_encoder else "prior"
 
-  def features(self, name: str) -> np.ndarray:
-    """The domain evaluator's float64 features ``[n, F]`` of ``'generated'``, ``'eval'``
-    (the eval split) or ``'train'`` (the train split), each computed once."""
-    cache_key = f"features/{name}"
+  def generated(self, sampler: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(images float32 [n, H, W, 1], labels int32 [n], styles int32 [n])``: samples
+    with the eval images' conditioning (``num_generated``), drawn once per sampler
+    (default ``self.sampler()``) with the key of ``'fd'`` and shared by FD/KID,
+    precision/recall, memorisation, style and CAS. ``'prior'``: z ~ N(0, I); ``'gmm'``:
+    z from the Gaussian mixture fitted to the train split's ``z_mean`` (one per class for
+    a conditional model)."""
+    sampler = sampler or self.sampler()
+    cache_key = f"generated/{sampler}"
+    if cache_key not in self._cache:
+      labels, styles = self.conditioning(self.num_generated())
+      z = self.latents("fd", labels, sampler)
+      self._cache[cache_key] = (self.decode(z, labels, styles), labels, styles)
+    return self._cache[cache_key]
+
+  def latents(self, name: str, labels: np.ndarray, sampler: str | None = None) -> np.ndarray:
+    """float32 ``[n, D]`` latents for int ``labels [n]`` drawn with the key of the evaluation
+    ``name`` by ``sampler`` (default ``self.sampler()``): ``'prior'`` z ~ N(0, I);
+    ``'gmm'`` the ex-post mixtures (``mixtures``; a conditional model's by class)."""
+    sampler = sampler or self.sampler()
+    key, n = self.key(name), len(labels)
+    if sampler == "prior":
+      return np.asarray(jax.random.normal(key, (n, self.task.latent_dim())))
+    rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
+    mixtures = self.mixtures()
+    return (ex_post.sample_conditional(mixtures, labels, rng) if self.task.conditional
+            else mixtures[None].sample(n, rng))
+
+  def mixtures(self) -> dict:
+    """The ex-post Gaussian mixtures (``kjax.evaluation.ex_post``) of the train split's
+    ``z_mean`` with ``eval.gmm_components`` components, fitted once: ``{None: mixture}``,
+    or ``{class: mixture}`` for a conditional model."""
+    if "mixtures" not in self._cache:
+      images = self.train_ds.images.astype(np.float32) / 255.0
+      labels = self.train_ds.labels.astype(np.int32)
+      z = self._posterior(images, labels, self.train_ds.styles.astype(np.int32))[0]
+      k = self.config.eval.get("gmm_components", ex_post.DEFAULT_COMPONENTS)
+      self._cache["mixtures"] = (
+          ex_post.fit_per_class(z, labels, k, self.config.seed) if self.task.conditional
+          else {None: ex_post.fit(z, k, self.config.seed)})
+    return self._cache["mixtures"]
+
+  def features(self, name: str, sampler: str | None = None) -> np.ndarray:
+    """The domain evaluator's float64 features ``[n, F]`` of ``'generated'`` (by
+    ``sampler``, default ``self.sampler()``), ``'eval'`` (the eval split) or ``'train'``
+    (the train split), each computed once."""
+    if name == "generated":
+      sampler = sampler or self.sampler()
+    cache_key = f"features/{name}/{sampler}"
     if cache_key not in self._cache:
       if name == "generated":
-        self._cache[cache_key] = self.evaluator.features(self.generated()[0])
+        self._cache[cache_key] = self.evaluator.features(self.generated(sampler)[0])
       else:  # a real split's: the same for every run on this data and evaluator
         uint8 = (self.eval_ds if name == "eval" else self.train_ds).images
         self._cache[cache_key] = self.on_disk(
@@ -173,10 +214,15 @@ class Run(trained.TrainedRun):
   def posterior(self) -> tuple[np.ndarray, np.ndarray]:
     """``(z_mean, z_logvar)`` float32 ``[N, D]`` of the eval images under q(z | x), once."""
     if "posterior" not in self._cache:
-      post = sharding.split_batch(self.task.posterior, (1, 2, 3))
-      out = [post(self.state, jnp.asarray(self.x_eval[i:i + 1000]),
-                  jnp.asarray(self.labels[i:i + 1000]), jnp.asarray(self.styles[i:i + 1000]))
-             for i in range(0, len(self.eval_ds), 1000)]
-      self._cache["posterior"] = (np.concatenate([np.asarray(m) for m, _ in out]),
-                                  np.concatenate([np.asarray(v) for _, v in out]))
+      self._cache["posterior"] = self._posterior(self.x_eval, self.labels, self.styles)
     return self._cache["posterior"]
+
+  def _posterior(self, images: np.ndarray, labels: np.ndarray, styles: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(z_mean, z_logvar)`` float32 ``[N, D]`` of float ``images [N, H, W, 1]`` in [0, 1]
+    with their int ``labels``, ``styles`` ``[N]``, 1000 at a time."""
+    post = sharding.split_batch(self.task.posterior, (1, 2, 3))
+    out = [post(self.state, jnp.asarray(images[i:i + 1000]), jnp.asarray(labels[i:i + 1000]),
+                jnp.asarray(styles[i:i + 1000])) for i in range(0, len(images), 1000)]
+    return (np.concatenate([np.asarray(m) for m, _ in out]),
+            np.concatenate([np.asarray(v) for _, v in out]))

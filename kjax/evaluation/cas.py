@@ -149,7 +149,7 @@ def classification_accuracy_score(run: base.Run) -> base.Output:
   n = len(run.train_ds)
   labels = run.train_ds.labels.astype(np.int32)
   styles = run.train_ds.styles.astype(np.int32)
-  z = np.asarray(jax.random.normal(run.key("cas"), (n, run.task.latent_dim())))
+  z = run.latents("cas", labels)
   samples = base.to_uint8(run.decode(z, labels, styles))
   cas = train_and_test(clf_config, samples, labels, run.eval_ds.images, run.eval_ds.labels)
   return base.Output(

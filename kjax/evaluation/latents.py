@@ -10,6 +10,7 @@ import numpy as np
 from kjax import eval_figures
 from kjax import metrics as kmetrics
 from kjax.evaluation import base
+from kjax.evaluation import factors as kfactors
 
 ACTIVE_THRESHOLD = 0.01                       # Burda et al. 2015 §5.2
 TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 9, dtype=np.float32)
@@ -42,7 +43,8 @@ def latents(run: base.Run) -> base.Output:
 
 def traversals(run: base.Run) -> base.Output:
   """``traversals.png``: each of the (up to 10) dimensions with the most KL varied over
-  [−3, 3] around the first eval image's ``z_mean``."""
+  [−3, 3] around the first eval image's ``z_mean``, labelled with its KL and the factor it
+  captures most (``kjax.evaluation.factors.captured``)."""
   z_mean, z_logvar = run.posterior()
   kl_dims = kmetrics.kl_per_dimension(z_mean, z_logvar)
   order = np.argsort(-kl_dims)[:MAX_TRAVERSAL_DIMS]
@@ -57,7 +59,8 @@ def traversals(run: base.Run) -> base.Output:
       run.figure_path("traversals.png"), images.reshape(len(order), v, *images.shape[1:]), order,
       kl_dims, TRAVERSAL_VALUES,
       f"Latent traversals around the first eval image's z_mean "
-      f"({run.info.label(int(run.labels[0]))}), rows ordered by KL\n{run.caption}")
+      f"({run.info.label(int(run.labels[0]))}), rows ordered by KL, each with the factor it "
+      f"captures most\n{run.caption}", kfactors.captured(run))
   return base.Output(figures=run.relative(path))
 
 

@@ -32,13 +32,17 @@ from kjax.data import splits
 from kjax.evaluation import base
 from kjax.evaluation import cas
 from kjax.evaluation import classifier
+from kjax.evaluation import dci
 from kjax.evaluation import domain
+from kjax.evaluation import factor_vae
 from kjax.evaluation import inpainting
 from kjax.evaluation import interpolation
 from kjax.evaluation import latents
 from kjax.evaluation import likelihood
 from kjax.evaluation import memorisation
+from kjax.evaluation import mig
 from kjax.evaluation import sample_quality
+from kjax.evaluation import sap
 from kjax.evaluation import style
 
 EVAL_DIR = base.EVAL_DIR
@@ -74,6 +78,10 @@ EVALUATIONS: tuple[Evaluation, ...] = (
     Evaluation("likelihood", likelihood.likelihood, _has_encoder),
     Evaluation("latents", latents.latents, _has_encoder),
     Evaluation("inpainting", inpainting.inpainting, _has_encoder),
+    Evaluation("mig", mig.mig, _has_encoder),
+    Evaluation("dci", dci.dci, _has_encoder),
+    Evaluation("sap", sap.sap, _has_encoder),
+    Evaluation("factor_vae", factor_vae.factor_vae, _has_encoder),
     Evaluation("traversals", latents.traversals, _has_encoder),
     Evaluation("tsne", latents.tsne, _has_encoder),
     Evaluation("interpolation", interpolation.encoded_interpolation, _has_encoder),
@@ -86,8 +94,8 @@ EVALUATIONS: tuple[Evaluation, ...] = (
 )
 
 METRIC_DOCS: dict[str, str] = {}
-for _module in (likelihood, latents, inpainting, interpolation, sample_quality, memorisation,
-                style, cas, classifier):
+for _module in (likelihood, latents, mig, dci, sap, factor_vae, inpainting, interpolation,
+                sample_quality, memorisation, style, cas, classifier):
   METRIC_DOCS.update(_module.METRIC_DOCS)
 
 

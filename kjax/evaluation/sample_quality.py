@@ -34,6 +34,11 @@ METRIC_DOCS = {
     "class_balanced_accuracy": "mean over classes of that accuracy (balanced)",
     "class_accuracy_per_class": "that accuracy for each class, in class order",
 }
+# The metrics reported a second time, for prior samples, when eval.sampler is 'gmm'.
+PRIOR_COMPARISON = ("fd", "kid", "precision", "recall", "density", "coverage", "class_accuracy")
+METRIC_DOCS.update({f"{name}_prior": f"{name} of samples from the prior N(0, I), reported "
+                    "beside the ex-post mixture's when eval.sampler='gmm'"
+                    for name in PRIOR_COMPARISON})
 
 
 def sample_quality(run: base.Run) -> base.Output:
@@ -51,9 +56,7 @@ def sample_quality(run: base.Run) -> base.Output:
                           subset_size=m, seed=run.config.seed)
   k = ev.get("prdc_k", 5)
   out = base.Output()
-  out.metrics["fd"] = kmetrics.frechet_distance(fake, real)
-  out.metrics["kid"], out.metrics["kid_std"] = kid(fake, real)
-  out.metrics.update(kmetrics.precision_recall_density_coverage(real, fake, k))
+  out.metrics.update(_scores(run, fake, real, kid, k, generated, labels))
   out.metrics["fd_real_train_vs_eval"] = kmetrics.frechet_distance(train_feats, real)
   out.metrics["kid_real_train_vs_eval"] = kid(train_feats, real)[0]
   out.metrics.update({f"{name}_real_train_vs_eval": value for name, value in
@@ -62,12 +65,36 @@ def sample_quality(run: base.Run) -> base.Output:
       num_generated=len(fake), num_real_eval=len(real), num_real_train_reference=n_ref,
       kid_subsets=ev.kid_subsets, kid_subset_size=m, prdc_k=k,
       generated_conditioning=("labels and styles of the eval images, in order"
-                              if run.task.conditional else "none"))
+                              if run.task.conditional else "none"),
+      sampler=_describe_sampler(run))
+  if run.sampler() != "prior":  # the comparison that tells the prior's holes from the decoder
+    prior_images, _, _ = run.generated("prior")
+    prior = _scores(run, run.features("generated", "prior"), real, kid, k, prior_images, labels)
+    out.metrics.update({f"{name}_prior": prior[name] for name in PRIOR_COMPARISON
+                        if name in prior})
+  return out
+
+
+def _describe_sampler(run: base.Run) -> str:
+  if run.sampler() == "prior":
+    return "prior: z ~ N(0, I)" if run.task.has_encoder else "the generator's noise N(0, I)"
+  k = run.config.eval.get("gmm_components", 10)
+  per = "one per class, " if run.task.conditional else ""
+  return (f"gmm: Gaussian mixtures ({per}{k} full-covariance components) fitted to the train "
+          "split's z_mean (Ghosh et al. 2020); *_prior metrics: prior samples")
+
+
+def _scores(run, fake, real, kid, k, generated, labels) -> dict:
+  """FD, KID, precision/recall/density/coverage of the features ``fake`` against ``real``
+  and, for a conditional model, the evaluator's class accuracy on ``generated``."""
+  out = {"fd": kmetrics.frechet_distance(fake, real)}
+  out["kid"], out["kid_std"] = kid(fake, real)
+  out.update(kmetrics.precision_recall_density_coverage(real, fake, k))
   if run.task.conditional:
     predicted = run.evaluator.predict(generated)
     acc, balanced = kstyle_eval.class_accuracy(predicted, labels, run.info.num_classes)
     per_class = [round(float(np.mean(predicted[labels == c] == c)), 4) if np.any(labels == c)
                  else None for c in range(run.info.num_classes)]
-    out.metrics.update(class_accuracy=acc, class_balanced_accuracy=balanced,
-                       class_accuracy_per_class=per_class)
+    out.update(class_accuracy=acc, class_balanced_accuracy=balanced,
+               class_accuracy_per_class=per_class)
   return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import numpy as np
 
 from kjax.data import style as kstyle
@@ -66,7 +65,7 @@ def style(run: base.Run) -> base.Output:
   ds = run.eval_ds
   n = run.num_generated()
   labels, _ = run.conditioning(n)
-  z = np.asarray(jax.random.normal(run.key("style"), (n, run.task.latent_dim())))
+  z = run.latents("style", labels)
   thin = base.to_uint8(run.decode(z, labels, np.zeros(n, np.int32)))
   thick = base.to_uint8(run.decode(z, labels, np.ones(n, np.int32)))
   c = run.config.data
