@@ -48,6 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.hidden = 256          # width of Shyam's "mlp" G and D
   config.model.channels = (64, 128)  # "dcgan" only
   config.model.conv_impl = "auto"    # "dcgan" only; see configs/beta_vae.py
+  config.model.spectral_norm = False  # every D layer (Miyato et al. 2018)
 
   config.objective = ml_collections.ConfigDict()
   config.objective.loss = "bce"          # "bce" (non-saturating) | "hinge" | "wgan_gp"
@@ -61,6 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.d_learning_rate = config_dict.placeholder(float)  # None: learning_rate
   config.optim.b1 = 0.5    # DCGAN's β₁; Shyam used PyTorch's default 0.9 (WGAN-GP: 0.5/0.9)
   config.optim.b2 = 0.999
+  config.optim.g_ema_decay = 0.0  # samples from a moving average of G's weights; 0: G's own
 
   config.train = common.train(num_epochs=100, batch_size=128, log_every_steps=500,
                               checkpoint_every_steps=2000)

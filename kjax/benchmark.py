@@ -29,7 +29,8 @@ from kjax import sweep
 
 # The columns of the benchmark's headline tables, where a study has them.
 HEADLINE = ("eval/nelbo", "eval/iwae_nll", "eval/kl", "eval/active_units", "eval/fd",
-            "eval/kid", "eval/precision", "eval/recall", "eval/density", "eval/coverage",
+            "eval/kid", "eval/precision", "eval/recall", "eval/recall_prior", "eval/density",
+            "eval/coverage", "eval/coverage_prior",
             "eval/class_accuracy", "eval/cas", "eval/style_accuracy_ink",
             "eval/memorisation_pixel_ratio", "eval/memorised_fraction_pixel", "eval/mig",
             "eval/dci_disentanglement", "eval/sap", "eval/factor_vae_score")

@@ -9,7 +9,7 @@ import pytest
 
 from configs import cgan as cgan_config
 from kjax import experiment, objectives, tasks, validation
-from kjax.models import cgan
+from kjax.models import cgan, conv
 from tests.conftest import Killed, die_after_save, latest_checkpoint_state, on_real_kmnist
 
 
@@ -123,6 +123,67 @@ def test_gan_step_is_vmappable_over_runs():
                       jax.tree.leaves(getattr(new, part).params)):
         diff = np.abs(np.asarray(a) - np.asarray(b[i]))
         assert diff.mean() < 1e-3 * float(lrs[i]) and diff.max() <= 2 * float(lrs[i]) + 1e-6
+
+
+def test_the_generators_moving_average_is_what_samples_use():
+  config = _config()
+  config.optim.g_ema_decay = 0.9
+  task = tasks.get_task(config, None)
+  state = task.init_state(jax.random.key(0))
+  step = jax.jit(task.train_step)
+  one, _ = step(state, _batch(), jax.random.key(1))
+  two, _ = step(one, _batch(seed=4), jax.random.key(2))
+  # ema_t = 0.9 ema_{t-1} + 0.1 θ_t, from ema_0 = θ_0 (Yazıcı et al. 2019).
+  for e0, t1, t2, e2 in zip(*(jax.tree.leaves(t) for t in (
+      state.generator.params, one.generator.params, two.generator.params, two.g_ema))):
+    np.testing.assert_allclose(e2, 0.9 * (0.9 * e0 + 0.1 * t1) + 0.1 * t2, rtol=1e-5,
+                               atol=1e-7)
+  z, labels, styles, _ = _inputs(4, 10, latent_dim=8)
+  own = task.generator.apply({"params": two.generator.params}, z, labels, styles)
+  averaged = task.generator.apply({"params": two.g_ema}, z, labels, styles)
+  np.testing.assert_allclose(task.sample(two, z, labels, styles), (averaged + 1) / 2, rtol=1e-6)
+  assert not np.allclose(averaged, own)
+  # Decay 0 (the default): the average is G's own weights, bit for bit.
+  plain = tasks.get_task(_config(), None)
+  new, _ = jax.jit(plain.train_step)(plain.init_state(jax.random.key(0)), _batch(),
+                                     jax.random.key(1))
+  for a, b in zip(jax.tree.leaves(new.g_ema), jax.tree.leaves(new.generator.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("architecture", cgan.ARCHITECTURES)
+def test_spectral_norm_bounds_every_discriminator_layer(architecture):
+  config = _config()
+  config.model.architecture = architecture
+  config.model.channels = (8, 16)
+  config.model.spectral_norm = True
+  task = tasks.get_task(config, None)
+  state = task.init_state(jax.random.key(0))
+  for path, kernel in jax.tree_util.tree_leaves_with_path(state.discriminator.params):
+    if "kernel" in jax.tree_util.keystr(path):
+      w = np.asarray(conv.spectral_normalize(kernel))
+      sigma = np.linalg.svd(w.reshape(-1, w.shape[-1]), compute_uv=False)[0]
+      assert sigma == pytest.approx(1.0, abs=0.05), jax.tree_util.keystr(path)
+  # D's layers are the normalised kind, and a step trains both networks.
+  names = " ".join(jax.tree_util.keystr(p) for p, _ in
+                   jax.tree_util.tree_leaves_with_path(state.discriminator.params))
+  assert "SpectralDense" in names and "'Dense_" not in names
+  new, metrics = jax.jit(task.train_step)(state, _batch(), jax.random.key(1))
+  assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
+  for part in ("generator", "discriminator"):
+    assert not all(np.array_equal(a, b) for a, b in zip(
+        jax.tree.leaves(getattr(new, part).params), jax.tree.leaves(getattr(state, part).params)))
+
+
+def test_spectral_normalize_matches_the_svd_and_passes_gradients():
+  rng = np.random.default_rng(0)
+  u, _ = np.linalg.qr(rng.normal(size=(40, 40)))
+  v, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+  w = (u[:, :12] * np.r_[3.0, np.linspace(2.0, 0.5, 11)]) @ v.T   # σ = 3, 2, ...
+  normalised = conv.spectral_normalize(jnp.asarray(w, jnp.float32))
+  assert np.linalg.svd(np.asarray(normalised), compute_uv=False)[0] == pytest.approx(1, abs=0.01)
+  grad = jax.grad(lambda k: conv.spectral_normalize(k).sum())(jnp.asarray(w, jnp.float32))
+  assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
 
 
 @pytest.fixture

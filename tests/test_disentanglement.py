@@ -3,10 +3,12 @@
 papers' formulas; the stroke factors measured from drawn images."""
 
 import math
+import os
 
 import numpy as np
 import pytest
 
+from kjax import results
 from kjax.evaluation import dci, factor_vae, factors, mig, sap
 
 N = 1500
@@ -123,3 +125,20 @@ def test_histogram_discretize_follows_disentanglement_lib():
   np.testing.assert_array_equal(factors.histogram_discretize(x, 2)[:, 0], [1, 1, 2, 2])
   binned = factors.discretize_factors(np.array([[3.0, 0.1], [7.0, 0.9]]), (True, False), 4)
   np.testing.assert_array_equal(binned, [[3, 1], [7, 4]])
+
+
+def test_a_beta_study_draws_each_score_against_beta(tmp_path):
+  runs = [{"name": f"b{beta}s{seed}", "settings": {"objective.beta": beta, "seed": seed},
+           "metrics": {"eval/mig": 0.1 * beta + 0.01 * seed, "eval/sap": 0.05 * beta,
+                       "eval/nelbo": 100.0}}
+          for beta in (1.0, 4.0) for seed in (0, 1)]
+  keys, _, rows = results.table(runs)
+  path = str(tmp_path / "disentanglement_vs_beta.png")
+  assert results.plot_metric_vs_setting(path, rows, "objective.beta", keys,
+                                        results.DISENTANGLEMENT, "Disentanglement") == path
+  assert os.path.getsize(path) > 0
+  # A study without the scores (a GAN's) draws none.
+  for row in rows:
+    row["stats"] = {"eval/nelbo": row["stats"]["eval/nelbo"]}
+  assert results.plot_metric_vs_setting(str(tmp_path / "none.png"), rows, "objective.beta",
+                                        keys, results.DISENTANGLEMENT) is None

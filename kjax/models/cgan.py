@@ -17,6 +17,9 @@ GAN". Architectures (``architecture``):
   D sees the image with the one-hot labels as extra input planes, then two stride-2
   convolutions with leaky ReLU (slope 0.2) and a dense output.
 
+Every layer of D can be spectrally normalised (``spectral_norm``: Miyato et al. 2018,
+``kjax.models.conv.spectral_normalize``), which bounds its Lipschitz constant.
+
 The generator's output activation (``output``) is ``'tanh'`` (Shyam's original, data on
 [-1, 1]) or ``'sigmoid'`` (its Architecture 2, data on [0, 1], which it found best). D
 returns one unnormalised score per image (a logit for the BCE loss).
@@ -99,6 +102,19 @@ class Generator(nn.Module):
     return jnp.tanh(h) if self.output == "tanh" else jax.nn.sigmoid(h)
 
 
+class SpectralDense(nn.Module):
+  """``flax.linen.Dense`` (LeCun-normal kernel, zero bias) with its kernel divided by its
+  spectral norm (Miyato et al. 2018): float ``[B, F_in]`` → float ``[B, features]``."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    return x @ conv.spectral_normalize(kernel) + bias
+
+
 class Discriminator(nn.Module):
   """D(x, class, style) → one score (logit) per image.
 
@@ -108,6 +124,7 @@ class Discriminator(nn.Module):
     hidden: the MLP's hidden width (Shyam 2024: 256).
     channels: ``'dcgan'`` conv channels (``(64, 128)``), one stride-2 stage each.
     conv_impl: ``'dcgan'`` only: ``kjax.models.conv.IMPLS``.
+    spectral_norm: every layer spectrally normalised (Miyato et al. 2018).
   """
 
   num_classes: int
@@ -115,6 +132,10 @@ class Discriminator(nn.Module):
   hidden: int = 256
   channels: Sequence[int] = (64, 128)
   conv_impl: str = "auto"
+  spectral_norm: bool = False
+
+  def _dense(self, features: int) -> nn.Module:
+    return SpectralDense(features) if self.spectral_norm else nn.Dense(features)
 
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
@@ -123,15 +144,16 @@ class Discriminator(nn.Module):
     c = one_hot_condition(labels, styles, self.num_classes)
     if self.architecture == "mlp":
       h = jnp.concatenate([x.reshape(x.shape[0], -1), c], -1)
-      h = nn.relu(nn.Dense(self.hidden)(h))
+      h = nn.relu(self._dense(self.hidden)(h))
     elif self.architecture == "mlp_large":
       h = jnp.concatenate([x.reshape(x.shape[0], -1), c], -1)
       for width in reversed(LARGE_WIDTHS):
-        h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
+        h = nn.leaky_relu(self._dense(width)(h), 0.2)
     else:
       planes = jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))
       h = jnp.concatenate([x, planes], -1)
       for ch in self.channels:
-        h = nn.leaky_relu(conv.Conv(ch, (3, 3), strides=(2, 2), impl=self.conv_impl)(h), 0.2)
+        h = nn.leaky_relu(conv.Conv(ch, (3, 3), strides=(2, 2), impl=self.conv_impl,
+                                    spectral_norm=self.spectral_norm)(h), 0.2)
       h = h.reshape(x.shape[0], -1)
-    return nn.Dense(1)(h)[:, 0]
+    return self._dense(1)(h)[:, 0]

@@ -7,6 +7,13 @@ One compiled step alternates ``d_steps`` discriminator updates and one generator
 The D updates see the step's real batch with fresh noise each; the G update reuses the
 last D update's noise, as Shyam's code does. Conditions (class, style) come from the real batch,
 so they follow the data's class and style frequencies.
+
+Stabilisers, each an option: an exponential moving average of G's weights (``optim.g_ema_decay``,
+Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training"), which every
+sample, figure and evaluation then uses; spectral normalisation of every D layer
+(``model.spectral_norm``, Miyato et al. 2018); and the two time-scale update rule (TTUR,
+Heusel et al. 2017): D's own learning rate (``optim.d_learning_rate``), e.g. 4e-4 against
+G's 1e-4.
 """
 
 from __future__ import annotations
@@ -34,13 +41,16 @@ class GANState(struct.PyTreeNode):
     step: int32 ``[]``, generator updates so far (the loop's step).
     generator, discriminator: flax ``TrainState`` each (params, Adam state with its
       learning rate injected as an array, own step count).
-    hparams: ``{'label_smoothing': float32 [], 'gp_weight': float32 []}``, arrays so that
-      a sweep can ``vmap`` over them.
+    g_ema: the moving average of G's params (G's params themselves when the decay is 0),
+      what ``sample`` draws with.
+    hparams: ``{'label_smoothing', 'gp_weight', 'g_ema_decay'}``, float32 ``[]`` arrays so
+      that a sweep can ``vmap`` over them.
   """
 
   step: jax.Array
   generator: train_state.TrainState
   discriminator: train_state.TrainState
+  g_ema: Any
   hparams: dict[str, jax.Array]
 
 
@@ -67,7 +77,12 @@ class CGANTask(base.Task):
       Field("optim.d_learning_rate", "real", "D's Adam rate; None = optim.learning_rate",
             0, low_open=True, none_ok=True, stackable=True),
       Field("optim.b1", "real", "Adam's β₁", 0, 1, high_open=True, stackable=True),
-      Field("optim.b2", "real", "Adam's β₂", 0, 1, high_open=True, stackable=True))}
+      Field("optim.b2", "real", "Adam's β₂", 0, 1, high_open=True, stackable=True),
+      Field("optim.g_ema_decay", "real", "decay of the moving average of G's weights that "
+            "samples use (Yazıcı et al. 2019); 0 = G's own weights", 0, 1, high_open=True,
+            stackable=True),
+      Field("model.spectral_norm", "bool", "spectral normalisation of every D layer (Miyato "
+            "et al. 2018)"))}
   eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
   optimizer_names = {"generator": "g_learning_rate", "discriminator": "d_learning_rate"}
   log_metrics = ("d_loss", "g_loss")
@@ -94,7 +109,8 @@ class CGANTask(base.Task):
     self.generator = cgan.Generator(info.num_classes, m.architecture, m.output, m.hidden,
                                     tuple(m.channels), conv_impl, self.image_shape)
     self.discriminator = cgan.Discriminator(info.num_classes, m.architecture, m.hidden,
-                                            tuple(m.channels), conv_impl)
+                                            tuple(m.channels), conv_impl,
+                                            bool(m.get("spectral_norm", False)))
     self.loss = config.objective.loss
     self.d_steps = config.objective.d_steps
     self.train_metrics = self.eval_metrics + (("gp",) if self.loss == "wgan_gp" else ())
@@ -129,8 +145,10 @@ class CGANTask(base.Task):
                        g_lr if g_learning_rate is None else g_learning_rate),
         discriminator=make(self.discriminator.apply, d_params,
                            d_lr if d_learning_rate is None else d_learning_rate),
+        g_ema=g_params["params"],
         hparams={"label_smoothing": jnp.asarray(self.config.objective.label_smoothing, jnp.float32),
-                 "gp_weight": jnp.asarray(self.config.objective.gp_weight, jnp.float32)})
+                 "gp_weight": jnp.asarray(self.config.objective.gp_weight, jnp.float32),
+                 "g_ema_decay": jnp.asarray(o.get("g_ema_decay", 0.0), jnp.float32)})
 
   def _generate(self, g_params, z, labels, styles):
     return self.generator.apply({"params": g_params}, z, labels, styles)
@@ -195,8 +213,12 @@ class CGANTask(base.Task):
       return objectives.gan_g_loss(fake_logits, self.loss).mean()
 
     g_loss, g_grads = jax.value_and_grad(g_loss_fn)(g_params)
-    new_state = state.replace(step=state.step + 1, discriminator=d_state,
-                              generator=state.generator.apply_gradients(grads=g_grads))
+    generator = state.generator.apply_gradients(grads=g_grads)
+    decay = state.hparams["g_ema_decay"]  # 0: exactly G's params (0 · ema + 1 · p)
+    g_ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.g_ema,
+                         generator.params)
+    new_state = state.replace(step=state.step + 1, discriminator=d_state, generator=generator,
+                              g_ema=g_ema)
     return new_state, {"d_loss": d_loss, "g_loss": g_loss, **aux}
 
   def eval_sums(self, state, batch, mask, key):
@@ -217,7 +239,8 @@ class CGANTask(base.Task):
     return sums
 
   def sample(self, state: Any, z, labels, styles):
-    return cgan.to_unit_range(self._generate(state.generator.params, z, labels, styles),
+    """Images in [0, 1] from G's moving average (``GANState.g_ema``)."""
+    return cgan.to_unit_range(self._generate(state.g_ema, z, labels, styles),
                               self.config.model.output)
 
   def describe(self):
@@ -232,6 +255,10 @@ class CGANTask(base.Task):
     extra = f", D steps {self.d_steps}" if self.d_steps > 1 else ""
     if self.loss == "bce" and c.objective.label_smoothing:
       extra += f", label smoothing {c.objective.label_smoothing:g}"
+    if c.optim.get("g_ema_decay", 0.0):
+      extra += f", G EMA {c.optim.g_ema_decay:g}"
+    if c.model.get("spectral_norm", False):
+      extra += ", spectral norm in D"
     return (f"Learning Rate: {lr}, Latent Dim: {c.model.latent_dim}, Batch Size: "
             f"{c.train.batch_size}, Total Epochs: {c.train.num_epochs}{extra}")
 
