@@ -49,6 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.channels = (64, 128)  # "dcgan" only
   config.model.conv_impl = "auto"    # "dcgan" only; see configs/beta_vae.py
   config.model.spectral_norm = False  # every D layer (Miyato et al. 2018)
+  # How D sees class and style: "concat" (Shyam 2024) | "projection" (Miyato & Koyama 2018)
+  config.model.d_conditioning = "concat"
 
   config.objective = ml_collections.ConfigDict()
   config.objective.loss = "bce"          # "bce" (non-saturating) | "hinge" | "wgan_gp"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import cgan as cgan_config
-from kjax import experiment, objectives, tasks, validation
+from kjax import errors, experiment, objectives, tasks, validation
 from kjax.models import cgan, conv
 from tests.conftest import Killed, die_after_save, latest_checkpoint_state, on_real_kmnist
 
@@ -173,6 +173,28 @@ def test_spectral_norm_bounds_every_discriminator_layer(architecture):
   for part in ("generator", "discriminator"):
     assert not all(np.array_equal(a, b) for a, b in zip(
         jax.tree.leaves(getattr(new, part).params), jax.tree.leaves(getattr(state, part).params)))
+
+
+@pytest.mark.parametrize("architecture", cgan.ARCHITECTURES)
+def test_a_projection_discriminator_sees_the_condition_only_through_its_embeddings(
+    architecture):
+  z, labels, styles, x = _inputs(5, 10)
+  d = cgan.Discriminator(10, architecture, hidden=32, channels=(8, 16),
+                         conditioning="projection")
+  variables = d.init(jax.random.key(2), x, labels, styles)
+  scores = d.apply(variables, x, labels, styles)
+  for other_labels, other_styles in (((labels + 1) % 10, styles), (labels, 1 - styles)):
+    assert not np.allclose(d.apply(variables, x, other_labels, other_styles), scores)
+  # Without the embeddings' term, the score is ψ(φ(x)): the same for every condition.
+  params = dict(variables["params"])
+  for name in ("class_embedding", "style_embedding"):
+    params[name] = jax.tree.map(jnp.zeros_like, params[name])
+  blind = d.apply({"params": params}, x, labels, styles)
+  np.testing.assert_array_equal(d.apply({"params": params}, x, (labels + 3) % 10, 1 - styles),
+                                blind)
+  with pytest.raises(errors.ConfigError, match="d_conditioning='film'"):
+    cgan.Discriminator(10, architecture, conditioning="film").init(
+        jax.random.key(0), x, labels, styles)
 
 
 def test_spectral_normalize_matches_the_svd_and_passes_gradients():

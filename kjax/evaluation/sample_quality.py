@@ -2,7 +2,9 @@
 and KID (Bińkowski et al. 2018) against the real eval images, with the real train images
 as a reference floor; precision and recall of k-NN manifolds (Kynkäänniemi et al. 2019);
 density and coverage (Naeem et al. 2020); and, for conditional models, the evaluator's
-class accuracy on samples (per class and balanced)."""
+class accuracy on samples (per class and balanced). The samples' latents come from
+``config.eval.sampler`` (``base.Run.generated``); with the ex-post mixture (``'gmm'``,
+``kjax.evaluation.ex_post``) the prior's numbers are reported beside, as ``<metric>_prior``."""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ ARCHITECTURES = ("mlp", "mlp_large", "dcgan")
 # The common deeper MLP GAN (e.g. the PyTorch vanilla-GAN tutorials), widths of G; D mirrors them.
 LARGE_WIDTHS = (256, 512, 1024)
 OUTPUTS = ("tanh", "sigmoid")
+CONDITIONINGS = ("concat", "projection")
 
 
 def _check_architecture(architecture: str) -> None:
@@ -125,6 +126,11 @@ class Discriminator(nn.Module):
     channels: ``'dcgan'`` conv channels (``(64, 128)``), one stride-2 stage each.
     conv_impl: ``'dcgan'`` only: ``kjax.models.conv.IMPLS``.
     spectral_norm: every layer spectrally normalised (Miyato et al. 2018).
+    conditioning: ``'concat'``: the one-hot class and style joined to the input (Mirza &
+      Osindero 2014; input planes for ``'dcgan'``); ``'projection'``: the input alone
+      through the trunk to features φ(x), then the score ψ(φ(x)) + ⟨e_class, φ(x)⟩ +
+      ⟨e_style, φ(x)⟩ with learned embeddings e (Miyato & Koyama 2018, "cGANs with
+      Projection Discriminator", Eq. 3).
   """
 
   num_classes: int
@@ -133,6 +139,7 @@ class Discriminator(nn.Module):
   channels: Sequence[int] = (64, 128)
   conv_impl: str = "auto"
   spectral_norm: bool = False
+  conditioning: str = "concat"
 
   def _dense(self, features: int) -> nn.Module:
     return SpectralDense(features) if self.spectral_norm else nn.Dense(features)
@@ -141,19 +148,31 @@ class Discriminator(nn.Module):
   def __call__(self, x: jax.Array, labels: jax.Array, styles: jax.Array) -> jax.Array:
     """float ``[B, H, W, C]`` (generator range), int ``[B]``, int ``[B]`` → float ``[B]``."""
     _check_architecture(self.architecture)
+    if self.conditioning not in CONDITIONINGS:
+      raise errors.ConfigError(f"config.model.d_conditioning={self.conditioning!r} is not one "
+                               f"of {CONDITIONINGS}")
+    concat = self.conditioning == "concat"
     c = one_hot_condition(labels, styles, self.num_classes)
-    if self.architecture == "mlp":
-      h = jnp.concatenate([x.reshape(x.shape[0], -1), c], -1)
-      h = nn.relu(self._dense(self.hidden)(h))
-    elif self.architecture == "mlp_large":
-      h = jnp.concatenate([x.reshape(x.shape[0], -1), c], -1)
-      for width in reversed(LARGE_WIDTHS):
-        h = nn.leaky_relu(self._dense(width)(h), 0.2)
+    if self.architecture in ("mlp", "mlp_large"):
+      h = x.reshape(x.shape[0], -1)
+      h = jnp.concatenate([h, c], -1) if concat else h
+      if self.architecture == "mlp":
+        h = nn.relu(self._dense(self.hidden)(h))
+      else:
+        for width in reversed(LARGE_WIDTHS):
+          h = nn.leaky_relu(self._dense(width)(h), 0.2)
     else:
-      planes = jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))
-      h = jnp.concatenate([x, planes], -1)
+      h = x
+      if concat:
+        h = jnp.concatenate([x, jnp.broadcast_to(c[:, None, None, :], (*x.shape[:3], c.shape[-1]))],
+                            -1)
       for ch in self.channels:
         h = nn.leaky_relu(conv.Conv(ch, (3, 3), strides=(2, 2), impl=self.conv_impl,
                                     spectral_norm=self.spectral_norm)(h), 0.2)
       h = h.reshape(x.shape[0], -1)
-    return self._dense(1)(h)[:, 0]
+    score = self._dense(1)(h)[:, 0]
+    if concat:
+      return score
+    class_embedding = nn.Embed(self.num_classes, h.shape[-1], name="class_embedding")(labels)
+    style_embedding = nn.Embed(2, h.shape[-1], name="style_embedding")(styles)
+    return score + jnp.sum((class_embedding + style_embedding) * h, -1)

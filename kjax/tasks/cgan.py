@@ -82,7 +82,10 @@ class CGANTask(base.Task):
             "samples use (Yazıcı et al. 2019); 0 = G's own weights", 0, 1, high_open=True,
             stackable=True),
       Field("model.spectral_norm", "bool", "spectral normalisation of every D layer (Miyato "
-            "et al. 2018)"))}
+            "et al. 2018)"),
+      Field("model.d_conditioning", "choice", "how D sees class and style: concat (one-hot "
+            "joined to the input) or projection (Miyato & Koyama 2018)",
+            choices=cgan.CONDITIONINGS))}
   eval_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
   optimizer_names = {"generator": "g_learning_rate", "discriminator": "d_learning_rate"}
   log_metrics = ("d_loss", "g_loss")
@@ -110,7 +113,8 @@ class CGANTask(base.Task):
                                     tuple(m.channels), conv_impl, self.image_shape)
     self.discriminator = cgan.Discriminator(info.num_classes, m.architecture, m.hidden,
                                             tuple(m.channels), conv_impl,
-                                            bool(m.get("spectral_norm", False)))
+                                            bool(m.get("spectral_norm", False)),
+                                            m.get("d_conditioning", "concat"))
     self.loss = config.objective.loss
     self.d_steps = config.objective.d_steps
     self.train_metrics = self.eval_metrics + (("gp",) if self.loss == "wgan_gp" else ())
@@ -259,6 +263,8 @@ class CGANTask(base.Task):
       extra += f", G EMA {c.optim.g_ema_decay:g}"
     if c.model.get("spectral_norm", False):
       extra += ", spectral norm in D"
+    if c.model.get("d_conditioning", "concat") != "concat":
+      extra += f", {c.model.d_conditioning} D"
     return (f"Learning Rate: {lr}, Latent Dim: {c.model.latent_dim}, Batch Size: "
             f"{c.train.batch_size}, Total Epochs: {c.train.num_epochs}{extra}")
 
