@@ -16,11 +16,15 @@ one line per metric:
 * ``likelihood``: negative ELBO and its terms; the IWAE bound (Burda et al. 2015, Eq. 8).
 * ``latents``: reconstruction MSE from ``z_mean``, KL per dimension, active units,
   traversals, t-SNE.
+* ``mig``, ``dci``, ``sap``, ``factor_vae``: disentanglement of ``z_mean`` (Chen et al. 2018;
+  Eastwood & Williams 2018; Kumar et al. 2018; Kim & Mnih 2018) against the factors of
+  ``factors`` (class, style, ink, slant, width, height).
 * ``inpainting``: the central 10×10 pixels (Ahmed 2025, §2.1).
 * ``interpolation``: encoded or noise interpolations; the training GIFs.
 * ``sample_quality``: FD, KID, precision/recall, density/coverage in the domain
   evaluator's features (``domain``: the shipped reference evaluator by default); class
-  accuracy of conditional samples.
+  accuracy of conditional samples. A VAE's latents come from the prior or, with
+  ``eval.sampler='gmm'``, from ``ex_post``'s mixtures (Ghosh et al. 2020).
 * ``style``: style accuracy and the thickness shift of conditional models.
 * ``cas``: Classification Accuracy Score of conditional models (Ravuri & Vinyals 2019).
 * ``memorisation``: samples' nearest training images against held-out images'.
