@@ -7,7 +7,8 @@ Studies (each a sweep of its model's config, run into ``WORKDIR/<study>/``):
 * ``cvae``: architecture ∈ {mlp, mlp_bn} × latent_dim ∈ {2, 10} (configs/cvae.py);
 * ``cgan``: kjax's default CGAN (configs/cgan.py);
 * ``cgan_seed``: the setup of Shyam (2024), "Conditional Generation with VAE and
-  GAN" (``mlp``, sigmoid output, Adam β₁ = 0.9).
+  GAN" (``mlp``, sigmoid output, Adam β₁ = 0.9 and 1e-4 for both networks, the class and
+  style concatenated to D's input).
 
 Every run is evaluated with the shipped reference evaluator of the data set (FD, KID,
 precision/recall, density/coverage, class accuracy, CAS, memorisation) and its likelihood
@@ -63,5 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
   seed_setup.model.architecture = "mlp"
   seed_setup.model.output = "sigmoid"
   seed_setup.optim.b1 = 0.9
+  seed_setup.model.d_conditioning = "concat"
+  seed_setup.optim.d_learning_rate = 1e-4
   config.studies.cgan_seed = _study(seed_setup)
   return config

@@ -1,6 +1,7 @@
-r"""CGAN study: losses (non-saturating ``bce``, ``hinge``) × learning rates {1e-4, 2e-4} ×
-seeds {0, 1, 2} = 12 runs of ``configs/cgan.py``. The learning rates and seeds of a loss
-share one compiled program (they live in the optimiser's state); each loss is a group.
+r"""CGAN study: losses (non-saturating ``bce``, ``hinge``) × G's learning rate {1e-4, 2e-4}
+(D's stays 4e-4, ``configs/cgan.py``'s TTUR) × seeds {0, 1, 2} = 12 runs of
+``configs/cgan.py``. The learning rates and seeds of a loss share one compiled program
+(they live in the optimiser's state); each loss is a group.
 
   python launch.py --config=configs/cgan_sweep.py --workdir=runs/cgan_sweep \
     --config.data.name=kmnist --config.data.data_dir=../shared/data/kmnist \
