@@ -203,6 +203,12 @@ SHARED: dict[str, Field] = rows(
     _eval("eval.tsne_max_points", "int", "points of the t-SNE figure", low=5),
     _eval("eval.prdc_k", "int", "k of the k-NN balls of precision/recall/density/coverage",
           low=1, high=100),
+    _eval("eval.sampler", "choice", "latents of the sample metrics of a family with an "
+          "encoder: prior N(0, I), or gmm, a Gaussian mixture fitted to the train split's "
+          "z_mean (Ghosh et al. 2020), with the prior's metrics beside it",
+          choices=("prior", "gmm")),
+    _eval("eval.gmm_components", "int", "components of the gmm sampler's mixture (per class "
+          "for a conditional model)", low=1),
     _eval("eval.cas_epochs", "int", "epochs of the CAS classifier trained on samples; "
           "0 = no CAS", low=0, high=1000),
     # devices, figures, sweeps

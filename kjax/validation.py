@@ -36,15 +36,19 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _one_of(config, "model.name", tuple(tasks.TASKS))
   table = tasks.fields_of(config.model)
   config_fields.check_all(table, config, workdir_config.flatten(config))
+  family = tasks.task_class(config.model)
   if "eval" in config:
     _check(config.eval.num_generated != 1, "eval.num_generated", 1, "expected 0 or >= 2")
+    sampler = config.eval.get("sampler", "prior")
+    _check(sampler == "prior" or family.has_encoder, "eval.sampler", sampler,
+           f"expected 'prior': the {config.model.name} family has no encoder, so no z_mean "
+           "to fit a mixture to")
   value = config.get("figures", {}).get("interpolate_classes", (0, 1))
   classes = tuple(value) if isinstance(value, (tuple, list)) else ()
   _check(len(classes) == 2 and all(isinstance(c, Integral) and not isinstance(c, bool)
                                    and 0 <= c < info.num_classes for c in classes),
          "figures.interpolate_classes", value,
          f"expected two class indices in [0, {info.num_classes - 1}]")
-  family = tasks.task_class(config.model)
   if "conv_impl" in config.model:
     if config.model.conv_impl != "auto" and not family.has_convolutions(config.model):
       logging.warning("kjax: config.model.conv_impl=%r is ignored: the %s %r network has no "

@@ -74,3 +74,12 @@ def test_gmm_sampler_reports_the_priors_metrics_beside_its_own(tiny_run, tmp_pat
       assert metrics[f"{name}_prior"] == prior["metrics"][name], name
   assert metrics["fd"] != prior["metrics"]["fd"]  # the mixture's samples are others
   assert 0 <= metrics["recall"] <= 1 and 0 <= metrics["coverage"] <= 1
+
+
+def test_gmm_sampler_is_refused_for_a_family_without_an_encoder():
+  from configs import cgan as cgan_config  # noqa: PLC0415
+  config = cgan_config.get_config()
+  config.data.name = "kmnist"
+  config.eval.sampler = "gmm"
+  with pytest.raises(errors.ConfigError, match=r"eval.sampler='gmm'.*cgan family has no encoder"):
+    validation.validate_config(config)

@@ -77,12 +77,6 @@ VAE_FIELDS = config_fields.rows(
     Field("objective.c_steps", "int", "annealed_vae: steps to reach c_max", 1,
           stackable=True),
     Field("objective.kl_warmup_steps", "int", "linear KL warm-up over N steps; 0 = none", 0),
-    Field("eval.sampler", "choice", "latents of the sample metrics: prior N(0, I), or gmm, a "
-          "Gaussian mixture fitted to the train split's z_mean (Ghosh et al. 2020), with the "
-          "prior's metrics beside it", choices=("prior", "gmm"), resumable=True,
-          final_eval_only=True),
-    Field("eval.gmm_components", "int", "components of the gmm sampler's mixture (per class "
-          "for the CVAE)", 1, resumable=True, final_eval_only=True),
 )
 
 
