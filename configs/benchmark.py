@@ -66,5 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   seed_setup.optim.b1 = 0.9
   seed_setup.model.d_conditioning = "concat"
   seed_setup.optim.d_learning_rate = 1e-4
+  seed_setup.optim.g_ema_decay = 0.0
+  seed_setup.train.num_epochs = 100
   config.studies.cgan_seed = _study(seed_setup)
   return config
