@@ -170,9 +170,9 @@ class Run(trained.TrainedRun):
     ``z_mean`` with ``eval.gmm_components`` components, fitted once: ``{None: mixture}``,
     or ``{class: mixture}`` for a conditional model."""
     if "mixtures" not in self._cache:
-      images = self.train_ds.images.astype(np.float32) / 255.0
       labels = self.train_ds.labels.astype(np.int32)
-      z = self._posterior(images, labels, self.train_ds.styles.astype(np.int32))[0]
+      z = self._posterior(self.train_ds.images, labels,
+                          self.train_ds.styles.astype(np.int32))[0]
       k = self.config.eval.get("gmm_components", ex_post.DEFAULT_COMPONENTS)
       self._cache["mixtures"] = (
           ex_post.fit_per_class(z, labels, k, self.config.seed) if self.task.conditional
@@ -219,10 +219,16 @@ class Run(trained.TrainedRun):
 
   def _posterior(self, images: np.ndarray, labels: np.ndarray, styles: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """``(z_mean, z_logvar)`` float32 ``[N, D]`` of float ``images [N, H, W, 1]`` in [0, 1]
-    with their int ``labels``, ``styles`` ``[N]``, 1000 at a time."""
+    """``(z_mean, z_logvar)`` float32 ``[N, D]`` of ``images [N, H, W, 1]`` (float in [0, 1],
+    or uint8 grey levels, scaled a block at a time) with their int ``labels``, ``styles``
+    ``[N]``, 1000 at a time."""
     post = sharding.split_batch(self.task.posterior, (1, 2, 3))
-    out = [post(self.state, jnp.asarray(images[i:i + 1000]), jnp.asarray(labels[i:i + 1000]),
+
+    def block(i):
+      x = images[i:i + 1000]
+      return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+
+    out = [post(self.state, jnp.asarray(block(i)), jnp.asarray(labels[i:i + 1000]),
                 jnp.asarray(styles[i:i + 1000])) for i in range(0, len(images), 1000)]
     return (np.concatenate([np.asarray(m) for m, _ in out]),
             np.concatenate([np.asarray(v) for _, v in out]))
