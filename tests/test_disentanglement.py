@@ -11,7 +11,7 @@ import pytest
 from kjax import results
 from kjax.evaluation import dci, factor_vae, factors, mig, sap
 
-N = 1500
+N = 1000
 
 
 @pytest.fixture(scope="module")

@@ -134,6 +134,7 @@ def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
   # beside it are the prior evaluation's.
   config.eval.sampler = "gmm"
   config.eval.cas_epochs = 0
+  config.eval.iwae_samples = 2  # not compared here: only the sample metrics are
   assert launcher.run(config, workdir, mode="evaluate") == 0
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     gmm = json.load(f)

@@ -61,6 +61,7 @@ def test_gmm_sampler_reports_the_priors_metrics_beside_its_own(tiny_run, tmp_pat
   config = config.copy_and_resolve_references()
   config.eval.sampler = "gmm"
   config.eval.gmm_components = 3
+  config.eval.iwae_samples = 2  # not compared here: only the sample metrics are
   assert launcher.run(config, workdir, mode="evaluate") == 0
   with open(os.path.join(workdir, "eval", "metrics.json")) as f:
     gmm = json.load(f)
