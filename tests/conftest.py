@@ -5,6 +5,7 @@ The whole session, and every process it starts, shares one persistent compilatio
 temporary folder removed at the end. A program compiled by one test (or one xdist worker)
 is loaded, not compiled, by the next that needs it."""
 
+import json
 import os
 import shutil
 import tempfile
@@ -196,6 +197,17 @@ def tiny_run(kmnist_dir, tmp_path_factory):
   workdir = str(root / "run")
   experiment.train_and_evaluate(config, workdir)
   return config, workdir
+
+
+def evaluate_with(config, workdir: str, **eval_settings) -> dict:
+  """``--mode=evaluate`` of the run in ``workdir`` with ``config.eval`` changed by
+  ``eval_settings``; returns the ``eval/metrics.json`` it wrote."""
+  from kjax import launcher  # noqa: PLC0415
+  for name, value in eval_settings.items():
+    config.eval[name] = value
+  assert launcher.run(config, workdir, mode="evaluate") == 0
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    return json.load(f)
 
 
 def copy_run(workdir: str, destination: str) -> str:

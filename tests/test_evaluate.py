@@ -17,7 +17,7 @@ from kjax.evaluation import base, domain, factors, latents
 from kjax import frames as kframes
 from kjax import data as kdata
 from kjax.data import style
-from tests.conftest import on_real_kmnist, quick_eval
+from tests.conftest import evaluate_with, on_real_kmnist, quick_eval
 
 VAE_METRICS = {"nelbo", "rec", "kl", "iwae_nll", "rec_mse", "active_units", "kl_per_dimension",
                "unit_activity", "inpainting_patch_mse", "masked_patch_mse"}
@@ -132,12 +132,8 @@ def test_cvae_run_is_evaluated_at_the_end_and_again_with_mode_evaluate(
 
   # The ex-post sampler of a conditional VAE: one mixture per class; the prior's metrics
   # beside it are the prior evaluation's.
-  config.eval.sampler = "gmm"
-  config.eval.cas_epochs = 0
-  config.eval.iwae_samples = 2  # not compared here: only the sample metrics are
-  assert launcher.run(config, workdir, mode="evaluate") == 0
-  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
-    gmm = json.load(f)
+  # iwae_samples=2: the likelihood is not compared here, only the sample metrics are.
+  gmm = evaluate_with(config, workdir, sampler="gmm", cas_epochs=0, iwae_samples=2)
   assert "one per class" in gmm["protocol"]["sampler"]
   for name in ("class_accuracy", "recall", "fd"):
     assert gmm["metrics"][f"{name}_prior"] == metrics[name], name

@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from kjax import errors, launcher, validation
+from kjax import errors, validation
 from kjax.evaluation import ex_post, sample_quality
-from tests.conftest import copy_run
+from tests.conftest import copy_run, evaluate_with
 
 
 def test_the_mixture_of_two_separated_clusters_is_recovered_and_sampled():
@@ -59,12 +59,8 @@ def test_gmm_sampler_reports_the_priors_metrics_beside_its_own(tiny_run, tmp_pat
 
   workdir = copy_run(source, str(tmp_path / "run"))
   config = config.copy_and_resolve_references()
-  config.eval.sampler = "gmm"
-  config.eval.gmm_components = 3
-  config.eval.iwae_samples = 2  # not compared here: only the sample metrics are
-  assert launcher.run(config, workdir, mode="evaluate") == 0
-  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
-    gmm = json.load(f)
+  # iwae_samples=2: the likelihood is not compared here, only the sample metrics are.
+  gmm = evaluate_with(config, workdir, sampler="gmm", gmm_components=3, iwae_samples=2)
   metrics = gmm["metrics"]
   assert gmm["protocol"]["sampler"].startswith("gmm") and "3 full-covariance" in (
       gmm["protocol"]["sampler"])

@@ -14,6 +14,7 @@ import numpy as np
 
 from kjax import metrics as kmetrics
 from kjax.evaluation import base
+from kjax.evaluation import ex_post
 from kjax.evaluation import style as kstyle_eval
 
 METRIC_DOCS = {
@@ -80,7 +81,7 @@ def sample_quality(run: base.Run) -> base.Output:
 def _describe_sampler(run: base.Run) -> str:
   if run.sampler() == "prior":
     return "prior: z ~ N(0, I)" if run.task.has_encoder else "the generator's noise N(0, I)"
-  k = run.config.eval.get("gmm_components", 10)
+  k = run.config.eval.get("gmm_components", ex_post.DEFAULT_COMPONENTS)
   per = "one per class, " if run.task.conditional else ""
   return (f"gmm: Gaussian mixtures ({per}{k} full-covariance components) fitted to the train "
           "split's z_mean (Ghosh et al. 2020); *_prior metrics: prior samples")
