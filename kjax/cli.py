@@ -37,6 +37,7 @@ from ml_collections import config_flags
 
 from kjax import config_fields
 from kjax import configs as kconfigs
+from kjax import preemption
 from kjax import workdir_config
 
 
@@ -272,10 +273,13 @@ def main(argv: Sequence[str]) -> None:
   from kjax import launcher  # after flag parsing: keeps --help and flag errors fast
   f = flags.FLAGS
   workdir = f.workdir or os.path.join("runs", config_name())
-  sys.exit(launcher.run(f.config, workdir, f.mode,
+  status = launcher.run(f.config, workdir, f.mode,
                         {"coordinator_address": f.coordinator_address,
                          "num_processes": f.num_processes, "process_id": f.process_id},
-                        config_from_workdir=CONFIG_FROM_WORKDIR))
+                        config_from_workdir=CONFIG_FROM_WORKDIR)
+  if status in (preemption.exit_code(s) for s in preemption.SIGNALS):
+    preemption.exit_now(status)  # no library exit hook after a stop
+  sys.exit(status)
 
 
 def run(argv: Sequence[str] | None = None) -> None:
@@ -283,8 +287,9 @@ def run(argv: Sequence[str] | None = None) -> None:
   and runs the experiment; exits with 0 on success, 1 after a one-line error."""
   if argv is not None:
     sys.argv = list(argv)  # ml_collections reads the --config.* overrides from sys.argv
-  try:
-    define_flags()
-  except flags.Error as e:  # e.g. a --flagfile that cannot be read
-    _fail(str(e).splitlines()[0])
-  app.run(main, flags_parser=parse_flags)
+  with preemption.command():  # SIGTERM/SIGINT: one line and 143/130 (kjax.preemption)
+    try:
+      define_flags()
+    except flags.Error as e:  # e.g. a --flagfile that cannot be read
+      _fail(str(e).splitlines()[0])
+    app.run(main, flags_parser=parse_flags)

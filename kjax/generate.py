@@ -19,6 +19,7 @@ INFO logs are hidden unless ``--verbosity=0`` (absl's flag) is given. From Pytho
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from absl import app
@@ -33,6 +34,7 @@ from kjax import compile_cache
 from kjax import errors
 from kjax import figures
 from kjax import files
+from kjax import preemption
 from kjax import rng
 from kjax import workdir as kworkdir
 from kjax import tasks
@@ -220,6 +222,7 @@ def generate_grid(workdir: str, label: str | int | None = None, style: str | int
                              "it takes no --label or --style (drop them)")
   label_k = 0 if label is None else parse_label(task, label)
   style_k = 0 if style is None else style_k
+  preemption.phase("generate", workdir)
   state = kworkdir.restore_state(task, config, workdir)  # the first slow step
   run = TrainedRun(config, workdir, task, state, int(state.step))
   images = generate(run, label_k, style_k, num_samples, jax.random.key(seed))
@@ -262,14 +265,24 @@ def main(argv) -> int:
     logging.set_verbosity(logging.WARNING)  # library and kjax INFO lines alike
   try:
     f = flags.FLAGS
-    out = generate_grid(f.workdir, f.label, f.style, f.num_samples, f.seed, f.ncols, f.out)
+    with preemption.handled():
+      out = generate_grid(f.workdir, f.label, f.style, f.num_samples, f.seed, f.ncols, f.out)
   except errors.KjaxError as e:
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
+    return 1
+  except preemption.Stopped as e:  # nothing half-written: the image is written atomically
+    print(f"kjax: stopped by {signal.Signals(e.signum).name} in "
+          f"{preemption.current_phase()}; nothing was written", file=sys.stderr, flush=True)
+    return e.exit_code
+  except OSError as e:  # a library's write (a full disk, an unwritable folder)
+    print(f"kjax: error: {files.write_error(e.filename or f.workdir, e)}", file=sys.stderr,
+          flush=True)
     return 1
   print(out)
   return 0
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(lambda argv: sys.exit(main(argv)))
+  with preemption.command():
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))

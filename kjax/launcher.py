@@ -42,12 +42,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
 
   Returns:
     0 on success; 143 (SIGTERM) or 130 (SIGINT) after a signal stopped training at a
-    checkpoint (``kjax.preemption``); 1 after logging a one-line ``kjax: error: ...`` for
+    checkpoint, or stopped any other phase at once (``kjax.preemption``), with one line; 1 after logging a one-line ``kjax: error: ...`` for
     a bad config value, split, data file or workdir (nothing is written), a non-finite
     loss, a workdir in use by another process, or a file that could not be written.
   """
   progress.quiet_libraries(logging.get_absl_handler())
+  with preemption.handled():  # a signal outside the training loop: Stopped, one line
+    return _run(config, workdir, mode, distributed, config_from_workdir)
+
+
+def _run(config, workdir, mode, distributed, config_from_workdir) -> int:
   try:
+    preemption.phase("start")
     if sharding.initialize_distributed(**(distributed or {})):
       logging.info("kjax: process %d of %d; devices: %d local, %d in the job",
                    jax.process_index(), jax.process_count(), jax.local_device_count(),
@@ -63,10 +69,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
   except errors.Interrupted as e:  # SIGTERM/SIGINT during training: checkpoint saved
     print(f"kjax: {e}", file=sys.stderr, flush=True)
     return e.exit_code
-  except KeyboardInterrupt:  # Ctrl-C outside the training loop (loading, evaluation)
-    print(f"kjax: interrupted (SIGINT); every complete checkpoint in {workdir} is kept; run "
-          "the same command again to go on", file=sys.stderr, flush=True)
-    return preemption.exit_code(signal.SIGINT)
+  except (preemption.Stopped, KeyboardInterrupt) as e:  # outside the training loop
+    signum = getattr(e, "signum", signal.SIGINT)
+    print(f"kjax: stopped by {signal.Signals(signum).name} in {preemption.current_phase()}; "
+          f"every complete checkpoint in {workdir} is kept; run the same command again to "
+          "finish the job", file=sys.stderr, flush=True)
+    return preemption.exit_code(signum)
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1

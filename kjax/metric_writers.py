@@ -55,20 +55,74 @@ def jsonl_text(rows: list[dict[str, Any]]) -> str:
 EVALUATION_PREFIX = "evaluation/"
 
 
+class _GuardedRecords:
+  """tensorboardX's ``RecordWriter`` (the events file) whose I/O errors are kept, not raised.
+
+  The writer's thread writes and flushes the file, and an ``atexit`` hook flushes it again:
+  an ``OSError`` there (a full disk) would print a traceback from the thread, leave the
+  queue without a consumer (``add_scalar`` then blocks once it holds ``max_queue`` events)
+  and another traceback at exit. Here the first error is kept in ``error`` and every later
+  write, flush or close does nothing; kjax raises it in the main thread
+  (``raise_error``) as kjax's one-line ``WriteError``.
+  """
+
+  def __init__(self, records):
+    self._records = records
+    self.path = records.path
+    self.error: OSError | None = None
+
+  def _guard(self, method: str, *args) -> None:
+    if self.error is not None:
+      return
+    try:
+      getattr(self._records, method)(*args)
+    except OSError as e:
+      self.error = e
+      try:
+        self._records.close()  # its descriptor; the events already on disk stay readable
+      except OSError:
+        pass
+
+  def write(self, data: bytes) -> None:
+    self._guard("write", data)
+
+  def flush(self) -> None:
+    self._guard("flush")
+
+  def close(self) -> None:
+    self._guard("close")
+
+
 def summary_writer(logdir: str, **kwargs: Any) -> SummaryWriter:
-  """A tensorboardX ``SummaryWriter`` on ``logdir`` whose events file cannot overwrite another.
+  """A tensorboardX ``SummaryWriter`` on ``logdir`` whose events file cannot overwrite another
+  and whose I/O errors never escape its thread.
 
   tensorboardX names the file ``events.out.tfevents.<unix seconds>.<hostname>`` and opens it
   with ``'wb'``: two writers started in the same second on one logdir (a training killed and
   resumed, the end-of-training evaluation of a tiny run) would truncate each other's file.
   The suffix ``.<nanoseconds within the second, 9 digits>.<pid>`` keeps the files apart and
   in the order TensorBoard reads them (sorted by name). ``kwargs`` go to ``SummaryWriter``.
+
+  A write that fails (a full disk) is kept (``_GuardedRecords``), not raised in the writer's
+  thread or its exit hook; ``raise_error(writer)`` raises it as a ``WriteError``.
+
+  Raises:
+    OSError: the events file cannot be created.
   """
   suffix = f".{time.time_ns() % 1_000_000_000:09d}.{os.getpid()}"
-  return SummaryWriter(logdir=logdir, filename_suffix=suffix, **kwargs)
+  writer = SummaryWriter(logdir=logdir, filename_suffix=suffix, **kwargs)
+  events = writer.file_writer.event_writer._ev_writer  # noqa: SLF001  (tensorboardX 2.x)
+  events._py_recordio_writer = _GuardedRecords(events._py_recordio_writer)  # noqa: SLF001
+  writer.kjax_records = events._py_recordio_writer  # noqa: SLF001  (close() drops the chain)
+  return writer
 
 
-HParam = bool | int | float | str  # a value the HPARAMS tab shows
+def raise_error(writer: SummaryWriter | None) -> None:
+  """Raises ``kjax.errors.WriteError`` (``cannot write <events file>: <OS error>``) if a
+  write of ``writer`` (from ``summary_writer``) failed; nothing for None or a healthy one."""
+  records = getattr(writer, "kjax_records", None)
+  if records is not None and records.error is not None:
+    raise files.write_error(records.path, records.error)
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, HParam]:
@@ -137,7 +191,8 @@ def log_evaluation(workdir: str, step: int, config: Mapping[str, Any],
     metrics: ``eval/metrics.json``'s ``metrics``: name → number, list or None.
 
   Raises:
-    OSError: the events file cannot be written.
+    WriteError: the events file cannot be written (a full disk); OSError: it cannot be
+      created.
   """
   scalars = evaluation_scalars(metrics)
   writer = summary_writer(workdir)
@@ -149,6 +204,7 @@ def log_evaluation(workdir: str, step: int, config: Mapping[str, Any],
       writer.add_scalar(tag, value, int(step))
   finally:
     writer.close()
+  raise_error(writer)
 
 
 class MetricWriter:
@@ -222,6 +278,7 @@ class MetricWriter:
     self.history.append(row)
     for key, value in metrics.items() if self._tb is not None else ():
       self._tb.add_scalar(key, float(value), int(step))
+    raise_error(self._tb)
     return row
 
   def _rewrite(self, rows: list[dict[str, Any]] | None = None) -> None:
@@ -232,21 +289,36 @@ class MetricWriter:
 
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     """Logs ``scalars`` (tag → number, e.g. ``{'train_steps/loss': 151.0}``) at ``step`` to
-    TensorBoard only: ``metrics.jsonl`` and ``history`` keep one line per epoch."""
+    TensorBoard only: ``metrics.jsonl`` and ``history`` keep one line per epoch.
+
+    Raises:
+      WriteError: a write to the events file failed (this one or an earlier one).
+    """
     if self._tb is None:
       return
     for key, value in scalars.items():
       self._tb.add_scalar(key, float(value), int(step))
+    raise_error(self._tb)
 
   def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
-    """Logs uint8 ``[H, W]`` or ``[H, W, 3]`` images to TensorBoard."""
+    """Logs uint8 ``[H, W]`` or ``[H, W, 3]`` images to TensorBoard.
+
+    Raises:
+      WriteError: a write to the events file failed (this one or an earlier one).
+    """
     if self._tb is None:
       return
     for key, image in images.items():
       image = image if image.ndim == 3 else image[..., None]
       self._tb.add_image(key, image, int(step), dataformats="HWC")
+    raise_error(self._tb)
 
   def close(self) -> None:
-    """Flushes and closes the TensorBoard writer."""
+    """Flushes and closes the TensorBoard writer.
+
+    Raises:
+      WriteError: a write to the events file failed (now or earlier, in its thread).
+    """
     if self._tb is not None:
       self._tb.close()
+      raise_error(self._tb)

@@ -34,6 +34,7 @@ from kjax import figures
 from kjax import files
 from kjax import frames as kframes
 from kjax import metric_writers
+from kjax import preemption
 
 plt = figures.plt
 HEADLINE = ("eval/nelbo", "eval/iwae_nll", "eval/rec", "eval/kl", "eval/active_units",
@@ -297,6 +298,7 @@ def write_results(workdir: str, runs: Sequence[dict[str, Any]]) -> list[dict[str
       it and the OS error. Every file is written atomically, so each keeps its previous
       version or has the new one, never a part.
   """
+  preemption.phase("results", workdir)
   finished, missing = [], []
   for r in runs:
     m = run_metrics(r["workdir"])

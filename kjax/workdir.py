@@ -24,6 +24,7 @@ from kjax import checkpointing
 from kjax import config_fields
 from kjax import errors
 from kjax import files
+from kjax import preemption
 from kjax import rng
 from kjax import tasks
 from kjax import workdir_config
@@ -304,6 +305,7 @@ def repair(workdir: str) -> list[str]:
     WorkdirLockedError: another process trains or evaluates a run.
     WriteError: a file cannot be written.
   """
+  preemption.phase("repair", workdir)
   runs = _runs_under(workdir)
   if runs is None:
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):

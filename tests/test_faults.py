@@ -418,5 +418,6 @@ def test_ctrl_c_outside_the_training_loop_is_one_line_and_exit_130(monkeypatch, 
   monkeypatch.setattr(experiment, "train_and_evaluate", interrupted)
   assert launcher.run(beta_vae.get_config(), "/nonexistent/run") == 130
   err = capsys.readouterr().err.strip().splitlines()
-  assert err == ["kjax: interrupted (SIGINT); every complete checkpoint in /nonexistent/run is "
-                 "kept; run the same command again to go on"]
+  assert err == ["kjax: stopped by SIGINT in the start (config and data checks); every "
+                 "complete checkpoint in /nonexistent/run is kept; run the same command again "
+                 "to finish the job"]

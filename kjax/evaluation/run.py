@@ -21,6 +21,7 @@ from kjax import data as kdata
 from kjax import errors
 from kjax import files
 from kjax import metric_writers
+from kjax import preemption
 from kjax import progress
 from kjax import report
 from kjax import sharding
@@ -147,6 +148,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, task: tasks.Task, 
       NaN or infinity: a corrupt checkpoint or a diverged run; nothing is written.
   """
   compile_cache.enable()
+  preemption.phase("evaluation", os.path.join(workdir, EVAL_DIR))
   t0 = time.perf_counter()
   # Replicated on this process's devices: every batch below is split over them.
   state = sharding.put(state, sharding.local_mesh())

@@ -17,6 +17,7 @@ from kjax import data as kdata
 from kjax import errors
 from kjax import evaluation
 from kjax import metric_writers
+from kjax import preemption
 from kjax import progress
 from kjax import results
 from kjax import sharding
@@ -168,6 +169,7 @@ def _run_group(mode: str, members: list[Run], status: dict[str, str], datasets, 
                               classifiers[(t.config.eval.classifier_workdir,
                                            t.config.data.name)])
         kworkdir.unlock(t.workdir)  # locked by the training (kjax.workdir.lock)
+        preemption.phase("between_runs", t.workdir)
       sharding.barrier(f"kjax_sweep_chunk_{chunk[0].name}")
       count["done"] += len(chunk)
   for run in members:  # trained before the sweep was killed, not yet evaluated

@@ -14,6 +14,7 @@ from kjax import compile_cache
 from kjax import figures
 from kjax import files
 from kjax import metric_writers
+from kjax import preemption
 from kjax import sharding as ksharding
 
 FIGURES_MANIFEST = "final_figures.json"  # in WORKDIR/figures: the final figures and step
@@ -55,6 +56,7 @@ def finish(config, workdir, task, state, writer, timing, train_ds, eval_ds, step
     logging.warning("kjax: rebuilt %s (it was %s) from the checkpoint at step %d", path,
                     "damaged or out of date" if existed else "missing", step)
   fig_dir = os.path.join(workdir, "figures")
+  preemption.phase("final_figures", fig_dir)
   os.makedirs(fig_dir, exist_ok=True)
   t0 = time.perf_counter()
   paths = None if timing.get("steps_run") else _final_figures_done(fig_dir, step)

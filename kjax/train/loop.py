@@ -21,6 +21,7 @@ import ml_collections
 from kjax import checkpointing
 from kjax import compile_cache
 from kjax import data as kdata
+from kjax import errors
 from kjax import metric_writers
 from kjax import preemption
 from kjax import rng
@@ -59,6 +60,7 @@ def prepare(config: ml_collections.ConfigDict, workdir: str,
   kworkdir.check_writable(workdir)
   mesh = config.get("mesh") or {}
   ksharding.mesh_shape(jax.device_count(), 1, mesh.get("runs", 0), mesh.get("data", 0))
+  preemption.phase("data", workdir)
   train_ds, eval_ds = datasets or kdata.load_datasets(config.data)
   if config.train.batch_size > len(train_ds):
     raise validation.ConfigError(
@@ -184,25 +186,27 @@ def _train_runs(configs, workdirs, sharing, datasets, progress):
   restored_sums = (ksharding.to_host(stack(sums)) if start_step % program.steps_per_epoch
                    else None)
   t_start, step = time.perf_counter(), start_step
-  with preemption.StopSignals() as stops, _finish_saves_on_error(runs):
-    sync = actions.Sync(program, runs, stops, start_step,
-                        in_sweep=bool(progress and "runs_total" in progress))
-    log = actions.LogSteps(program, runs, start_step, restored_sums, progress, len(eval_ds))
-    checkpoint, stop = actions.Checkpoint(program, runs), actions.Stop(program, runs)
-    every_tick = [sync, log, actions.EpochEnd(program, runs, eval_ds, log), checkpoint, stop]
-    for tick in program.ticks(start_step):
-      for action in every_tick:
-        action(tick)
-      step = tick.step
-    # A signal during the last epoch's end (its evaluation, previews): training is done;
-    # stop before the final figures and evaluation, which the next launch then does.
-    last = stops.agreed(jax.process_count() > 1)
-    if last:
-      checkpoint.save(step)
-      stop.stop(last, step, step // program.steps_per_epoch - 1)
-  checkpoint.save(step)
-  for run in runs:
-    run.ckpt.close()
+  with _finish_saves_on_error(runs):
+    with preemption.StopSignals() as stops:
+      sync = actions.Sync(program, runs, stops, start_step,
+                          in_sweep=bool(progress and "runs_total" in progress))
+      log = actions.LogSteps(program, runs, start_step, restored_sums, progress, len(eval_ds))
+      checkpoint, stop = actions.Checkpoint(program, runs), actions.Stop(program, runs)
+      every_tick = [sync, log, actions.EpochEnd(program, runs, eval_ds, log), checkpoint, stop]
+      for tick in program.ticks(start_step):
+        for action in every_tick:
+          action(tick)
+        step = tick.step
+      # A signal during the last epoch's end (its evaluation, previews): training is done;
+      # stop before the final figures and evaluation, which the next launch then does.
+      last = stops.agreed(jax.process_count() > 1)
+      if last:
+        checkpoint.save(step)
+        stop.stop(last, step, step // program.steps_per_epoch - 1)
+    preemption.phase("final_checkpoint", workdirs[0])
+    checkpoint.save(step)
+    for run in runs:
+      run.ckpt.close()
   timing = {**program.timing, "wall_s": time.perf_counter() - t_start,
             "steps_run": step - start_step}
   local_state = ksharding.local(program.state)
@@ -246,6 +250,8 @@ def _finish_saves_on_error(runs):
     for closer in (*(r.ckpt for r in runs), *(r.writer for r in runs)):
       try:
         closer.close()
+      except errors.WriteError:  # the disk the first error already reported
+        pass
       except Exception as e:  # noqa: BLE001
         logging.warning("kjax: while stopping: %s",
                         checkpointing.first_line(e) or type(e).__name__)

@@ -19,6 +19,7 @@ import numpy as np
 from kjax import autotune
 from kjax import data as kdata
 from kjax import evaluator as kevaluator
+from kjax import preemption
 from kjax import sharding as ksharding
 from kjax.models import conv
 
@@ -289,9 +290,11 @@ class Program:
         n = self.chunk_size if epoch_end - step >= self.chunk_size else 1
         args = (self.state, self.sums, self.data, perm, self.train_key)
         if self.timing["compile_s"] is None:
+          preemption.phase("compile")
           t0 = time.perf_counter()
           self._chunks[n] = self._chunks[n].lower(*args).compile()
           self.timing["compile_s"] = time.perf_counter() - t0
+          preemption.phase("training")
           self.t_first = time.perf_counter()
         self.state, self.sums, marks = ksharding.settle(self._chunks[n](*args), self.mesh)
         step += n

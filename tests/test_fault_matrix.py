@@ -1,0 +1,256 @@
+"""The fault matrix (docs/reliability.md, "Every phase"): a fault injected when a job enters
+each phase (``kjax.preemption.phase``, ``KJAX_FAULT_AT=<phase>:<fault>``, a test-only
+injection point) gives its exit status and at most two user-facing lines with no
+traceback; after a signal, the same command finishes the job with the records of an
+uninterrupted run, byte for byte (same machine, same XLA).
+
+Every cell starts from one copy of the session's tiny run (tests.conftest.tiny_run) with
+its last checkpoint removed, so that a launch goes through every phase of a job in seconds:
+data, compile, 4 training steps, the final checkpoint, the final figures, the evaluation.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from configs import cvae_sweep
+from kjax import errors, launcher, metric_writers, preemption
+from tests.conftest import REPO, on_real_kmnist
+
+FINAL_STEP = 16  # tiny_run: 2 epochs of 8 steps, a checkpoint every 4
+# Phases of a single run, in order, and the exit status of each fault.
+RUN_PHASES = ("start", "data", "compile", "final_checkpoint", "final_figures", "evaluation")
+STATUS = {"SIGTERM": 143, "SIGINT": 130, "ENOSPC": 1, "EACCES": 1}
+
+
+def _read(path):
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "eval", "metrics.json")) as f:
+    return json.load(f)["metrics"]
+
+
+def _unfinished(tiny_run, path):
+  """A copy of the tiny run as it was before its last checkpoint: step 12 of 16."""
+  shutil.copytree(tiny_run[1], path)
+  shutil.rmtree(os.path.join(path, "checkpoints", str(FINAL_STEP)))
+  for name in ("summary.json", "eval", "report.html"):
+    target = os.path.join(path, name)
+    shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+  return str(path)
+
+
+def _user_lines(err):
+  """The lines a user sees: not absl's INFO/WARNING log lines (``I1206 …``)."""
+  return [line for line in err.splitlines()
+          if line.strip() and not (line[:1] in "IWE" and line[1:5].isdigit())]
+
+
+def _check_stop(err, fault, workdir):
+  lines = _user_lines(err)
+  assert 1 <= len(lines) <= 2 and "Traceback" not in err, err[-3000:]
+  if fault in ("SIGTERM", "SIGINT"):
+    assert lines[-1].startswith(f"kjax: stopped by {fault}"), lines
+  else:
+    assert lines[-1].startswith("kjax: error: ") and os.strerror(
+        getattr(__import__("errno"), fault)) in lines[-1], lines
+  assert not [n for n in _walk(workdir) if n.endswith(".tmp")]  # nothing half-written
+
+
+def _walk(root):
+  return [os.path.join(d, f) for d, _, names in os.walk(root) for f in names]
+
+
+def _same_as_uninterrupted(workdir, reference):
+  for name in ("summary.json", "metrics.jsonl"):
+    assert _read(os.path.join(workdir, name)) == _read(os.path.join(reference, name)), name
+  assert _metrics(workdir) == _metrics(reference)
+
+
+@pytest.mark.parametrize("fault_phase", [f"{p}:SIGTERM" for p in RUN_PHASES]
+                         + ["evaluation:SIGINT", "data:SIGINT"])
+def test_a_signal_in_any_phase_is_one_line_and_the_relaunch_finishes_the_job(
+    fault_phase, tiny_run, tmp_path, monkeypatch, capsys):
+  config, reference = tiny_run
+  workdir = _unfinished(tiny_run, tmp_path / "run")
+  phase, fault = fault_phase.split(":")
+  monkeypatch.setenv(preemption.FAULT_ENV, fault_phase)
+  assert launcher.run(config, workdir) == STATUS[fault]
+  err = capsys.readouterr().err
+  _check_stop(err, fault, workdir)
+  if phase in ("compile",):  # inside the training loop: a checkpoint at the step in flight
+    assert "checkpoint saved" in err
+  else:
+    assert f"in {preemption.PHASES[phase]}; every complete checkpoint in {workdir} is kept" in err
+  assert signal.getsignal(signal.SIGTERM) is not preemption._stop_now  # handlers restored
+  assert preemption.FAULT_ENV not in os.environ
+  assert launcher.run(config, workdir) == 0
+  _same_as_uninterrupted(workdir, reference)
+
+
+@pytest.mark.parametrize("fault", ["ENOSPC", "EACCES"])
+@pytest.mark.parametrize("phase", RUN_PHASES)
+def test_a_disk_fault_in_any_phase_is_one_line_and_keeps_every_checkpoint(
+    phase, fault, tiny_run, tmp_path, monkeypatch, capsys):
+  config, _ = tiny_run
+  workdir = _unfinished(tiny_run, tmp_path / "run")
+  before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:{fault}")
+  assert launcher.run(config, workdir) == 1
+  _check_stop(capsys.readouterr().err, fault, workdir)
+  assert set(before) <= set(os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+@pytest.mark.parametrize("mode", ["evaluate", "repair"])
+def test_a_signal_in_evaluate_and_repair_modes_is_one_line(mode, tiny_run, tmp_path,
+                                                            monkeypatch, capsys):
+  config, reference = tiny_run
+  workdir = str(shutil.copytree(reference, tmp_path / "run"))
+  lost = os.path.join(workdir, "eval" if mode == "evaluate" else "summary.json")
+  shutil.rmtree(lost) if mode == "evaluate" else os.remove(lost)  # work for the mode
+  phase = "evaluation" if mode == "evaluate" else mode
+  monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:SIGTERM")
+  assert launcher.run(config, workdir, mode=mode) == 143
+  err = capsys.readouterr().err
+  _check_stop(err, "SIGTERM", workdir)
+  assert f"in {preemption.PHASES[phase]};" in err
+  assert not os.path.exists(lost)
+  assert launcher.run(config, workdir, mode=mode) == 0
+  _same_as_uninterrupted(workdir, reference)
+
+
+def test_a_signal_between_the_runs_of_a_sweep_and_in_its_results(kmnist_dir, tmp_path,
+                                                                  monkeypatch, capsys):
+  config = on_real_kmnist(cvae_sweep.get_config(), kmnist_dir, tmp_path, num_epochs=1)
+  config.sweep.architecture, config.sweep.latent_dim, config.sweep.seed = ("mlp",), (2, 3), (0,)
+  config.sweep.sharing = "sequential"
+  config.eval.at_end_of_training = False
+  reference = str(tmp_path / "reference")
+  assert launcher.run(config, reference) == 0
+  workdir = str(tmp_path / "sweep")
+  for phase in ("between_runs", "results"):
+    monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:SIGTERM")
+    assert launcher.run(config, workdir) == 143
+    err = capsys.readouterr().err
+    _check_stop(err, "SIGTERM", workdir)
+    assert f"in {preemption.PHASES[phase]};" in err
+  assert launcher.run(config, workdir) == 0
+  for name in ("results.csv", "results.md"):
+    assert _read(os.path.join(workdir, name)) == _read(os.path.join(reference, name))
+
+
+def _launch(workdir, fault, *flags):
+  env = {**os.environ, preemption.FAULT_ENV: fault} if fault else dict(os.environ)
+  return subprocess.run([sys.executable, os.path.join(REPO, "launch.py"),
+                         f"--workdir={workdir}", *flags], capture_output=True, text=True,
+                        env=env, cwd=REPO, timeout=300)
+
+
+def test_a_process_sigtermed_in_its_evaluation_exits_143_and_sigkilled_resumes(tiny_run,
+                                                                             tmp_path):
+  _, reference = tiny_run
+  workdir = _unfinished(tiny_run, tmp_path / "run")
+  # The whole command: its config from the run's config.json, as --mode=evaluate reads it.
+  flags = [f"--config={launcher.__file__.replace('launcher.py', 'workdir_config.py')}:"
+           f"{workdir}"]
+  done = _launch(workdir, "evaluation:SIGTERM", *flags)
+  assert done.returncode == 143, done.stderr[-3000:]  # was -15: the default action
+  _check_stop(done.stderr, "SIGTERM", workdir)
+  killed = _launch(workdir, "final_figures:SIGKILL", *flags)
+  assert killed.returncode == -signal.SIGKILL
+  done = _launch(workdir, None, *flags)
+  assert done.returncode == 0, done.stderr[-3000:]
+  _same_as_uninterrupted(workdir, reference)
+
+
+def test_a_second_signal_while_the_first_unwinds_exits_at_once():
+  code = ("import os, signal, time\n"
+          "from kjax import preemption\n"
+          "with preemption.command():\n"
+          "  try:\n"
+          "    os.kill(os.getpid(), signal.SIGTERM)\n"
+          "  finally:\n"
+          "    os.kill(os.getpid(), signal.SIGINT)\n"
+          "    time.sleep(5)\n")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=REPO, timeout=60)
+  assert done.returncode == 130
+  assert done.stderr.splitlines() == [
+      "kjax: SIGINT again: exiting at once; every complete checkpoint is kept"]
+
+
+def test_a_signal_while_the_command_starts_is_one_line():
+  code = ("import os, signal\n"
+          "from kjax import preemption\n"
+          "with preemption.command():\n"
+          "  os.kill(os.getpid(), signal.SIGTERM)  # e.g. while importing JAX\n")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=REPO, timeout=60)
+  assert done.returncode == 143
+  assert done.stderr.splitlines() == [
+      "kjax: stopped by SIGTERM in the start (config and data checks); nothing was written; "
+      "run the same command again"]
+
+
+def test_an_unknown_phase_or_fault_is_refused(monkeypatch):
+  with pytest.raises(KeyError, match="phase 'trainig'"):
+    preemption.phase("trainig")
+  monkeypatch.setenv(preemption.FAULT_ENV, "results:SIGHUP")
+  with pytest.raises(ValueError, match="SIGHUP"):
+    preemption.phase("results")
+
+
+# --- library writers on a full disk ---------------------------------------------------------
+
+FULL_DISK_SCRIPT = """
+import errno, os, sys, time
+from kjax import errors, metric_writers
+writer = metric_writers.MetricWriter(sys.argv[1])
+records = writer._tb.kjax_records._records
+
+class Full:
+  def __init__(self, f): self.f = f
+  def write(self, data): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+  def flush(self): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+  def __getattr__(self, name): return getattr(self.f, name)
+
+records._writer = Full(records._writer)
+for step in range(40):  # more than the writer's queue holds: no consumer would block here
+  writer._tb.add_scalar("train/loss", 1.0, step)
+time.sleep(0.3)  # the writer's thread meets the full disk
+try:
+  writer.write_scalars(40, {"train/loss": 1.0})
+except errors.WriteError as e:
+  print(f"kjax: error: {e}", file=sys.stderr)
+  sys.exit(1)
+"""
+
+
+def test_a_full_disk_under_tensorboard_is_kjax_s_line_and_nothing_after_it(tmp_path):
+  done = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, str(tmp_path)],
+                        capture_output=True, text=True, cwd=REPO, timeout=60)
+  lines = done.stderr.strip().splitlines()
+  assert done.returncode == 1
+  assert len(lines) == 1, done.stderr  # no thread traceback, no exit hook's flush
+  assert lines[0].startswith(f"kjax: error: cannot write {tmp_path}/events.out.tfevents.")
+  assert lines[0].endswith(os.strerror(28))
+
+
+def test_a_healthy_tensorboard_writer_raises_nothing(tmp_path):
+  writer = metric_writers.MetricWriter(str(tmp_path))
+  writer.write_scalars(1, {"train/loss": 1.0})
+  writer.close()
+  metric_writers.raise_error(None)
+  assert any(n.startswith("events.out.tfevents.") for n in os.listdir(tmp_path))
+  with pytest.raises(errors.WriteError):  # a failed write of the closed writer's thread
+    writer._tb.kjax_records.error = OSError(
+        28, os.strerror(28))
+    writer.close()
