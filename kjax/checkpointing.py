@@ -305,10 +305,41 @@ def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, 
   Returns:
     ``(step, [restored items per run])``, or None.
 
+  A reader (``set_aside=False``) beside a live run may find the checkpoint it reads
+  deleted by the run's rotation (``keep``) half-way: that is not damage; it lists the steps
+  again and restores the newest (up to ``READER_RETRIES`` times).
+
   Raises:
     CheckpointMismatchError: no common step restores for every run; the message names
       each failure and nothing is changed on disk.
   """
+  for _ in range(READER_RETRIES):
+    try:
+      return _restore_newest(ckpts, templates, set_aside)
+    except _Rotated:  # a live run deleted the step while a reader read it: list again
+      for c in ckpts:
+        c._manager.reload()  # noqa: SLF001
+  raise errors.CheckpointMismatchError(
+      f"the checkpoints in {ckpts[0].directory} were rotated away {READER_RETRIES} times "
+      "while being read: the run is live and saving fast; try again, or read a copy")
+
+
+# A reader beside a live run (kjax.generate, --mode=evaluate): how often it lists the steps
+# again after the run deleted (rotated away) the one it was reading.
+READER_RETRIES = 5
+
+
+class _Rotated(Exception):
+  """A reader's checkpoint was deleted while it was read (the run keeps ``keep``)."""
+
+
+def _gone(c: Checkpointer, step: int) -> bool:
+  """Whether the checkpoint of ``step`` is no longer on disk (rotated away by the run)."""
+  return not os.path.isdir(os.path.join(c.directory, str(step)))
+
+
+def _restore_newest(ckpts, templates, set_aside):
+  """``restore_newest``, once; raises ``_Rotated`` (readers only) when a step vanished."""
   if any(c.latest_step() is None for c in ckpts):
     return None
   common = sorted(set.intersection(*(set(c.all_steps()) for c in ckpts)), reverse=True)
@@ -319,6 +350,8 @@ def restore_newest(ckpts: Sequence[Checkpointer], templates: Sequence[dict[str, 
       try:
         restored.append(c.restore(step, t))
       except errors.CheckpointMismatchError as e:
+        if not set_aside and _gone(c, step):  # not damage: the run rotated it away
+          raise _Rotated from None
         failed.append((c, step, e))
     failures += failed
     # Every process of a job must take the same step: each reads only its own shards.

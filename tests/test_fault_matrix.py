@@ -254,3 +254,27 @@ def test_a_healthy_tensorboard_writer_raises_nothing(tmp_path):
     writer._tb.kjax_records.error = OSError(
         28, os.strerror(28))
     writer.close()
+
+
+# --- readers beside a live run -------------------------------------------------------------
+
+def test_a_reader_whose_checkpoint_is_rotated_away_reads_the_newest_again(
+    tiny_run, tmp_path, monkeypatch, caplog):
+  from kjax import checkpointing, tasks  # noqa: PLC0415
+  from kjax import workdir as kworkdir  # noqa: PLC0415
+  config, reference = tiny_run
+  workdir = str(shutil.copytree(reference, tmp_path / "run"))
+  original = checkpointing.Checkpointer.restore
+  rotated = []
+
+  def restore(self, step, templates):
+    if not rotated:  # the live run deletes this step while the reader reads it
+      rotated.append(step)
+      shutil.rmtree(os.path.join(self.directory, str(step)))
+    return original(self, step, templates)
+
+  monkeypatch.setattr(checkpointing.Checkpointer, "restore", restore)
+  state = kworkdir.restore_state(tasks.get_task(config, None), config, workdir)
+  assert rotated == [FINAL_STEP] and int(state.step) == FINAL_STEP - 4
+  assert not [r for r in caplog.records if r.levelname == "WARNING"]  # not called damage
+  assert not os.path.exists(os.path.join(workdir, "checkpoints.corrupt"))
