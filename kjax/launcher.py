@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import signal
 import sys
 from typing import Any
@@ -17,6 +16,7 @@ from kjax import compile_cache
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
+from kjax import peers
 from kjax import preemption
 from kjax import progress
 from kjax import sharding
@@ -84,19 +84,20 @@ def _run(config, workdir, mode, distributed, config_from_workdir) -> int:
     print(f"kjax: error: {e.filename or workdir}: {e.strerror or e}", file=sys.stderr,
           flush=True)
     return 1
-  except jax.errors.JaxRuntimeError as e:
+  except Exception as e:  # noqa: BLE001  (a peer lost in any collective, of any type)
     if jax.process_count() == 1:
       raise
-    # A collective failed: another process of the job died (killed, preempted, crashed).
-    # Leave at once: JAX's shutdown barrier would wait for the dead process's heartbeat
+    # A collective failed (JaxRuntimeError: at once), or an error of another type (a Gloo
+    # error in orbax's sync, a barrier's time-out) while JAX's coordination service reports
+    # a process down. Leave at once: JAX's shutdown barrier would wait for the dead process
     # and then abort. Checkpoints are atomic, so the last complete one is kept.
-    first = next((line for line in str(e).splitlines() if line.strip()), "")[:300]
-    print(f"kjax: error: process {jax.process_index()} of {jax.process_count()}: another "
-          f"process of the job stopped ({first}); re-launch every process with the same "
-          f"command to resume from the last checkpoint in {workdir}", file=sys.stderr,
-          flush=True)
-    sys.stdout.flush()
-    os._exit(1)
+    first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+    lost = first if isinstance(e, jax.errors.JaxRuntimeError) else peers.is_lost(e)
+    if lost is None:
+      raise  # every process is alive: this process's own error, with its traceback
+    print(peers.lost_line(jax.process_index(), jax.process_count(), lost[:300]),
+          file=sys.stderr, flush=True)
+    preemption.exit_now(1)
   finally:
     kworkdir.unlock_all()
   return 0

@@ -103,6 +103,7 @@ PHASES = {
     "final_figures": "the final figures",
     "evaluation": "the evaluation",
     "between_runs": "between the runs of a sweep",
+    "barrier": "waiting for the job's other processes",
     "results": "writing the study's results",
     "repair": "the repair",
     "generate": "generating images",

@@ -36,6 +36,8 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from kjax import errors
+from kjax import peers
+from kjax import preemption
 
 RUNS, DATA = "runs", "data"
 # How ``jax.distributed.initialize()`` finds a multi-process job by itself (jax._src.clusters):
@@ -212,6 +214,7 @@ def barrier(name: str, timeout_s: int = 24 * 3600) -> None:
   long default covers a writer's final evaluation while the others wait."""
   if jax.process_count() > 1:
     import orbax.checkpoint as ocp  # noqa: PLC0415
+    preemption.phase("barrier")
     ocp.multihost.sync_global_processes(name, timeout=timeout_s)
 
 
@@ -236,7 +239,8 @@ def initialize_distributed(coordinator_address: str | None = None,
   """Joins a multi-process job with ``jax.distributed.initialize`` (before any other JAX
   call): explicitly with all three arguments, automatically where ``cluster_detected``
   (SLURM, Open MPI, Kubernetes, Cloud TPU), otherwise not at all. CPU devices talk through
-  gloo collectives.
+  gloo collectives. A process that dies is noticed by the others within
+  ``kjax.peers.HEARTBEAT_S`` and reported in one line (``kjax.peers``).
 
   Returns:
     Whether a multi-process job was joined.
@@ -264,9 +268,11 @@ def initialize_distributed(coordinator_address: str | None = None,
     return False
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   try:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               heartbeat_timeout_seconds=peers.HEARTBEAT_S)
   except ValueError as e:  # detected a cluster, but JAX could not read it
     first = next((line for line in str(e).splitlines() if line.strip()), "")
     raise errors.ConfigError(f"jax.distributed.initialize() failed ({first[:200]}); give "
                              "--coordinator_address, --num_processes and --process_id") from None
+  peers.guard_stderr(jax.process_index(), jax.process_count())  # JAX's abort: one line
   return True

@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from configs import cvae_sweep
-from kjax import errors, launcher, metric_writers, preemption
+from kjax import errors, launcher, metric_writers, peers, preemption
 from tests.conftest import REPO, on_real_kmnist
 
 FINAL_STEP = 16  # tiny_run: 2 epochs of 8 steps, a checkpoint every 4
@@ -278,3 +278,41 @@ def test_a_reader_whose_checkpoint_is_rotated_away_reads_the_newest_again(
   assert rotated == [FINAL_STEP] and int(state.step) == FINAL_STEP - 4
   assert not [r for r in caplog.records if r.levelname == "WARNING"]  # not called damage
   assert not os.path.exists(os.path.join(workdir, "checkpoints.corrupt"))
+
+
+# --- a dead peer: JAX's abort becomes one line ------------------------------------------------
+
+# What a survivor's stderr held when process 0 of a 2-process job was killed (JAX 0.10,
+# tests/test_scale_out.py's jobs; shortened): C++ warnings, the fatal line, the stack dump.
+JAX_ABORT = """I1206 14:28:10.100000 140485 actions.py:197] epoch 3/4 step 20/32
+W1206 14:28:11.365551   27482 preemption_sync_manager.cc:147] Failed to retrieve preemption notice from coordination service: UNAVAILABLE: Socket closed
+Additional GRPC error information from remote target coordination_service while calling /xla.coordination.CoordinationService/GetKeyValue:
+:UNKNOWN:Error received from peer  {grpc_status:14, grpc_message:"Socket closed"}. This is only expected if one of the tasks is unhealthy.
+E1206 14:28:11.365653   27482 coordination_service_agent.cc:289] Polled an error from coordination service (this can be an error from this or another task).
+F1206 14:28:11.365658   27482 client.h:80] Terminating process because the JAX distributed service detected fatal errors. This most likely indicates that another task died; see the other task logs for more details. absl::Status: UNAVAILABLE: Failed to send RPC to coordination service.
+*** Check failure stack trace: ***
+    @     0x7f97e2440634  absl::lts_20260107::log_internal::LogMessage::SendToLog()
+    @     0x7f97e9aa71f5  (unknown)
+"""
+
+
+def test_the_stderr_guard_turns_jax_s_abort_into_one_line():
+  done = subprocess.run([sys.executable, "-m", "kjax.peers", "1", "2"], input=JAX_ABORT,
+                        capture_output=True, text=True, cwd=REPO, timeout=60)
+  assert done.returncode == 0 and done.stdout == ""
+  assert done.stderr.splitlines() == [
+      JAX_ABORT.splitlines()[0],  # Python's log lines pass
+      "kjax: error: process 1 of 2: another process of the job stopped (UNAVAILABLE: Failed "
+      "to send RPC to coordination service.); re-launch every process with the same command "
+      "to resume from the last complete checkpoint"]
+
+
+def test_the_stderr_guard_passes_everything_else_and_adds_nothing_after_kjax_s_line():
+  ordinary = ("I1206 14:28:10.1 1 a.py:1] x\nW1206 14:28:11.3 27 gloo.cc:9] a C++ warning\n"
+              "its second line\nkjax: error: process 0 of 2: another process of the job "
+              "stopped (x); re-launch\n")
+  fatal = f"F1206 14:28:12.3 27 client.h:80] {peers.FATAL} absl::Status: X\n    @ 0x1\n"
+  done = subprocess.run([sys.executable, "-m", "kjax.peers", "0", "2"], input=ordinary + fatal,
+                        capture_output=True, text=True, cwd=REPO, timeout=60)
+  assert done.stderr == ordinary  # the warning and its continuation kept; no second line
+

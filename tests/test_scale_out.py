@@ -248,8 +248,9 @@ def test_sweep_on_a_local_ray_instance_gives_the_same_results(reference, tmp_pat
     assert json.load(f)["invocations"][-1]["parts"] == 2
 
 
-def _launch(workdir, port, i, epochs):
-  """``launch.py`` as process ``i`` of 2 (the CLI's own --coordinator_address flags)."""
+def _launch(workdir, port, i, epochs, fault=None, evaluate=False):
+  """``launch.py`` as process ``i`` of 2 (the CLI's own --coordinator_address flags);
+  ``fault``: ``KJAX_FAULT_AT`` of this process (kjax.preemption.phase)."""
   log = os.path.join(os.path.dirname(workdir), f"launch{i}.log")
   args = [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/cvae_sweep.py",
           f"--workdir={workdir}", "--config.sweep.architecture=('mlp',)",
@@ -260,10 +261,12 @@ def _launch(workdir, port, i, epochs):
           "--config.data.eval_split=test[9800:]", f"--config.train.num_epochs={epochs}",
           "--config.train.batch_size=32", "--config.train.checkpoint_every_steps=8",
           "--config.train.log_every_steps=8", "--config.train.steps_per_call=1",
-          "--config.eval.at_end_of_training=False", "--config.model.hidden=64",
+          f"--config.eval.at_end_of_training={evaluate}", "--config.model.hidden=64",
+          "--config.eval.iwae_samples=16", "--config.eval.cas_epochs=0",
           f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"]
+  env = _env(2) if fault is None else {**_env(2), "KJAX_FAULT_AT": fault}
   with open(log, "a") as f:
-    return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=_env(2), cwd=REPO), log
+    return subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO), log
 
 
 def test_a_killed_process_fails_the_job_clearly_and_a_relaunch_resumes(tmp_path):
@@ -299,6 +302,33 @@ def test_a_killed_process_fails_the_job_clearly_and_a_relaunch_resumes(tmp_path)
                          "metrics.jsonl")) as f:
     assert [json.loads(line)["epoch"] for line in f] == list(range(1, epochs + 1))
   assert os.path.exists(os.path.join(workdir, "results.csv"))
+
+
+@pytest.mark.parametrize("victim,fault", [
+    (1, "final_checkpoint:SIGKILL"),  # the survivor, process 0, is in the save's sync
+    (0, "evaluation:SIGKILL"),  # the coordinator; the survivor waits at the end barrier
+    (1, "barrier:SIGKILL"),  # at the sweep's barrier; the survivor, process 0, evaluates
+])
+def test_a_peer_killed_outside_the_train_step_is_one_line_on_the_survivor(tmp_path, victim,
+                                                                         fault):
+  workdir = str(tmp_path / "study")
+  port = _port()
+  procs, logs = zip(*(_launch(workdir, port, i, 2, fault if i == victim else None,
+                              evaluate=True) for i in range(2)))
+  procs[victim].wait(timeout=300)
+  killed_at = time.time()
+  survivor = 1 - victim
+  procs[survivor].wait(timeout=120)
+  waited = time.time() - killed_at
+  text = open(logs[survivor]).read()
+  assert procs[victim].returncode == -signal.SIGKILL, open(logs[victim]).read()[-3000:]
+  # 1: kjax saw the failed collective; SIGABRT (134 in a shell): JAX's client aborted first
+  assert procs[survivor].returncode in (1, -signal.SIGABRT), text[-3000:]
+  lost = [line for line in text.splitlines() if "another process of the job stopped" in line]
+  assert len(lost) == 1 and lost[0].startswith(f"kjax: error: process {survivor} of 2: "), text
+  for noise in ("Traceback", "Check failure stack trace", "Terminating process", "@ 0x"):
+    assert noise not in text, text[-3000:]
+  assert waited <= 30, waited  # not JAX's default heartbeat wait (100 s)
 
 
 def test_sigterm_to_one_process_stops_the_job_at_one_checkpoint_step(tmp_path):
