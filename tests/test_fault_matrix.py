@@ -171,6 +171,17 @@ def test_a_process_sigtermed_in_its_evaluation_exits_143_and_sigkilled_resumes(t
   _same_as_uninterrupted(workdir, reference)
 
 
+def test_a_signal_while_generating_is_one_line_and_writes_nothing(tiny_run):
+  _, workdir = tiny_run  # read, not changed: the image is never written
+  done = subprocess.run([sys.executable, "-m", "kjax.generate", f"--workdir={workdir}"],
+                        capture_output=True, text=True, cwd=REPO, timeout=300,
+                        env={**os.environ, preemption.FAULT_ENV: "generate:SIGTERM"})
+  assert done.returncode == 143, done.stderr[-3000:]
+  assert done.stderr.splitlines() == [
+      "kjax: stopped by SIGTERM in generating images; nothing was written"]
+  assert not os.path.exists(os.path.join(workdir, "generated"))
+
+
 def test_a_second_signal_while_the_first_unwinds_exits_at_once():
   code = ("import os, signal, time\n"
           "from kjax import preemption\n"
