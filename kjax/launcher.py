@@ -42,9 +42,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, mode: str = "train",
 
   Returns:
     0 on success; 143 (SIGTERM) or 130 (SIGINT) after a signal stopped training at a
-    checkpoint, or stopped any other phase at once (``kjax.preemption``), with one line; 1 after logging a one-line ``kjax: error: ...`` for
-    a bad config value, split, data file or workdir (nothing is written), a non-finite
-    loss, a workdir in use by another process, or a file that could not be written.
+    checkpoint, or stopped any other phase at once (``kjax.preemption``), with one line;
+    1 after logging a one-line ``kjax: error: ...`` for a bad config value, split, data
+    file or workdir (nothing is written), a non-finite loss, a workdir in use by another
+    process, or a file that could not be written. A lost peer process of a job: one line,
+    then the process exits at once with 1 (``kjax.peers``).
   """
   progress.quiet_libraries(logging.get_absl_handler())
   with preemption.handled():  # a signal outside the training loop: Stopped, one line

@@ -53,7 +53,7 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 
 # The files that take longest (benchmarks/suite_profile), started first: with two workers a
 # long file left for the end would run alone.
-SLOW_FILES = ("test_scale_out.py", "test_sweep.py", "test_train.py", "test_generate.py",
+SLOW_FILES = ("test_scale_out.py", "test_fault_matrix.py", "test_sweep.py", "test_fault_peers.py", "test_train.py", "test_generate.py",
               "test_evaluate.py", "test_faults.py", "test_cgan.py", "test_records.py",
               "test_launch.py", "test_conv.py", "test_compile_cache.py", "test_vae_family.py")
 
