@@ -180,19 +180,18 @@ def _stop_now(signum, frame) -> None:
   raise Stopped(signum)
 
 
-class handled:  # noqa: N801  (a context manager used as ``with preemption.handled():``)
+@contextlib.contextmanager
+def handled():
   """SIGTERM and SIGINT raise ``Stopped`` in the main thread while the block runs (from
-  ``launch.py``'s first line, ``install``, to the end of ``kjax.launcher.run``). Inside
+  ``launch.py``'s first line, ``command``, to the end of ``kjax.launcher.run``). Inside
   it, the training loop's ``StopSignals`` takes them over (a checkpoint at the step in
   flight) and gives them back. The previous handlers are restored on exit; nothing is
   installed outside the main thread."""
-
-  def __enter__(self) -> handled:
-    self._previous = install()
-    return self
-
-  def __exit__(self, *exc) -> None:
-    for s, handler in self._previous.items():
+  previous = install()
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
       signal.signal(s, handler)
     _stopping.clear()
 

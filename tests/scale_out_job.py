@@ -25,7 +25,7 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "jax.distributed
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 _WHAT = flags.DEFINE_list("what", ["sweep", "single"], "Which parts to run: sweep, single, "
-                          "evaluate (the final evaluation of WORKDIR/single).")
+                          "conv, evaluate (the final evaluation of WORKDIR/single).")
 _SHARD = flags.DEFINE_string("shard", "", "config.sweep.shard")
 _EXECUTOR = flags.DEFINE_string("executor", "local", "config.sweep.executor")
 _PARTS = flags.DEFINE_integer("parts", 0, "config.sweep.parts")
@@ -58,6 +58,16 @@ def sweep_config(cache_dir: str, shard: str = "", executor: str = "local", parts
   return config
 
 
+def conv_config(cache_dir: str):
+  """The conv β-VAE (channels 8, 16), one run, batch 32, 2 epochs of 8 steps, no final
+  evaluation: the conv family's drift across device counts (``CONV_RTOL``)."""
+  from tests import conftest  # noqa: PLC0415
+  config = conftest.make_tiny_config(conftest_kmnist(), pathlib.Path(cache_dir))
+  config.eval.at_end_of_training = False
+  config.figures.progress_every_epochs = 0
+  return config
+
+
 def conftest_kmnist() -> str:
   return os.path.join(os.path.dirname(REPO), "shared", "data", "kmnist")
 
@@ -75,6 +85,8 @@ def main(argv):
                     os.path.join(workdir, "sweep"))
   if "single" in _WHAT.value:
     experiment.train_and_evaluate(single_config(cache), os.path.join(workdir, "single"))
+  if "conv" in _WHAT.value:
+    experiment.train_and_evaluate(conv_config(cache), os.path.join(workdir, "conv"))
   if "evaluate" in _WHAT.value:
     evaluate(os.path.join(workdir, "single"))
 

@@ -76,7 +76,7 @@ def _same_as_uninterrupted(workdir, reference):
 
 
 @pytest.mark.parametrize("fault_phase", [f"{p}:SIGTERM" for p in RUN_PHASES]
-                         + ["evaluation:SIGINT", "data:SIGINT"])
+                         + ["evaluation:SIGINT"])
 def test_a_signal_in_any_phase_is_one_line_and_the_relaunch_finishes_the_job(
     fault_phase, tiny_run, tmp_path, monkeypatch, capsys):
   config, reference = tiny_run
@@ -96,11 +96,12 @@ def test_a_signal_in_any_phase_is_one_line_and_the_relaunch_finishes_the_job(
   _same_as_uninterrupted(workdir, reference)
 
 
-@pytest.mark.parametrize("fault", ["ENOSPC", "EACCES"])
-@pytest.mark.parametrize("phase", RUN_PHASES)
+@pytest.mark.parametrize("phase_fault", [f"{p}:ENOSPC" for p in RUN_PHASES]
+                         + ["start:EACCES", "final_figures:EACCES"])  # EACCES: the same path
 def test_a_disk_fault_in_any_phase_is_one_line_and_keeps_every_checkpoint(
-    phase, fault, tiny_run, tmp_path, monkeypatch, capsys):
+    phase_fault, tiny_run, tmp_path, monkeypatch, capsys):
   config, _ = tiny_run
+  phase, fault = phase_fault.split(":")
   workdir = _unfinished(tiny_run, tmp_path / "run")
   before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
   monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:{fault}")
