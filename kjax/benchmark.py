@@ -21,6 +21,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 
 from kjax import errors
 from kjax import results
@@ -152,10 +153,48 @@ def _first_evaluation(runs) -> dict[str, Any]:
   return {}
 
 
+def per_class_table(finished: list[dict[str, Any]], data_name: str) -> list[str]:
+  """Markdown lines of the class accuracy of each class (``class_accuracy_per_class`` of
+  the runs' ``eval/metrics.json``: the share of a class's samples that the evaluator
+  assigns to it), mean ± sample std over seeds per setting; none for a study without it.
+
+  Args:
+    finished: ``{'name', 'settings': {full key: value}, 'workdir'}`` per finished run.
+    data_name: the data set (``kjax.data.catalog``), for the classes' names.
+  """
+  from kjax.data import catalog  # noqa: PLC0415
+  groups: dict[str, list[list[float]]] = {}
+  for r in finished:
+    path = os.path.join(r["workdir"], "eval", "metrics.json")
+    try:
+      with open(path, encoding="utf-8") as f:
+        per = json.load(f)["metrics"].get("class_accuracy_per_class")
+    except (OSError, ValueError, KeyError):
+      continue
+    if per:
+      setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r["settings"].items()
+                          if k != "seed") or "default"
+      groups.setdefault(setting, []).append(per)
+  if not groups:
+    return []
+  info = catalog.get_dataset_info(data_name)
+  k = len(next(iter(groups.values()))[0])
+  lines = ["### Class accuracy per class (mean ± sample std over seeds)", "",
+           "| setting | n | " + " | ".join(info.label(c) for c in range(k)) + " |",
+           "|---|---|" + "---|" * k]
+  for setting, values in groups.items():
+    a = np.asarray(values, dtype=float)
+    std = a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(k)
+    lines.append(f"| {setting} | {len(a)} | "
+                 + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(a.mean(axis=0), std)) + " |")
+  return lines + [""]
+
+
 def write_results(config: ml_collections.ConfigDict, workdir: str,
                   plan: dict[str, ml_collections.ConfigDict]) -> dict[str, Any]:
   """``WORKDIR/results.md``: the protocol, then per study its headline table (``HEADLINE``
-  columns it has) and its table of every metric, mean ± sample std over seeds.
+  columns it has), its table of every metric and (conditional models) the class accuracy
+  of each class (``per_class_table``), mean ± sample std over seeds.
 
   Returns:
     ``{study: table rows}`` (``kjax.results.table``).
@@ -198,6 +237,7 @@ def write_results(config: ml_collections.ConfigDict, workdir: str,
     if protocol.get("memorisation"):
       lines += [f"Memorisation: {protocol['memorisation']}.", ""]
     lines += [results.markdown(keys, names, rows, headline=HEADLINE).replace("## ", "### "), ""]
+    lines += per_class_table(finished, config.data.name)
   text = "\n".join(lines)
   os.makedirs(workdir, exist_ok=True)
   results._write(os.path.join(workdir, "results.md"), text)

@@ -250,7 +250,8 @@ def plot_eval_curves(path: str, runs) -> str | None:
   ax.set_xlabel("epoch")
   ax.set_ylabel(metric)
   ax.set_title(f"{metric} of every run, by epoch")
-  ax.legend(fontsize=6, ncol=2)
+  if ax.get_legend_handles_labels()[1]:  # a study without settings (seeds only): no legend
+    ax.legend(fontsize=6, ncol=2)
   ax.grid(alpha=0.3)
   return figures._save(fig, path)
 
