@@ -60,7 +60,7 @@ def sweep_config(cache_dir: str, shard: str = "", executor: str = "local", parts
 
 def conv_config(cache_dir: str):
   """The conv β-VAE (channels 8, 16), one run, batch 32, 2 epochs of 8 steps, no final
-  evaluation: the conv family's drift across device counts (``CONV_RTOL``)."""
+  evaluation: the conv family's drift across device counts (tests/test_scale_out.py)."""
   from tests import conftest  # noqa: PLC0415
   config = conftest.make_tiny_config(conftest_kmnist(), pathlib.Path(cache_dir))
   config.eval.at_end_of_training = False
