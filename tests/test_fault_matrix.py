@@ -108,6 +108,9 @@ def test_a_disk_fault_in_any_phase_is_one_line_and_keeps_every_checkpoint(
   assert launcher.run(config, workdir) == 1
   _check_stop(capsys.readouterr().err, fault, workdir)
   assert set(before) <= set(os.listdir(os.path.join(workdir, "checkpoints")))
+  if phase_fault in ("final_checkpoint:ENOSPC", "evaluation:ENOSPC"):  # the disk freed
+    assert launcher.run(config, workdir) == 0
+    _same_as_uninterrupted(workdir, tiny_run[1])
 
 
 @pytest.mark.parametrize("mode", ["evaluate", "repair"])
@@ -181,6 +184,11 @@ def test_a_signal_while_generating_is_one_line_and_writes_nothing(tiny_run):
   assert not os.path.exists(os.path.join(workdir, "generated"))
 
 
+def _python(code):
+  return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=REPO, timeout=60)
+
+
 def test_a_second_signal_while_the_first_unwinds_exits_at_once():
   code = ("import os, signal, time\n"
           "from kjax import preemption\n"
@@ -190,8 +198,7 @@ def test_a_second_signal_while_the_first_unwinds_exits_at_once():
           "  finally:\n"
           "    os.kill(os.getpid(), signal.SIGINT)\n"
           "    time.sleep(5)\n")
-  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        cwd=REPO, timeout=60)
+  done = _python(code)
   assert done.returncode == 130
   assert done.stderr.splitlines() == [
       "kjax: SIGINT again: exiting at once; every complete checkpoint is kept"]
@@ -202,8 +209,7 @@ def test_a_signal_while_the_command_starts_is_one_line():
           "from kjax import preemption\n"
           "with preemption.command():\n"
           "  os.kill(os.getpid(), signal.SIGTERM)  # e.g. while importing JAX\n")
-  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        cwd=REPO, timeout=60)
+  done = _python(code)
   assert done.returncode == 143
   assert done.stderr.splitlines() == [
       "kjax: stopped by SIGTERM in the start (config and data checks); nothing was written; "

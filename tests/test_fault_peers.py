@@ -21,7 +21,7 @@ def test_a_peer_killed_outside_the_train_step_is_one_line_on_the_survivor(tmp_pa
                                                                          fault):
   workdir = str(tmp_path / "study")
   port = _port()
-  procs, logs = zip(*(_launch(workdir, port, i, 2, fault if i == victim else None,
+  procs, logs = zip(*(_launch(workdir, port, i, 1, fault if i == victim else None,
                               evaluate=True) for i in range(2)))
   procs[victim].wait(timeout=300)
   killed_at = time.time()

@@ -13,7 +13,7 @@ KJAX = pathlib.Path(REPO) / "kjax"
 # Lowest first. A module may import its own layer and those below; prefixes name packages.
 LAYERS = (
     ("services", ("kjax.errors", "kjax.version", "kjax.config_checks", "kjax.files",
-                  "kjax.content_cache",
+                  "kjax.content_cache", "kjax.peers",
                   "kjax.progress", "kjax.preemption", "kjax.compile_cache", "kjax.sharding",
                   "kjax.autotune", "kjax.workdir_config", "kjax.metric_writers",
                   "kjax.report", "kjax.frames", "kjax.metrics", "kjax.objectives",
