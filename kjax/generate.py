@@ -19,7 +19,6 @@ INFO logs are hidden unless ``--verbosity=0`` (absl's flag) is given. From Pytho
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from absl import app
@@ -271,8 +270,7 @@ def main(argv) -> int:
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
     return 1
   except preemption.Stopped as e:  # nothing half-written: the image is written atomically
-    print(f"kjax: stopped by {signal.Signals(e.signum).name} in "
-          f"{preemption.current_phase()}; nothing was written", file=sys.stderr, flush=True)
+    print(preemption.stop_line(e.signum, "nothing was written"), file=sys.stderr, flush=True)
     return e.exit_code
   except OSError as e:  # a library's write (a full disk, an unwritable folder)
     print(f"kjax: error: {files.write_error(e.filename or f.workdir, e)}", file=sys.stderr,

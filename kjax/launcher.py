@@ -12,6 +12,7 @@ import jax
 import ml_collections
 
 from kjax import benchmark
+from kjax import checkpointing
 from kjax import compile_cache
 from kjax import errors
 from kjax import evaluation
@@ -73,9 +74,9 @@ def _run(config, workdir, mode, distributed, config_from_workdir) -> int:
     return e.exit_code
   except (preemption.Stopped, KeyboardInterrupt) as e:  # outside the training loop
     signum = getattr(e, "signum", signal.SIGINT)
-    print(f"kjax: stopped by {signal.Signals(signum).name} in {preemption.current_phase()}; "
-          f"every complete checkpoint in {workdir} is kept; run the same command again to "
-          "finish the job", file=sys.stderr, flush=True)
+    print(preemption.stop_line(signum, f"every complete checkpoint in {workdir} is kept; run "
+                               "the same command again to finish the job"),
+          file=sys.stderr, flush=True)
     return preemption.exit_code(signum)
   except errors.KjaxError as e:  # fixable by the user: one line, no traceback
     print(f"kjax: error: {e}", file=sys.stderr, flush=True)
@@ -93,11 +94,11 @@ def _run(config, workdir, mode, distributed, config_from_workdir) -> int:
     # error in orbax's sync, a barrier's time-out) while JAX's coordination service reports
     # a process down. Leave at once: JAX's shutdown barrier would wait for the dead process
     # and then abort. Checkpoints are atomic, so the last complete one is kept.
-    first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-    lost = first if isinstance(e, jax.errors.JaxRuntimeError) else peers.is_lost(e)
+    lost = (checkpointing.first_line(e) or type(e).__name__
+            if isinstance(e, jax.errors.JaxRuntimeError) else peers.is_lost())
     if lost is None:
       raise  # every process is alive: this process's own error, with its traceback
-    print(peers.lost_line(jax.process_index(), jax.process_count(), lost[:300]),
+    print(peers.lost_line(jax.process_index(), jax.process_count(), lost),
           file=sys.stderr, flush=True)
     preemption.exit_now(1)
   finally:

@@ -51,16 +51,15 @@ def lost_line(process: int, count: int, detail: str) -> str:
           "last complete checkpoint")
 
 
-def is_lost(error: BaseException, wait_s: float = HEARTBEAT_S + 5) -> str | None:
-  """Whether ``error``, raised in a job of several processes, comes from a lost peer.
-
-  Asks JAX's coordination service which processes are alive, for up to ``wait_s``
-  seconds (it declares a process dead after ``HEARTBEAT_S`` without a heartbeat).
+def is_lost(wait_s: float = HEARTBEAT_S + 5) -> str | None:
+  """Whether a process of this job is lost: asks JAX's coordination service which
+  processes are alive, for up to ``wait_s`` seconds (it declares a process dead after
+  ``HEARTBEAT_S`` without a heartbeat).
 
   Returns:
     A description of the loss (``'process 1 is down'``, ``'the coordination service on
-    process 0 is unreachable: ...'``), or None: every process is alive and ``error`` is
-    the process's own.
+    process 0 is unreachable: ...'``), or None: every process is alive (an error just
+    raised is then the process's own).
   """
   import jax  # noqa: PLC0415
   from jax._src import distributed  # noqa: PLC0415  (its client: get_live_nodes)
@@ -74,8 +73,9 @@ def is_lost(error: BaseException, wait_s: float = HEARTBEAT_S + 5) -> str | None
     try:
       live = set(client.get_live_nodes(list(range(count))))
     except Exception as e:  # noqa: BLE001  (the service is gone with process 0)
-      first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-      return f"the coordination service on process 0 is unreachable: {first[:120]}"
+      from kjax.checkpointing import first_line  # noqa: PLC0415  (the guard stays light)
+      return ("the coordination service on process 0 is unreachable: "
+              f"{(first_line(e) or type(e).__name__)[:120]}")
     down = sorted(set(range(count)) - live)
     if down:
       return f"process {', '.join(map(str, down))} is down"

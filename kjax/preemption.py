@@ -143,9 +143,10 @@ def phase(name: str, path: str = "") -> None:
   os.kill(os.getpid(), getattr(signal, fault))  # the handler runs before this returns
 
 
-def current_phase() -> str:
-  """The words of the phase the job is in (``PHASES``), for the stop line."""
-  return PHASES[_current[0]]
+def stop_line(signum: int, rest: str) -> str:
+  """The one line of a stop outside the training loop: ``kjax: stopped by SIGTERM in
+  <the phase's words (PHASES)>; <rest>``."""
+  return f"kjax: stopped by {signal.Signals(signum).name} in {PHASES[_current[0]]}; {rest}"
 
 
 class Stopped(BaseException):
@@ -221,8 +222,7 @@ def command():
     install()
     yield
   except Stopped as e:
-    _say(f"kjax: stopped by {signal.Signals(e.signum).name} in {current_phase()}; nothing "
-         "was written; run the same command again\n")
+    _say(stop_line(e.signum, "nothing was written; run the same command again") + "\n")
     exit_now(e.exit_code)
   finally:
     install(_after_the_job)
