@@ -119,10 +119,11 @@ def phase(name: str, path: str = "") -> None:
 
   Also the fault-injection point of the tests (tests/test_fault_matrix.py): with the
   environment variable ``KJAX_FAULT_AT=<name>:<fault>``, entering ``name`` the first time
-  sends this process ``SIGTERM``, ``SIGINT`` or ``SIGKILL``, or raises the ``OSError`` of a
-  full disk (``ENOSPC``) or an unwritable folder (``EACCES``) on ``path``, as a library's
-  write there would; the variable is then removed, so that a relaunch in the same process
-  runs clean. Unset (always, outside tests), it costs one dictionary lookup.
+  sends this process ``SIGTERM``, ``SIGINT`` or ``SIGKILL`` (two, ``SIGTERM+SIGINT``: the
+  second while the first is handled), or raises the ``OSError`` of a full disk (``ENOSPC``)
+  or an unwritable folder (``EACCES``) on ``path``, as a library's write there would; the
+  variable is then removed, so that a relaunch in the same process runs clean. Unset
+  (always, outside tests), it costs one dictionary lookup.
 
   Raises:
     KeyError: ``name`` is not a phase. OSError: the injected ``ENOSPC`` or ``EACCES``.
@@ -138,9 +139,15 @@ def phase(name: str, path: str = "") -> None:
   if fault in ("ENOSPC", "EACCES"):
     code = getattr(errno, fault)
     raise OSError(code, os.strerror(code), path or None)
-  if fault not in ("SIGTERM", "SIGINT", "SIGKILL"):
-    raise ValueError(f"{FAULT_ENV}={spec!r}: expected a fault of {', '.join(FAULTS)}")
-  os.kill(os.getpid(), getattr(signal, fault))  # the handler runs before this returns
+  first, _, second = fault.partition("+")
+  if {first, second or first} - {"SIGTERM", "SIGINT", "SIGKILL"}:
+    raise ValueError(f"{FAULT_ENV}={spec!r}: expected a fault of {', '.join(FAULTS)}, or "
+                     "two signals (SIGTERM+SIGINT)")
+  try:
+    os.kill(os.getpid(), getattr(signal, first))  # the handler runs before this returns
+  finally:
+    if second:  # while the first is handled (``Stopped`` unwinding, or the loop's flag set)
+      os.kill(os.getpid(), getattr(signal, second))
 
 
 def stop_line(signum: int, rest: str) -> str:

@@ -75,42 +75,29 @@ def _same_as_uninterrupted(workdir, reference):
   assert _metrics(workdir) == _metrics(reference)
 
 
-@pytest.mark.parametrize("fault_phase", [f"{p}:SIGTERM" for p in RUN_PHASES]
-                         + ["evaluation:SIGINT"])
-def test_a_signal_in_any_phase_is_one_line_and_the_relaunch_finishes_the_job(
-    fault_phase, tiny_run, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("phase", RUN_PHASES)
+def test_every_fault_in_a_phase_is_one_line_and_the_relaunch_finishes_the_job(
+    phase, tiny_run, tmp_path, monkeypatch, capsys):
+  """One workdir per phase, faulted in that phase by each of SIGTERM, SIGINT, a full disk
+  and an unwritable folder, one launch after another (each goes through the phase again);
+  then the same command, unfaulted, ends with the uninterrupted run's records."""
   config, reference = tiny_run
   workdir = _unfinished(tiny_run, tmp_path / "run")
-  phase, fault = fault_phase.split(":")
-  monkeypatch.setenv(preemption.FAULT_ENV, fault_phase)
-  assert launcher.run(config, workdir) == STATUS[fault]
-  err = capsys.readouterr().err
-  _check_stop(err, fault, workdir)
-  if phase in ("compile",):  # inside the training loop: a checkpoint at the step in flight
-    assert "checkpoint saved" in err
-  else:
-    assert f"in {preemption.PHASES[phase]}; every complete checkpoint in {workdir} is kept" in err
-  assert signal.getsignal(signal.SIGTERM) is not preemption._stop_now  # handlers restored
-  assert preemption.FAULT_ENV not in os.environ
+  for fault in STATUS:
+    newest = max(os.listdir(os.path.join(workdir, "checkpoints")), key=int)
+    monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:{fault}")
+    assert launcher.run(config, workdir) == STATUS[fault], fault
+    err = capsys.readouterr().err
+    _check_stop(err, fault, workdir)
+    if fault.startswith("SIG"):
+      assert ("checkpoint saved" if phase == "compile"  # in the training loop: the step in flight
+              else f"in {preemption.PHASES[phase]}; every complete checkpoint in {workdir} is "
+              "kept") in err
+    assert newest in os.listdir(os.path.join(workdir, "checkpoints"))  # (rotation aside)
+    assert signal.getsignal(signal.SIGTERM) is not preemption._stop_now  # handlers restored
+    assert preemption.FAULT_ENV not in os.environ  # injected once: it was entered
   assert launcher.run(config, workdir) == 0
   _same_as_uninterrupted(workdir, reference)
-
-
-@pytest.mark.parametrize("phase_fault", [f"{p}:ENOSPC" for p in RUN_PHASES]
-                         + ["start:EACCES", "final_figures:EACCES"])  # EACCES: the same path
-def test_a_disk_fault_in_any_phase_is_one_line_and_keeps_every_checkpoint(
-    phase_fault, tiny_run, tmp_path, monkeypatch, capsys):
-  config, _ = tiny_run
-  phase, fault = phase_fault.split(":")
-  workdir = _unfinished(tiny_run, tmp_path / "run")
-  before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
-  monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:{fault}")
-  assert launcher.run(config, workdir) == 1
-  _check_stop(capsys.readouterr().err, fault, workdir)
-  assert set(before) <= set(os.listdir(os.path.join(workdir, "checkpoints")))
-  if phase_fault in ("final_checkpoint:ENOSPC", "evaluation:ENOSPC"):  # the disk freed
-    assert launcher.run(config, workdir) == 0
-    _same_as_uninterrupted(workdir, tiny_run[1])
 
 
 @pytest.mark.parametrize("mode", ["evaluate", "repair"])
@@ -157,15 +144,28 @@ def _launch(workdir, fault, *flags):
                         env=env, cwd=REPO, timeout=300)
 
 
-def test_a_process_sigtermed_in_its_evaluation_exits_143_and_sigkilled_resumes(
+def test_a_process_stopped_in_each_way_exits_with_its_line_and_a_relaunch_finishes(
     tiny_run, tmp_path):
+  """Real processes (``launch.py``), one after another on one workdir: two SIGTERMs in the
+  training loop (the second exits at once), SIGKILL in the final figures, SIGTERM then
+  SIGINT in the evaluation (outside the loop: the second while the first unwinds), SIGTERM
+  in the evaluation; then the relaunch ends with the uninterrupted run's records."""
   config, reference = tiny_run
   workdir = _unfinished(tiny_run, tmp_path / "run")
   # The whole command: its config from the run's config.json, as --mode=evaluate reads it.
   flags = [f"--config={launcher.__file__.replace('launcher.py', 'workdir_config.py')}:"
            f"{workdir}"]
-  killed = _launch(workdir, "final_figures:SIGKILL", *flags)
-  assert killed.returncode == -signal.SIGKILL
+  twice = _launch(workdir, "compile:SIGTERM+SIGTERM", *flags)
+  assert twice.returncode == 143, twice.stderr[-3000:]
+  assert _user_lines(twice.stderr) == [
+      "kjax: SIGTERM received: saving a checkpoint after the step in flight (send it again "
+      "to exit at once)",
+      "kjax: SIGTERM again: exiting at once; the last complete checkpoint is kept"]
+  assert _launch(workdir, "final_figures:SIGKILL", *flags).returncode == -signal.SIGKILL
+  again = _launch(workdir, "evaluation:SIGTERM+SIGINT", *flags)
+  assert again.returncode == 130, again.stderr[-3000:]
+  assert _user_lines(again.stderr) == [
+      "kjax: SIGINT again: exiting at once; every complete checkpoint is kept"]
   done = _launch(workdir, "evaluation:SIGTERM", *flags)
   assert done.returncode == 143, done.stderr[-3000:]  # was -15: the default action
   _check_stop(done.stderr, "SIGTERM", workdir)
@@ -184,44 +184,28 @@ def test_a_signal_while_generating_is_one_line_and_writes_nothing(tiny_run):
   assert not os.path.exists(os.path.join(workdir, "generated"))
 
 
-def _python(code):
-  return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                        cwd=REPO, timeout=60)
-
-
-def test_a_second_signal_while_the_first_unwinds_exits_at_once():
-  code = ("import os, signal, time\n"
-          "from kjax import preemption\n"
-          "with preemption.command():\n"
-          "  try:\n"
-          "    os.kill(os.getpid(), signal.SIGTERM)\n"
-          "  finally:\n"
-          "    os.kill(os.getpid(), signal.SIGINT)\n"
-          "    time.sleep(5)\n")
-  done = _python(code)
+@pytest.mark.parametrize("command", ["kjax", "launch.py"])
+def test_a_signal_while_the_command_starts_is_one_line(command, tmp_path):
+  """The console script and launch.py, stopped before absl, ml_collections or JAX load."""
+  program = ([os.path.join(os.path.dirname(sys.executable), "kjax")] if command == "kjax"
+             else [sys.executable, os.path.join(REPO, "launch.py")])
+  done = subprocess.run([*program, "--config=cvae", f"--workdir={tmp_path / 'run'}"],
+                        capture_output=True, text=True, cwd=REPO, timeout=60,
+                        env={**os.environ, preemption.FAULT_ENV: "start:SIGINT"})
   assert done.returncode == 130
   assert done.stderr.splitlines() == [
-      "kjax: SIGINT again: exiting at once; every complete checkpoint is kept"]
-
-
-def test_a_signal_while_the_command_starts_is_one_line():
-  code = ("import os, signal\n"
-          "from kjax import preemption\n"
-          "with preemption.command():\n"
-          "  os.kill(os.getpid(), signal.SIGTERM)  # e.g. while importing JAX\n")
-  done = _python(code)
-  assert done.returncode == 143
-  assert done.stderr.splitlines() == [
-      "kjax: stopped by SIGTERM in the start (config and data checks); nothing was written; "
+      "kjax: stopped by SIGINT in the start (config and data checks); nothing was written; "
       "run the same command again"]
+  assert not os.path.exists(tmp_path / "run")
 
 
 def test_an_unknown_phase_or_fault_is_refused(monkeypatch):
   with pytest.raises(KeyError, match="phase 'trainig'"):
     preemption.phase("trainig")
-  monkeypatch.setenv(preemption.FAULT_ENV, "results:SIGHUP")
-  with pytest.raises(ValueError, match="SIGHUP"):
-    preemption.phase("results")
+  for fault in ("SIGHUP", "SIGTERM+ENOSPC"):
+    monkeypatch.setenv(preemption.FAULT_ENV, f"results:{fault}")
+    with pytest.raises(ValueError, match=fault.replace("+", r"\+")):
+      preemption.phase("results")
 
 
 # --- library writers on a full disk ---------------------------------------------------------

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from configs import beta_vae
+from kjax import launcher
 from tests.conftest import REPO
 
 
@@ -71,24 +73,39 @@ def test_launch_trains_on_real_kmnist_then_evaluates(kmnist_dir, tmp_path):
   assert "is not a kjax run" in result.stderr and not (tmp_path / "none").exists()
 
 
-@pytest.mark.parametrize("override, message", [
-    ("--config.objective.beta=-1", "config.objective.beta=-1.0 is not allowed"),
-    ("--config.model.latent_dim=0", "config.model.latent_dim=0 is not allowed"),
-    ("--config.data.name=nope", "config.data.name='nope' is not a known data set"),
-    # Keys hold 32 bits: 2**32 would silently train the run of seed 0.
-    ("--config.seed=4294967296", "config.seed=4294967296 is not allowed: expected an integer "
-     ">= 0 and <= 4294967295"),
-    ("--config.data.data_dir=/nonexistent/kmnist",
-     "t10k-images-idx3-ubyte.gz not found in /nonexistent/kmnist; download it from http"),
-])
-def test_bad_input_stops_with_one_line_before_the_workdir(override, message, tmp_path):
+def test_bad_input_stops_with_one_line_before_the_workdir(tmp_path):
+  """Through launch.py: a data folder that does not exist."""
   workdir = tmp_path / "never"
-  extra = [] if "data_dir" in override else ["--config.data.data_dir=/nonexistent/kmnist"]
-  result = _launch(workdir, override, *extra, "--config.data.train_split=test[:100]",
-                   "--config.data.eval_split=test[100:200]")
+  result = _launch(workdir, "--config.data.data_dir=/nonexistent/kmnist",
+                   "--config.data.train_split=test[:100]", "--config.data.eval_split=test[100:200]")
   assert result.returncode == 1
   errors = [l for l in result.stderr.splitlines() if "kjax: error:" in l]
-  assert len(errors) == 1 and errors[0].startswith("kjax: error:"), result.stderr[-2000:]
-  assert message in errors[0]
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert ("t10k-images-idx3-ubyte.gz not found in /nonexistent/kmnist; download it from http"
+          in errors[0])
   assert "Traceback" not in result.stderr
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("objective.beta", -1.0, "config.objective.beta=-1.0 is not allowed"),
+    ("model.latent_dim", 0, "config.model.latent_dim=0 is not allowed"),
+    ("data.name", "nope", "config.data.name='nope' is not a known data set"),
+    # Keys hold 32 bits: 2**32 would silently train the run of seed 0.
+    ("seed", 2**32, "config.seed=4294967296 is not allowed: expected an integer "
+     ">= 0 and <= 4294967295"),
+])
+def test_a_bad_config_value_is_one_line_before_the_workdir(field, value, message, tmp_path,
+                                                           capsys):
+  """The launcher's checks, in this process (the command's own path is the test above)."""
+  config = beta_vae.get_config()
+  config.data.data_dir = "/nonexistent/kmnist"  # never read: the value is refused first
+  section, _, name = field.rpartition(".")
+  setattr(config[section] if section else config, name, value)
+  workdir = tmp_path / "never"
+  assert launcher.run(config, str(workdir)) == 1
+  err = capsys.readouterr().err
+  errors = [line for line in err.splitlines() if line.startswith("kjax: error: ")]
+  assert len(errors) == 1 and message in errors[0], err
+  assert "Traceback" not in err
   assert not workdir.exists()

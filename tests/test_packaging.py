@@ -65,7 +65,7 @@ def test_wheel_holds_every_package_the_configs_the_evaluators_and_the_license(wh
   assert any(n.endswith("licenses/LICENSE") for n in names)
   entry_points = zipfile.ZipFile(wheel).read(
       next(n for n in names if n.endswith("entry_points.txt"))).decode()
-  assert "kjax = kjax.cli:run" in entry_points
+  assert "kjax = kjax.__main__:main" in entry_points
 
 
 def test_installed_console_script_runs_an_experiment(installed, kmnist_dir, tmp_path):

@@ -1,0 +1,21 @@
+"""The ``kjax`` command: the console script, ``python -m kjax`` and ``launch.py``.
+
+SIGTERM and SIGINT are handled from this module's first line (``kjax.preemption.command``),
+before absl, ml_collections and JAX are imported: a signal while the command starts is one
+line, ``kjax: stopped by SIGTERM in the start (config and data checks); nothing was
+written; …``, and exit status 143 / 130. The command itself is ``kjax.cli.run``.
+"""
+
+from kjax import preemption
+
+
+def main() -> None:
+  """Runs ``kjax.cli.run`` on ``sys.argv``; exits with its status (0, 1, 143 or 130)."""
+  with preemption.command():
+    preemption.phase("start")  # the tests' injection point for the import window
+    from kjax import cli  # noqa: PLC0415  (inside the handlers: absl, ml_collections, JAX)
+    cli.run()
+
+
+if __name__ == "__main__":
+  main()
