@@ -1,8 +1,9 @@
 """The ``kjax`` command: the console script, ``python -m kjax`` and ``launch.py``.
 
-SIGTERM and SIGINT are handled from this module's first line (``kjax.preemption.command``),
-before absl, ml_collections and JAX are imported: a signal while the command starts is one
-line, ``kjax: stopped by SIGTERM in the start (config and data checks); nothing was
+SIGTERM and SIGINT are handled from ``main``'s first line (``kjax.preemption.command``),
+before absl, ml_collections and JAX are imported (Python, the script's wrapper and
+``import kjax``, which imports nothing heavy, come before it): a signal while the command
+starts is one line, ``kjax: stopped by SIGTERM in starting the command; nothing was
 written; …``, and exit status 143 / 130. The command itself is ``kjax.cli.run``.
 """
 
@@ -12,7 +13,7 @@ from kjax import preemption
 def main() -> None:
   """Runs ``kjax.cli.run`` on ``sys.argv``; exits with its status (0, 1, 143 or 130)."""
   with preemption.command():
-    preemption.phase("start")  # the tests' injection point for the import window
+    preemption.phase("starting")  # the tests' injection point for the import window
     from kjax import cli  # noqa: PLC0415  (inside the handlers: absl, ml_collections, JAX)
     cli.run()
 

@@ -14,7 +14,7 @@ be refused or wrong on this one (jax-ml/jax#38445). Each combination thus has it
 folder, and a stale entry is never loaded. Past 2 GiB, ``enable`` deletes the oldest
 programs down to 1 GiB. ``KJAX_COMPILATION_CACHE=0`` turns the cache off; deleting the
 folder clears it. Multi-process jobs compile their programs themselves. A run with a warm
-cache equals a run without it bit for bit (``tests/test_compile_cache.py``).
+cache equals the run that compiled its programs, bit for bit (``tests/test_compile_cache.py``).
 
 If the process already configured JAX's cache (``JAX_COMPILATION_CACHE_DIR`` or
 ``jax.config.update('jax_compilation_cache_dir', ...)``), kjax leaves that choice alone.

@@ -17,6 +17,7 @@ from kjax import compile_cache
 from kjax import errors
 from kjax import evaluation
 from kjax import experiment
+from kjax import files
 from kjax import peers
 from kjax import preemption
 from kjax import progress
@@ -84,7 +85,7 @@ def _run(config, workdir, mode, distributed, config_from_workdir) -> int:
   except OSError as e:  # a write outside kjax's own (orbax, TensorBoard): disk full, ...
     if e.errno not in _DISK_ERRNOS:
       raise
-    print(f"kjax: error: {e.filename or workdir}: {e.strerror or e}", file=sys.stderr,
+    print(f"kjax: error: {files.write_error(e.filename or workdir, e)}", file=sys.stderr,
           flush=True)
     return 1
   except Exception as e:  # noqa: BLE001  (a peer lost in any collective, of any type)

@@ -9,7 +9,8 @@ SIGTERM, 130 for SIGINT). A second signal exits at once with that status: orbax 
 checkpoint by renaming its temporary directory, so the last complete one is intact, and a
 half-written one is removed by the next run's ``CheckpointManager``.
 
-Outside the training loop, from ``launch.py``'s first line (``command``) to its last, the
+Outside the training loop, from the kjax command's first line (``kjax/__main__.py``,
+``command``) to its last, the
 first signal raises ``Stopped`` where the main thread is (``handled``): the job stops at
 once, ``finally`` blocks remove temporary files, every file kjax writes is whole (written
 atomically) and every complete checkpoint is kept; ``kjax.launcher.run`` prints one line
@@ -84,7 +85,7 @@ class StopSignals:
     if not multiprocess:
       return self.signum
     from jax.experimental import multihost_utils  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415  (launch.py imports this module first: keep it light)
+    import numpy as np  # noqa: PLC0415  (the command imports this module first: keep it light)
     flags = np.asarray(multihost_utils.process_allgather(np.int32(self.signum or 0)))
     received = [int(s) for s in flags.reshape(-1) if s]
     if not received:
@@ -95,6 +96,7 @@ class StopSignals:
 
 # The phases of a job, as ``phase`` marks them (the name → the words of the stop line).
 PHASES = {
+    "starting": "starting the command",  # kjax/__main__.py: imports, before the flags
     "start": "the start (config and data checks)",
     "data": "loading the data",
     "compile": "compiling",
@@ -126,7 +128,8 @@ def phase(name: str, path: str = "") -> None:
   (always, outside tests), it costs one dictionary lookup.
 
   Raises:
-    KeyError: ``name`` is not a phase. OSError: the injected ``ENOSPC`` or ``EACCES``.
+    KeyError: ``name`` is not a phase. ValueError: the variable names no fault of
+    ``FAULTS`` (nor two signals). OSError: the injected ``ENOSPC`` or ``EACCES``.
   """
   if name not in PHASES:
     raise KeyError(f"phase {name!r}: expected one of {', '.join(PHASES)}")
@@ -139,10 +142,11 @@ def phase(name: str, path: str = "") -> None:
   if fault in ("ENOSPC", "EACCES"):
     code = getattr(errno, fault)
     raise OSError(code, os.strerror(code), path or None)
-  first, _, second = fault.partition("+")
-  if {first, second or first} - {"SIGTERM", "SIGINT", "SIGKILL"}:
+  first, plus, second = fault.partition("+")
+  if first not in ("SIGTERM", "SIGINT", "SIGKILL") or plus and (
+      first == "SIGKILL" or second not in ("SIGTERM", "SIGINT")):
     raise ValueError(f"{FAULT_ENV}={spec!r}: expected a fault of {', '.join(FAULTS)}, or "
-                     "two signals (SIGTERM+SIGINT)")
+                     "two of SIGTERM and SIGINT (SIGTERM+SIGINT)")
   try:
     os.kill(os.getpid(), getattr(signal, first))  # the handler runs before this returns
   finally:
@@ -191,7 +195,7 @@ def _stop_now(signum, frame) -> None:
 @contextlib.contextmanager
 def handled():
   """SIGTERM and SIGINT raise ``Stopped`` in the main thread while the block runs (from
-  ``launch.py``'s first line, ``command``, to the end of ``kjax.launcher.run``). Inside
+  the command's first line, ``command``, to the end of ``kjax.launcher.run``). Inside
   it, the training loop's ``StopSignals`` takes them over (a checkpoint at the step in
   flight) and gives them back. The previous handlers are restored on exit; nothing is
   installed outside the main thread."""
@@ -221,7 +225,8 @@ def _after_the_job(signum, frame) -> None:
 
 @contextlib.contextmanager
 def command():
-  """The whole of a kjax command (``launch.py``, ``kjax``, ``python -m kjax.generate``):
+  """The whole of a kjax command (``kjax/__main__.py`` behind ``launch.py`` and ``kjax``;
+  ``python -m kjax.generate``):
   SIGTERM and SIGINT raise ``Stopped`` (``handled``) from its first line; one that escapes
   the command (while importing, or parsing flags) is one line and exits 143 / 130 at once;
   after the block (the interpreter's exit) a signal exits at once with one line."""

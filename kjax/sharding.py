@@ -211,18 +211,21 @@ def is_writer() -> bool:
 
 
 def barrier(name: str, timeout_s: int = 24 * 3600) -> None:
-  """Waits until every process reaches ``barrier(name)`` (no-op for one process); the
-  long default covers a writer's final evaluation while the others wait.
+  """Waits until every process reaches ``barrier(name)`` (no-op for one process), e.g. the
+  others while process 0 runs the final evaluation. ``timeout_s`` reaches orbax's
+  ``sync_global_processes``, whose default barrier (a jitted all-gather across every
+  device, ``multihost_utils.sync_global_devices``) has none: a lost peer ends the wait.
 
-  The wait itself (orbax's ``sync_global_processes``, one blocking call into JAX's
-  coordination service) runs in a helper thread while the main thread waits on it, so that
-  SIGTERM and SIGINT stop this process at once (``kjax.preemption.Stopped``: one line, 143 /
-  130) instead of when every other process has arrived; the others then report the lost
-  process (``kjax.peers``).
+  The wait is one blocking call into XLA, during which Python runs no signal handler; it
+  runs in a helper thread while the main thread waits on it, so that SIGTERM and SIGINT stop
+  this process within 0.5 s (``kjax.preemption.Stopped``: one line, 143 / 130) instead of
+  when every other process has arrived; the others then report the lost process
+  (``kjax.peers``). The helper thread is then left blocked: the process must exit (the
+  command does, ``preemption.exit_now``).
 
   Raises:
-    kjax.preemption.Stopped: a signal during the wait. Whatever the barrier raised (a time-out,
-    a lost peer: ``jax.errors.JaxRuntimeError``).
+    kjax.preemption.Stopped: a signal during the wait. Whatever the barrier raised (a lost
+    peer: ``jax.errors.JaxRuntimeError``).
   """
   if jax.process_count() > 1:
     import orbax.checkpoint as ocp  # noqa: PLC0415
@@ -236,8 +239,11 @@ def barrier(name: str, timeout_s: int = 24 * 3600) -> None:
 
     waiting = threading.Thread(target=wait, name=f"kjax-barrier-{name}", daemon=True)
     waiting.start()
+    logging.info("kjax: waiting for the job's other processes (%s)", name)
     preemption.phase("barrier")  # the main thread waits: a signal is handled here
     while waiting.is_alive():
+      # A timed wait: a signal that the OS delivers to the helper thread interrupts nothing
+      # here, and Python runs its handler when the wait times out.
       waiting.join(0.5)
     if failed:
       raise failed[0]

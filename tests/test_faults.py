@@ -303,7 +303,7 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
   monkeypatch.setattr(checkpointing.Checkpointer, "save", full_after_16)
   assert launcher.run(config, workdir) == 1
   err = capsys.readouterr().err.strip().splitlines()
-  assert err == [f"kjax: error: {workdir}/checkpoints: No space left on device"]
+  assert err == [f"kjax: error: cannot write {workdir}/checkpoints: No space left on device"]
   assert _steps(workdir) == [8, 16]
 
 

@@ -265,9 +265,10 @@ def test_sweep_on_a_local_ray_instance_gives_the_same_results(reference, tmp_pat
     assert json.load(f)["invocations"][-1]["parts"] == 2
 
 
-def _launch(workdir, port, i, epochs, fault=None, evaluate=False):
+def _launch(workdir, port, i, epochs, fault=None, evaluate=False, extra=()):
   """``launch.py`` as process ``i`` of 2 (the CLI's own --coordinator_address flags);
-  ``fault``: ``KJAX_FAULT_AT`` of this process (kjax.preemption.phase)."""
+  ``fault``: ``KJAX_FAULT_AT`` of this process (kjax.preemption.phase); ``extra``: more
+  flags."""
   log = os.path.join(os.path.dirname(workdir), f"launch{i}.log")
   args = [sys.executable, os.path.join(REPO, "launch.py"), "--config=configs/cvae_sweep.py",
           f"--workdir={workdir}", "--config.sweep.architecture=('mlp',)",
@@ -279,7 +280,7 @@ def _launch(workdir, port, i, epochs, fault=None, evaluate=False):
           "--config.train.batch_size=32", "--config.train.checkpoint_every_steps=8",
           "--config.train.log_every_steps=8", "--config.train.steps_per_call=1",
           f"--config.eval.at_end_of_training={evaluate}", "--config.model.hidden=64",
-          "--config.eval.iwae_samples=16", "--config.eval.cas_epochs=0",
+          "--config.eval.iwae_samples=16", "--config.eval.cas_epochs=0", *extra,
           f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"]
   env = _env(2) if fault is None else {**_env(2), "KJAX_FAULT_AT": fault}
   with open(log, "a") as f:
