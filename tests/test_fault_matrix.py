@@ -104,40 +104,49 @@ def test_every_fault_in_a_phase_is_one_line_and_the_relaunch_finishes_the_job(
 
 
 @pytest.mark.parametrize("mode", ["evaluate", "repair"])
-def test_a_signal_in_evaluate_and_repair_modes_is_one_line(mode, tiny_run, tmp_path,
-                                                            monkeypatch, capsys):
+def test_every_fault_in_evaluate_and_repair_modes_is_one_line(mode, tiny_run, tmp_path,
+                                                               monkeypatch, capsys):
   config, reference = tiny_run
   workdir = str(shutil.copytree(reference, tmp_path / "run"))
   lost = os.path.join(workdir, "eval" if mode == "evaluate" else "summary.json")
   shutil.rmtree(lost) if mode == "evaluate" else os.remove(lost)  # work for the mode
   phase = "evaluation" if mode == "evaluate" else mode
-  monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:SIGTERM")
-  assert launcher.run(config, workdir, mode=mode) == 143
-  err = capsys.readouterr().err
-  _check_stop(err, "SIGTERM", workdir)
-  assert f"in {preemption.PHASES[phase]};" in err
-  assert not os.path.exists(lost)
+  for fault in STATUS:
+    monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:{fault}")
+    assert launcher.run(config, workdir, mode=mode) == STATUS[fault]
+    err = capsys.readouterr().err
+    _check_stop(err, fault, workdir)
+    assert not fault.startswith("SIG") or f"in {preemption.PHASES[phase]};" in err
+    assert not os.path.exists(lost)
   assert launcher.run(config, workdir, mode=mode) == 0
   _same_as_uninterrupted(workdir, reference)
 
 
-def test_a_signal_between_the_runs_of_a_sweep_and_in_its_results(kmnist_dir, tmp_path,
-                                                                  monkeypatch, capsys):
+def test_every_fault_between_the_runs_of_a_sweep_and_in_its_results(kmnist_dir, tmp_path,
+                                                                     monkeypatch, capsys):
+  """A sweep of 3 runs faulted after each run (SIGTERM, SIGINT, a full disk), then in its
+  results (each fault); then the same command tabulates every run and trains nothing."""
   config = on_real_kmnist(cvae_sweep.get_config(), kmnist_dir, tmp_path, num_epochs=1)
-  config.sweep.architecture, config.sweep.latent_dim, config.sweep.seed = ("mlp",), (2, 3), (0,)
+  config.sweep.architecture, config.sweep.latent_dim = ("mlp",), (2, 3, 4)
+  config.sweep.seed = (0,)
   config.sweep.sharing = "sequential"
   config.eval.at_end_of_training = False
   workdir = str(tmp_path / "sweep")
-  for phase in ("between_runs", "results"):
-    monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:SIGTERM")
-    assert launcher.run(config, workdir) == 143
+  for phase, fault in [("between_runs", f) for f in ("SIGTERM", "SIGINT", "ENOSPC")] + [
+      ("results", f) for f in STATUS]:
+    monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:{fault}")
+    assert launcher.run(config, workdir) == STATUS[fault], (phase, fault)
     err = capsys.readouterr().err
-    _check_stop(err, "SIGTERM", workdir)
-    assert f"in {preemption.PHASES[phase]};" in err
+    _check_stop(err, fault, workdir)
+    assert not fault.startswith("SIG") or f"in {preemption.PHASES[phase]};" in err
     assert not os.path.exists(os.path.join(workdir, "results.csv"))
-  assert launcher.run(config, workdir) == 0  # trains nothing: both runs had finished
+  summaries = [os.path.join(workdir, "runs", run, "summary.json")
+               for run in os.listdir(os.path.join(workdir, "runs"))]
+  finished = [os.stat(path).st_mtime_ns for path in summaries]
+  assert launcher.run(config, workdir) == 0
+  assert [os.stat(path).st_mtime_ns for path in summaries] == finished  # none trained again
   with open(os.path.join(workdir, "results.csv")) as f:
-    assert len(f.readlines()) == 3  # the header and one row per latent_dim
+    assert len(f.readlines()) == 4  # the header and one row per latent_dim
 
 
 def _launch(workdir, fault, *flags):
@@ -150,8 +159,8 @@ def _launch(workdir, fault, *flags):
 def test_a_process_stopped_in_each_way_exits_with_its_line_and_a_relaunch_finishes(
     tiny_run, tmp_path):
   """Real processes (``launch.py``), one after another on one workdir: two SIGTERMs in the
-  training loop (the second exits at once), SIGKILL in the final figures, SIGTERM then
-  SIGINT in the evaluation (outside the loop: the second while the first unwinds), SIGTERM
+  training loop (the second exits at once), SIGKILL in the final figures and in the
+  evaluation, SIGTERM then SIGINT in the evaluation (outside the loop: the second while the first unwinds), SIGTERM
   in the evaluation; then the relaunch ends with the uninterrupted run's records."""
   config, reference = tiny_run
   workdir = _unfinished(tiny_run, tmp_path / "run")
@@ -164,7 +173,8 @@ def test_a_process_stopped_in_each_way_exits_with_its_line_and_a_relaunch_finish
       "kjax: SIGTERM received: saving a checkpoint after the step in flight (send it again "
       "to exit at once)",
       "kjax: SIGTERM again: exiting at once; the last complete checkpoint is kept"]
-  assert _launch(workdir, "final_figures:SIGKILL", *flags).returncode == -signal.SIGKILL
+  for phase in ("final_figures", "evaluation"):
+    assert _launch(workdir, f"{phase}:SIGKILL", *flags).returncode == -signal.SIGKILL
   again = _launch(workdir, "evaluation:SIGTERM+SIGINT", *flags)
   assert again.returncode == 130, again.stderr[-3000:]
   assert _user_lines(again.stderr) == [
@@ -176,14 +186,16 @@ def test_a_process_stopped_in_each_way_exits_with_its_line_and_a_relaunch_finish
   _same_as_uninterrupted(workdir, reference)
 
 
-def test_a_signal_while_generating_is_one_line_and_writes_nothing(tiny_run):
+@pytest.mark.parametrize("fault", ["SIGTERM", "ENOSPC"])
+def test_a_fault_while_generating_is_one_line_and_writes_nothing(fault, tiny_run):
   _, workdir = tiny_run  # read, not changed: the image is never written
   done = subprocess.run([sys.executable, "-m", "kjax.generate", f"--workdir={workdir}"],
                         capture_output=True, text=True, cwd=REPO, timeout=300,
-                        env={**os.environ, preemption.FAULT_ENV: "generate:SIGTERM"})
-  assert done.returncode == 143, done.stderr[-3000:]
+                        env={**os.environ, preemption.FAULT_ENV: f"generate:{fault}"})
+  assert done.returncode == STATUS[fault], done.stderr[-3000:]
   assert done.stderr.splitlines() == [
-      "kjax: stopped by SIGTERM in generating images; nothing was written"]
+      "kjax: stopped by SIGTERM in generating images; nothing was written"
+      if fault == "SIGTERM" else f"kjax: error: cannot write {workdir}: {os.strerror(28)}"]
   assert not os.path.exists(os.path.join(workdir, "generated"))
 
 
