@@ -65,7 +65,7 @@ class StopSignals:
     # os.write, not print: the main thread may be inside a write to stderr (a log line),
     # and a buffered stream refuses a reentrant call.
     if self.signum is not None:  # the second signal: leave now
-      _say(f"kjax: {name} again: exiting at once; the last complete checkpoint is kept\n")
+      _say(f"kjax: {name} again: exiting at once; every complete checkpoint is kept\n")
       os._exit(128 + signum)
     self.signum = signum
     _say(f"kjax: {name} received: saving a checkpoint after the step in flight "

@@ -76,19 +76,33 @@ def _same_as_uninterrupted(workdir, reference):
   assert _metrics(workdir) == _metrics(reference)
 
 
+class _Exited(BaseException):
+  """``os._exit`` in this process, raised instead of leaving it (tests of a second signal;
+  a real process's: test_a_process_stopped_in_each_way_exits_with_its_line…)."""
+
+  def __init__(self, code):
+    super().__init__(code)
+    self.code = code
+
+
+def _raise_exited(code):
+  raise _Exited(code)
+
+
 @pytest.mark.parametrize("phase", RUN_PHASES)
 def test_every_fault_in_a_phase_is_one_line_and_the_relaunch_finishes_the_job(
-    phase, tiny_run, tmp_path, monkeypatch, capsys):
-  """One workdir per phase, faulted in that phase by each of SIGTERM, SIGINT, a full disk
-  and an unwritable folder, one launch after another (each goes through the phase again);
-  then the same command, unfaulted, ends with the uninterrupted run's records."""
+    phase, tiny_run, tmp_path, monkeypatch, capfd):
+  """One workdir per phase, faulted in that phase by each of SIGTERM, SIGINT, a full disk,
+  an unwritable folder and a second signal while the first is handled, one launch after
+  another (each goes through the phase again); then the same command, unfaulted, ends with
+  the uninterrupted run's records."""
   config, reference = tiny_run
   workdir = _unfinished(tiny_run, tmp_path / "run")
   for fault in STATUS:
     before = os.listdir(os.path.join(workdir, "checkpoints"))
     monkeypatch.setenv(preemption.FAULT_ENV, f"{phase}:{fault}")
     assert launcher.run(config, workdir) == STATUS[fault], fault
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     _check_stop(err, fault, workdir)
     if fault.startswith("SIG"):
       assert ("checkpoint saved" if phase == "compile"  # in the training loop: the step in flight
@@ -99,6 +113,15 @@ def test_every_fault_in_a_phase_is_one_line_and_the_relaunch_finishes_the_job(
     assert max(before, key=int) in after and (fault.startswith("SIG") or set(before) <= set(after))
     assert signal.getsignal(signal.SIGTERM) is not preemption._stop_now  # handlers restored
     assert preemption.FAULT_ENV not in os.environ  # injected once: it was entered
+  with monkeypatch.context() as patched:
+    patched.setattr(os, "_exit", _raise_exited)
+    patched.setenv(preemption.FAULT_ENV, f"{phase}:SIGTERM+SIGINT")
+    with pytest.raises(_Exited) as exited:
+      launcher.run(config, workdir)
+  assert exited.value.code == 130
+  lines = _user_lines(capfd.readouterr().err)
+  assert lines[-1] == "kjax: SIGINT again: exiting at once; every complete checkpoint is kept"
+  assert len(lines) <= 2 and not [n for n in _walk(workdir) if n.endswith(".tmp")], lines
   assert launcher.run(config, workdir) == 0
   _same_as_uninterrupted(workdir, reference)
 
@@ -172,7 +195,7 @@ def test_a_process_stopped_in_each_way_exits_with_its_line_and_a_relaunch_finish
   assert _user_lines(twice.stderr) == [
       "kjax: SIGTERM received: saving a checkpoint after the step in flight (send it again "
       "to exit at once)",
-      "kjax: SIGTERM again: exiting at once; the last complete checkpoint is kept"]
+      "kjax: SIGTERM again: exiting at once; every complete checkpoint is kept"]
   for phase in ("final_figures", "evaluation"):
     assert _launch(workdir, f"{phase}:SIGKILL", *flags).returncode == -signal.SIGKILL
   again = _launch(workdir, "evaluation:SIGTERM+SIGINT", *flags)

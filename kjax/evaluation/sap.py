@@ -19,8 +19,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn import metrics as skmetrics
-from sklearn import tree
 
 from kjax.evaluation import base
 from kjax.evaluation import factors as kfactors
@@ -44,6 +42,7 @@ def score_matrix(codes: np.ndarray, values: np.ndarray, discrete, train: int,
       or regression (R², the squared Pearson correlation).
     train: rows ``[:train]`` fit the classifiers, ``[train:]`` score them.
   """
+  from sklearn import metrics as skmetrics, tree  # noqa: PLC0415  (sklearn loads in 0.7 s: only when measured)
   codes, values = np.asarray(codes, np.float64), np.asarray(values, np.float64)
   out = np.zeros((codes.shape[1], values.shape[1]))
   for k, is_discrete in enumerate(discrete):
