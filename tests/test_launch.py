@@ -109,3 +109,13 @@ def test_a_bad_config_value_is_one_line_before_the_workdir(field, value, message
   assert len(errors) == 1 and message in errors[0], err
   assert "Traceback" not in err
   assert not workdir.exists()
+
+
+def test_the_launcher_imports_no_scikit_learn():
+  """scikit-learn takes 0.7 s to import: only the metrics that use it load it (every
+  launch and every config error start faster; docs/speed.md)."""
+  done = subprocess.run([sys.executable, "-c", "import sys, kjax.launcher; "
+                         "print(sorted(m for m in sys.modules if m.startswith('sklearn')))"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.strip() == "[]"

@@ -52,7 +52,7 @@ def importance_matrix(codes: np.ndarray, binned: np.ndarray, train: int, seed: i
   """``(R [D, K], accuracy [K])``: each factor's random forest's impurity importances of
   the ``D`` dimensions of float ``codes [N, D]`` and its accuracy on rows ``[train:]``
   (fitted on ``[:train]``) for int ``binned [N, K]``."""
-  from sklearn import ensemble  # noqa: PLC0415  (sklearn loads in 0.7 s: only when measured)
+  from sklearn import ensemble  # noqa: PLC0415  (0.7 s: only when measured)
   r = np.zeros((codes.shape[1], binned.shape[1]))
   accuracy = np.zeros(binned.shape[1])
   for k in range(binned.shape[1]):

@@ -49,7 +49,7 @@ def fit(z: np.ndarray, num_components: int = DEFAULT_COMPONENTS, seed: int = 0
   z = np.asarray(z, np.float64)
   if z.ndim != 2 or len(z) < 2 or not np.all(np.isfinite(z)):
     raise ValueError(f"z of shape {z.shape} is not allowed: expected [N >= 2, D], finite")
-  from sklearn import mixture  # noqa: PLC0415  (sklearn loads in 0.7 s: only when measured)
+  from sklearn import mixture  # noqa: PLC0415  (0.7 s: only when measured)
   gmm = mixture.GaussianMixture(min(num_components, len(z)), covariance_type="full",
                                 random_state=seed, reg_covar=1e-6).fit(z)
   return GaussianMixture(gmm.weights_ / gmm.weights_.sum(), gmm.means_,

@@ -99,14 +99,14 @@ def discretize_factors(values: np.ndarray, discrete=DISCRETE,
 def mutual_information(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
   """float64 ``[D, K]``: I(code_d; factor_k) in nats of int ``[N, D]`` and int ``[N, K]``
   (plug-in estimate, scikit-learn's ``mutual_info_score``)."""
-  from sklearn import metrics as skmetrics  # noqa: PLC0415  (sklearn loads in 0.7 s: only when measured)
+  from sklearn import metrics as skmetrics  # noqa: PLC0415  (0.7 s: only when measured)
   return np.array([[skmetrics.mutual_info_score(factors[:, k], codes[:, d])
                     for k in range(factors.shape[1])] for d in range(codes.shape[1])])
 
 
 def entropy(factors: np.ndarray) -> np.ndarray:
   """float64 ``[K]``: H(factor_k) in nats of int ``[N, K]`` (plug-in estimate)."""
-  from sklearn import metrics as skmetrics  # noqa: PLC0415  (sklearn loads in 0.7 s: only when measured)
+  from sklearn import metrics as skmetrics  # noqa: PLC0415  (0.7 s: only when measured)
   return np.array([skmetrics.mutual_info_score(f, f) for f in np.asarray(factors).T])
 
 

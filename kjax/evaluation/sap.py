@@ -42,7 +42,8 @@ def score_matrix(codes: np.ndarray, values: np.ndarray, discrete, train: int,
       or regression (R², the squared Pearson correlation).
     train: rows ``[:train]`` fit the classifiers, ``[train:]`` score them.
   """
-  from sklearn import metrics as skmetrics, tree  # noqa: PLC0415  (sklearn loads in 0.7 s: only when measured)
+  from sklearn import metrics as skmetrics  # noqa: PLC0415  (0.7 s: only when measured)
+  from sklearn import tree  # noqa: PLC0415
   codes, values = np.asarray(codes, np.float64), np.asarray(values, np.float64)
   out = np.zeros((codes.shape[1], values.shape[1]))
   for k, is_discrete in enumerate(discrete):
