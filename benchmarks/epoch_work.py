@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from kjax import cli  # noqa: E402
+from kjax import __main__ as command  # noqa: E402
 from kjax import metric_writers  # noqa: E402
 from kjax.train import actions  # noqa: E402
 from kjax.train import program  # noqa: E402
@@ -63,7 +63,7 @@ def main():
   _timed_ticks()
   workdir = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--workdir=")), None)
   try:
-    cli.run(["launch.py"] + sys.argv[1:])
+    command.main(["launch.py"] + sys.argv[1:])
   except SystemExit as e:
     if e.code:
       raise

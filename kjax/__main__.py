@@ -7,15 +7,20 @@ starts is one line, ``kjax: stopped by SIGTERM in starting the command; nothing 
 written; …``, and exit status 143 / 130. The command itself is ``kjax.cli.run``.
 """
 
+from __future__ import annotations
+
+from typing import Sequence
+
 from kjax import preemption
 
 
-def main() -> None:
-  """Runs ``kjax.cli.run`` on ``sys.argv``; exits with its status (0, 1, 143 or 130)."""
+def main(argv: Sequence[str] | None = None) -> None:
+  """Runs ``kjax.cli.run`` on ``argv`` (default ``sys.argv``, program name first); exits
+  with its status (0, 1, 143 or 130)."""
   with preemption.command():
     preemption.phase("starting")  # the tests' injection point for the import window
     from kjax import cli  # noqa: PLC0415  (inside the handlers: absl, ml_collections, JAX)
-    cli.run()
+    cli.run(argv)
 
 
 if __name__ == "__main__":

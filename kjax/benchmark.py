@@ -172,7 +172,7 @@ def per_class_table(finished: list[dict[str, Any]], data_name: str) -> list[str]
     except (OSError, ValueError, KeyError):
       continue
     if per:
-      setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r["settings"].items()
+      setting = ", ".join(f"{results._short(k)}={v}" for k, v in r["settings"].items()
                           if k != "seed") or "default"
       groups.setdefault(setting, []).append(per)
   if not groups:

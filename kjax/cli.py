@@ -283,16 +283,14 @@ def main(argv: Sequence[str]) -> None:
 
 
 def run(argv: Sequence[str] | None = None) -> None:
-  """The command behind ``kjax`` and ``launch.py`` (``kjax/__main__.py``, which handles
-  signals from before this module is imported): parses ``argv`` (default ``sys.argv``) and
-  runs the experiment; exits with 0 on success, 1 after a one-line error, 143 / 130 after
-  SIGTERM / SIGINT (its own ``preemption.command`` serves a direct caller such as
-  ``benchmarks/epoch_work.py``)."""
+  """The command behind ``kjax`` and ``launch.py``: parses ``argv`` (default ``sys.argv``)
+  and runs the experiment; exits with 0 on success, 1 after a one-line error, 143 / 130
+  after SIGTERM / SIGINT. Call it through ``kjax.__main__.main``, which handles those
+  signals from before this module is imported (``preemption.command``)."""
   if argv is not None:
     sys.argv = list(argv)  # ml_collections reads the --config.* overrides from sys.argv
-  with preemption.command():  # SIGTERM/SIGINT: one line and 143/130 (kjax.preemption)
-    try:
-      define_flags()
-    except flags.Error as e:  # e.g. a --flagfile that cannot be read
-      _fail(str(e).splitlines()[0])
-    app.run(main, flags_parser=parse_flags)
+  try:
+    define_flags()
+  except flags.Error as e:  # e.g. a --flagfile that cannot be read
+    _fail(str(e).splitlines()[0])
+  app.run(main, flags_parser=parse_flags)
